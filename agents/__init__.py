@@ -1,0 +1,1 @@
+"""The Gen-Searcher agent: its prompt protocol and the policies that speak it."""

@@ -1,0 +1,1 @@
+"""Leaderboard: submission checks, aggregation and the static site."""

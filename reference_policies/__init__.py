@@ -1,0 +1,1 @@
+"""Reference policies: direct (no search), scripted, oracle and random."""
