@@ -1,0 +1,57 @@
+# knowgen developer commands. Every target sets up its own virtual environment.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+STAMP := $(VENV)/.knowgen-installed
+DEMO_DIR ?= runs/demo
+DEMO_SPLIT ?= test
+PYTEST_ARGS ?=
+
+.PHONY: help setup demo test test-fast wheel-check perf world lint clean
+
+help:
+	@echo "make demo         set up, then run direct, scripted and oracle on the offline world"
+	@echo "make test         set up, then run the test suite"
+	@echo "make wheel-check  build the wheel, install it in a fresh venv, run a smoke evaluation"
+	@echo "make perf         run the speed benchmarks in perf/"
+	@echo "make world        rebuild the shipped offline world from its upstream packages (maintainers)"
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	rm -rf $(DEMO_DIR)
+	$(BIN)/knowgen eval --policy direct --split $(DEMO_SPLIT) --run-dir $(DEMO_DIR)/direct
+	$(BIN)/knowgen eval --policy scripted --split $(DEMO_SPLIT) --run-dir $(DEMO_DIR)/scripted
+	$(BIN)/knowgen eval --policy oracle --split $(DEMO_SPLIT) --run-dir $(DEMO_DIR)/oracle
+	$(BIN)/knowgen compare $(DEMO_DIR)/direct $(DEMO_DIR)/scripted $(DEMO_DIR)/oracle \
+		--title "Offline world, $(DEMO_SPLIT) split: does searching help?"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+wheel-check: $(STAMP)
+	bash scripts/wheel_check.sh $(BIN)/python
+
+perf: $(STAMP)
+	$(BIN)/python perf/env_throughput.py
+	$(BIN)/python perf/judge_throughput.py
+
+world: $(STAMP)
+	$(PIP) install --quiet -e '.[world-build]'
+	bash scripts/build_world.sh $(BIN)/python
+
+lint: $(STAMP)
+	$(BIN)/ruff check knowgen envs agents reference_policies leaderboard tests
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info runs .pytest_cache

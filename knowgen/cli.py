@@ -1,0 +1,164 @@
+"""The ``knowgen`` command.
+
+Sub-commands:
+    eval      run a policy on a benchmark and score it
+    compare   print one table comparing finished runs
+    list      list registered backends of every kind
+    tasks     show tasks of a benchmark split
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.logging import RichHandler
+
+from knowgen.errors import KnowgenError
+
+console = Console()
+err_console = Console(stderr=True)
+
+# flag -> dotted config key of EvalConfig
+_EVAL_FLAGS = {
+    "benchmark": "env.benchmark",
+    "split": "env.split",
+    "search": "env.search",
+    "image_search": "env.image_search",
+    "browser": "env.browser",
+    "generator": "env.generator",
+    "image_judge": "env.image_judge",
+    "text_judge": "env.text_judge",
+    "alpha": "env.alpha",
+    "max_turns": "env.max_turns",
+    "max_tool_calls": "env.max_tool_calls",
+    "policy": "policy",
+    "limit": "limit",
+    "seed": "seed",
+    "output_dir": "output_dir",
+    "resume": "resume",
+    "workers": "workers",
+}
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    from knowgen.config import EnvConfig, EvalConfig, field_docs
+
+    docs = {**{f"env.{k}": v for k, v in field_docs(EnvConfig).items()}, **field_docs(EvalConfig)}
+    p = sub.add_parser("eval", help="run a policy on a benchmark and score it",
+                       description="Run a policy on every task of a benchmark split through "
+                       "SearchGenEnv, judge the images, and write a run folder.")
+    p.add_argument("--config", help="YAML file of EvalConfig settings; flags override it")
+    types = {"alpha": float, "max_turns": int, "max_tool_calls": int, "limit": int,
+             "seed": int, "workers": int}
+    for flag, key in _EVAL_FLAGS.items():
+        p.add_argument(f"--{flag.replace('_', '-')}", dest=flag, type=types.get(flag, str),
+                       default=None, help=docs.get(key, ""))
+    p.add_argument("--run-dir", help="write into this folder (resumes it if it holds samples)")
+    p.add_argument("--by-category", action="store_true", help="also print per-category scores")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from knowgen.config import EvalConfig, load_config
+    from knowgen.eval.report import category_table, comparison_table
+    from knowgen.eval.runner import run_eval
+
+    overrides = {key: getattr(args, flag) for flag, key in _EVAL_FLAGS.items()}
+    cfg = load_config(EvalConfig, args.config, overrides)
+    outcome = run_eval(cfg, run_dir=args.run_dir, progress=not args.no_progress)
+    console.print(comparison_table([outcome.summary]))
+    if args.by_category:
+        console.print(category_table(outcome.summary))
+    console.print(f"Run folder: {outcome.run_dir} ({outcome.n_new} new, "
+                  f"{outcome.n_resumed} resumed)")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from knowgen.eval.report import comparison_table, load_summary
+
+    console.print(comparison_table([load_summary(d) for d in args.run_dirs], title=args.title))
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from knowgen import registry
+
+    kinds = {
+        "benchmarks": registry.BENCHMARKS, "policies": registry.POLICIES,
+        "search": registry.TEXT_SEARCH, "image-search": registry.IMAGE_SEARCH,
+        "browsers": registry.BROWSERS, "generators": registry.GENERATORS,
+        "image-judges": registry.IMAGE_JUDGES, "text-judges": registry.TEXT_JUDGES,
+    }
+    if args.kind and args.kind not in kinds:
+        from knowgen.errors import UnknownNameError
+
+        raise UnknownNameError("kind", args.kind, kinds)
+    for name, reg in kinds.items():
+        if args.kind in (None, name):
+            console.print(f"[bold]{name}[/bold]: {', '.join(reg.names())}")
+    return 0
+
+
+def _cmd_tasks(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from knowgen.registry import BENCHMARKS
+
+    bench = BENCHMARKS.create(args.benchmark)
+    tasks = bench.tasks(args.split)
+    table = Table(title=f"{args.benchmark}/{args.split}: {len(tasks)} tasks")
+    for col in ("id", "category", "difficulty", "prompt"):
+        table.add_column(col)
+    for t in tasks[: args.limit]:
+        table.add_row(t.id, t.category, t.difficulty, t.prompt)
+    console.print(table)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``knowgen`` command."""
+    import knowgen
+
+    parser = argparse.ArgumentParser(prog="knowgen", description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--version", action="version", version=f"knowgen {knowgen.__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_eval(sub)
+    p = sub.add_parser("compare", help="print one table comparing finished runs")
+    p.add_argument("run_dirs", nargs="+", help="run folders written by 'knowgen eval'")
+    p.add_argument("--title", default="knowgen results")
+    p = sub.add_parser("list", help="list registered backends")
+    p.add_argument("kind", nargs="?", help="only this kind (e.g. policies, generators)")
+    p = sub.add_parser("tasks", help="show tasks of a benchmark split")
+    p.add_argument("--benchmark", default="world")
+    p.add_argument("--split", default="test")
+    p.add_argument("--limit", type=int, default=20)
+    return parser
+
+
+_COMMANDS = {"eval": _cmd_eval, "compare": _cmd_compare, "list": _cmd_list, "tasks": _cmd_tasks}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``knowgen`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(message)s",
+                        handlers=[RichHandler(console=err_console, show_path=False)])
+    try:
+        return _COMMANDS[args.command](args)
+    except KnowgenError as exc:
+        err_console.print(f"[bold red]error:[/bold red] {exc}")
+        return 2
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/yellow]")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

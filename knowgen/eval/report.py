@@ -1,0 +1,68 @@
+"""Score tables for the terminal (rich)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from knowgen.errors import RunError
+
+_GROUP_LABELS = {
+    "science_and_knowledge": "science",
+    "pop_culture_and_news": "pop culture",
+}
+
+
+def load_summary(run_dir: str | Path) -> dict[str, Any]:
+    """Read ``summary.json`` of a run folder.
+
+    Raises:
+        RunError: when the folder has no readable summary.
+    """
+    path = Path(run_dir) / "summary.json"
+    if not path.is_file():
+        raise RunError(f"{run_dir} has no summary.json; is it a finished 'knowgen eval' run?")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise RunError(f"{path} is not valid JSON: {exc}") from exc
+
+
+def comparison_table(summaries: list[dict[str, Any]], title: str = "knowgen results") -> Table:
+    """One row per run: K-Score, the two groups, the four dimensions, reward."""
+    table = Table(title=title)
+    for col in ("policy", "benchmark/split", "n", "K-Score", *_GROUP_LABELS.values(),
+                "faithful", "visual", "text", "aesthetic", "text judge", "reward", "turns"):
+        table.add_column(col, justify="left" if col in ("policy", "benchmark/split") else "right")
+    for s in summaries:
+        groups = s["scores"]["groups"]
+        overall = s["scores"]["overall_avg"]["avg_scores"]
+        table.add_row(
+            s["policy"],
+            f"{s['benchmark']}/{s['split']}",
+            str(s["n_evaluated"]),
+            f"{s['k_score']:.2f}",
+            *(f"{100 * groups[g]['avg_scores']['overall']:.2f}" for g in _GROUP_LABELS),
+            *(f"{overall[d]:.3f}" for d in
+              ("faithfulness", "visual_correctness", "text_accuracy", "aesthetics")),
+            f"{s['mean_text_score']:.3f}",
+            f"{s['mean_reward']:.3f}",
+            f"{s['mean_turns']:.1f}",
+        )
+    return table
+
+
+def category_table(summary: dict[str, Any]) -> Table:
+    """Per-category breakdown of one run."""
+    table = Table(title=f"{summary['policy']} on {summary['benchmark']}/{summary['split']} by category")
+    for col in ("category", "n", "overall", "faithful", "visual", "text", "aesthetic"):
+        table.add_column(col, justify="left" if col == "category" else "right")
+    for cat, item in summary["scores"]["categories"].items():
+        a = item["avg_scores"]
+        table.add_row(cat, str(item["count"]), f"{100 * a['overall']:.2f}",
+                      *(f"{a[d]:.3f}" for d in
+                        ("faithfulness", "visual_correctness", "text_accuracy", "aesthetics")))
+    return table

@@ -1,0 +1,206 @@
+"""``knowgen eval``: run a policy on every task of a benchmark through SearchGenEnv.
+
+The runner drives exactly the environment an RL researcher steps, so a
+benchmark score and an RL reward can never disagree. Each finished sample is
+appended durably to ``samples.jsonl``; a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+import knowgen
+from knowgen.config import EvalConfig, to_dict
+from knowgen.errors import RunError
+from knowgen.eval.results import build_results, build_summary
+from knowgen.eval.rundir import (
+    SCHEMA_VERSION, SampleLog, atomic_write_json, check_resumable, git_hash,
+)
+from knowgen.registry import BENCHMARKS, POLICIES
+from knowgen.types import Task
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RunOutcome:
+    """What a finished (or resumed) run produced."""
+
+    run_dir: Path
+    summary: dict[str, Any]
+    n_new: int
+    n_resumed: int
+
+
+def default_run_dir(cfg: EvalConfig) -> Path:
+    """``<output_dir>/<benchmark>__<policy>__<seed>__<timestamp>``."""
+    bench = cfg.env.benchmark.split(":")[0]
+    policy = cfg.policy.split(":")[0]
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path(cfg.output_dir) / f"{bench}__{policy}__{cfg.seed}__{stamp}"
+
+
+def _run_meta(cfg: EvalConfig) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "benchmark": cfg.env.benchmark,
+        "split": cfg.env.split,
+        "policy": cfg.policy,
+        "seed": cfg.seed,
+        "limit": cfg.limit,
+        "config": to_dict(cfg.env),
+    }
+
+
+def select_tasks(tasks: list[Task], limit: int | None) -> list[Task]:
+    """The first ``limit`` tasks (all when None)."""
+    if limit is not None and limit < 0:
+        raise RunError(f"--limit must be positive, got {limit}.")
+    return tasks if limit is None else tasks[:limit]
+
+
+class _Worker:
+    """One environment and one policy; evaluates tasks one after another."""
+
+    def __init__(self, cfg: EvalConfig, benchmark: Any, image_dir: Path, worker_id: int):
+        from knowgen.envs.searchgen import SearchGenEnv
+
+        self.env = SearchGenEnv(config=cfg.env, benchmark=benchmark, image_dir=str(image_dir))
+        self.policy = POLICIES.create(cfg.policy, seed=cfg.seed + worker_id)
+        self.seed = cfg.seed
+
+    def run(self, task: Task) -> dict[str, Any]:
+        obs, info = self.env.reset(seed=self.seed, options={"task_id": task.id})
+        self.policy.reset(obs, info)
+        steps: list[dict[str, Any]] = []
+        reward, done = 0.0, False
+        while not done:
+            action = self.policy.act(obs, info)
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            steps.append({"action": action, "observation": obs,
+                          "last_action": info.get("last_action")})
+            done = terminated or truncated
+        return self._record(task, steps, float(reward), info)
+
+    def _record(self, task: Task, steps: list[dict[str, Any]], reward: float,
+                info: dict[str, Any]) -> dict[str, Any]:
+        image_path = info.get("generated_image")
+        judgement = info.get("image_judgement")
+        fallback = False
+        if judgement is None:
+            image_path, judgement = self._fallback(task)
+            fallback = True
+        return {
+            "id": task.id,
+            "prompt": task.prompt,
+            "meta": {"category": task.category, "difficulty": task.difficulty},
+            "success": image_path is not None,
+            "output_path": f"images/{Path(image_path).name}" if image_path else None,
+            "gt_image": f"gt/{task.id}.png",
+            "reward": reward,
+            "reward_terms": info.get("reward_terms"),
+            "image_judgement": judgement,
+            "text_judgement": info.get("text_judgement"),
+            "answer": info.get("answer"),
+            "references": info.get("references"),
+            "fallback_generation": fallback,
+            "turns": len(steps),
+            "trajectory": steps,
+        }
+
+    def _fallback(self, task: Task) -> tuple[str, dict[str, Any]]:
+        """No answer within budget: draw from the original request with no references."""
+        env = self.env.unwrapped
+        image = env.generator.generate(task.prompt, [], seed=env.config.generation_seed)
+        path = Path(env.image_dir) / f"{task.id}.png"
+        image.save(path)
+        return str(path), env.image_judge.score(task, image).to_dict()
+
+
+def run_eval(cfg: EvalConfig, run_dir: str | Path | None = None, progress: bool = True) -> RunOutcome:
+    """Evaluate ``cfg.policy`` on ``cfg.env.benchmark``; resume when the run folder has samples.
+
+    Args:
+        cfg: The evaluation settings.
+        run_dir: Where to write; default ``cfg.resume`` or a new timestamped folder.
+        progress: Show a progress bar.
+
+    Raises:
+        RunError: when the run folder belongs to a run with other settings.
+    """
+    target = Path(run_dir or cfg.resume or default_run_dir(cfg))
+    meta = _run_meta(cfg)
+    log = SampleLog(target / "samples.jsonl")
+    if (target / "run.json").exists():
+        check_resumable(target, meta)
+    elif cfg.resume:
+        raise RunError(f"Nothing to resume at {target}: it has no run.json.")
+    (target / "images").mkdir(parents=True, exist_ok=True)
+    (target / "gt").mkdir(exist_ok=True)
+    if not (target / "run.json").exists():
+        atomic_write_json(target / "run.json", meta)
+
+    benchmark = BENCHMARKS.create(cfg.env.benchmark)
+    tasks = select_tasks(benchmark.tasks(cfg.env.split), cfg.limit)
+    done = {s["id"]: s for s in log.read()}
+    todo = [t for t in tasks if t.id not in done]
+    if done:
+        logger.info("Resuming %s: %d of %d samples already done", target, len(done), len(tasks))
+
+    _evaluate(cfg, benchmark, todo, target, log, done, progress)
+    for task in tasks:
+        gt_copy = target / "gt" / f"{task.id}.png"
+        if task.gt_image and not gt_copy.exists():
+            shutil.copyfile(task.gt_image, gt_copy)
+    samples = [done[t.id] for t in tasks if t.id in done]
+    atomic_write_json(target / "results.json", build_results(samples))
+    summary = build_summary(samples, meta, benchmark_version=getattr(benchmark, "version", ""),
+                            knowgen_version=knowgen.__version__, git=git_hash())
+    atomic_write_json(target / "summary.json", summary)
+    return RunOutcome(target, summary, n_new=len(todo), n_resumed=len(tasks) - len(todo))
+
+
+def _evaluate(cfg: EvalConfig, benchmark: Any, todo: list[Task], target: Path,
+              log: SampleLog, done: dict[str, dict[str, Any]], progress: bool) -> None:
+    if not todo:
+        return
+    lock = threading.Lock()
+    bar = tqdm(total=len(todo), desc=f"eval {cfg.policy}", unit="task", disable=not progress)
+    n_workers = max(1, min(cfg.workers, len(todo)))
+    local = threading.local()
+    counter = iter(range(n_workers))
+
+    def work(task: Task) -> None:
+        if not hasattr(local, "worker"):
+            with lock:
+                wid = next(counter)
+            local.worker = _Worker(cfg, benchmark, target / "images", wid)
+        record = local.worker.run(task)
+        with lock:
+            log.append(record)
+            done[task.id] = record
+            bar.update(1)
+
+    try:
+        if n_workers == 1:
+            for task in todo:
+                work(task)
+        else:
+            with ThreadPoolExecutor(n_workers) as pool:
+                for fut in [pool.submit(work, t) for t in todo]:
+                    fut.result()
+    except KeyboardInterrupt:
+        bar.close()
+        raise RunError(
+            f"Interrupted after {len(done)} samples. Resume with: knowgen eval --resume {target}"
+        ) from None
+    bar.close()
