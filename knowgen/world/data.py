@@ -40,7 +40,7 @@ class Entity:
         facts: Kind-specific facts. Countries: ``iso2``, ``iso3``, ``capital``,
             ``borders`` (entity ids), ``currencies`` (``[{"code", "name"}]``),
             ``languages`` (names), ``region``, ``subregion``, ``population``,
-            ``area``. Brands: ``slug``, ``hex`` (``"#RRGGBB"``), ``colour_name``,
+            ``area``, ``flag_colours`` (names of the flag's dominant colours). Brands: ``slug``, ``hex`` (``"#RRGGBB"``), ``colour_name``,
             ``source``.
         image_id: Id of its official image (flag or logo).
         page_url: URL of its encyclopedia page.
