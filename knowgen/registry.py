@@ -159,8 +159,20 @@ TEXT_SEARCH = Registry("text search", {"local": "knowgen.search.local:LocalTextS
 IMAGE_SEARCH = Registry("image search", {"local": "knowgen.search.local:LocalImageSearch"})
 BROWSERS = Registry("browser", {"local": "knowgen.search.local:LocalBrowser"})
 GENERATORS = Registry("generator", {"compositor": "knowgen.generators.compositor:Compositor"})
-IMAGE_JUDGES = Registry("image judge", {"offline": "knowgen.judges.offline_image:OfflineImageJudge"})
-TEXT_JUDGES = Registry("text judge", {"offline": "knowgen.judges.offline_text:OfflineTextJudge"})
+IMAGE_JUDGES = Registry(
+    "image judge",
+    {
+        "offline": "knowgen.judges.offline_image:OfflineImageJudge",
+        "openai": "knowgen.judges.openai_judge:OpenAIImageJudge",
+    },
+)
+TEXT_JUDGES = Registry(
+    "text judge",
+    {
+        "offline": "knowgen.judges.offline_text:OfflineTextJudge",
+        "openai": "knowgen.judges.openai_judge:OpenAITextJudge",
+    },
+)
 POLICIES = Registry(
     "policy",
     {
@@ -170,4 +182,11 @@ POLICIES = Registry(
         "random": "knowgen.reference_policies.random:RandomPolicy",
     },
 )
-BENCHMARKS = Registry("benchmark", {"world": "knowgen.benchmarks.world:WorldBenchmark"})
+BENCHMARKS = Registry(
+    "benchmark",
+    {
+        "world": "knowgen.benchmarks.world:WorldBenchmark",
+        "knowgen": "knowgen.benchmarks.knowgen:KnowGenBenchmark",
+        "wise": "knowgen.benchmarks.wise:WiseBenchmark",
+    },
+)
