@@ -5,6 +5,7 @@ Sub-commands:
     compare   print one table comparing finished runs
     list      list registered backends of every kind
     tasks     show tasks of a benchmark split
+    report    write a self-contained HTML report of a run folder
 """
 
 from __future__ import annotations
@@ -120,6 +121,13 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from knowgen.eval.html_report import write_report
+
+    console.print(f"Report: {write_report(args.run_dir, args.out)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``knowgen`` command."""
     import knowgen
@@ -138,10 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--benchmark", default="world")
     p.add_argument("--split", default="test")
     p.add_argument("--limit", type=int, default=20)
+    p = sub.add_parser("report", help="write a self-contained HTML report of a run folder")
+    p.add_argument("run_dir", help="a run folder written by 'knowgen eval'")
+    p.add_argument("--out", default=None, help="HTML file to write (default: RUN_DIR/report.html)")
     return parser
 
 
-_COMMANDS = {"eval": _cmd_eval, "compare": _cmd_compare, "list": _cmd_list, "tasks": _cmd_tasks}
+_COMMANDS = {"eval": _cmd_eval, "compare": _cmd_compare, "list": _cmd_list, "tasks": _cmd_tasks,
+             "report": _cmd_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

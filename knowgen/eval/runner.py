@@ -126,13 +126,15 @@ class _Worker:
         return str(path), env.image_judge.score(task, image).to_dict()
 
 
-def run_eval(cfg: EvalConfig, run_dir: str | Path | None = None, progress: bool = True) -> RunOutcome:
+def run_eval(cfg: EvalConfig, run_dir: str | Path | None = None, progress: bool = True,
+             write_html: bool = True) -> RunOutcome:
     """Evaluate ``cfg.policy`` on ``cfg.env.benchmark``; resume when the run folder has samples.
 
     Args:
         cfg: The evaluation settings.
         run_dir: Where to write; default ``cfg.resume`` or a new timestamped folder.
         progress: Show a progress bar.
+        write_html: Also write ``report.html`` and ``categories.png`` into the run folder.
 
     Raises:
         RunError: when the run folder belongs to a run with other settings.
@@ -166,6 +168,10 @@ def run_eval(cfg: EvalConfig, run_dir: str | Path | None = None, progress: bool 
     summary = build_summary(samples, meta, benchmark_version=getattr(benchmark, "version", ""),
                             knowgen_version=knowgen.__version__, git=git_hash())
     atomic_write_json(target / "summary.json", summary)
+    if write_html:
+        from knowgen.eval.html_report import write_report
+
+        write_report(target)
     return RunOutcome(target, summary, n_new=len(todo), n_resumed=len(tasks) - len(todo))
 
 
