@@ -85,7 +85,7 @@ class EvalConfig:
     """Policy spec, ``name[:key=value,...]`` (see ``knowgen list policies``)."""
 
     limit: int | None = None
-    """Run only the first N tasks of the split (after shuffling with ``seed``, if any)."""
+    """Run only N tasks, spread evenly over the split (all tasks when unset)."""
 
     seed: int = 0
     """Seed for the policy and the environment."""

@@ -32,24 +32,26 @@ def load_summary(run_dir: str | Path) -> dict[str, Any]:
 
 
 def comparison_table(summaries: list[dict[str, Any]], title: str = "knowgen results") -> Table:
-    """One row per run: K-Score, the two groups, the four dimensions, reward."""
-    table = Table(title=title)
-    for col in ("policy", "benchmark/split", "n", "K-Score", *_GROUP_LABELS.values(),
-                "faithful", "visual", "text", "aesthetic", "text judge", "reward", "turns"):
-        table.add_column(col, justify="left" if col in ("policy", "benchmark/split") else "right")
+    """One row per run: K-Score, the two groups, the four dimensions, text judge, reward."""
+    splits = sorted({f"{s['benchmark']}/{s['split']}" for s in summaries})
+    table = Table(title=f"{title} ({', '.join(splits)})", caption=(
+        "K-Score and groups x100; F faithfulness, V visual correctness, T text accuracy, "
+        "A aesthetics (0-1); text: text-judge score; R: mean reward"))
+    for col in ("policy", "n", "K-Score", "science", "pop", "F", "V", "T", "A", "text", "R",
+                "turns"):
+        table.add_column(col, justify="left" if col == "policy" else "right")
     for s in summaries:
         groups = s["scores"]["groups"]
         overall = s["scores"]["overall_avg"]["avg_scores"]
         table.add_row(
             s["policy"],
-            f"{s['benchmark']}/{s['split']}",
             str(s["n_evaluated"]),
             f"{s['k_score']:.2f}",
             *(f"{100 * groups[g]['avg_scores']['overall']:.2f}" for g in _GROUP_LABELS),
-            *(f"{overall[d]:.3f}" for d in
+            *(f"{overall[d]:.2f}" for d in
               ("faithfulness", "visual_correctness", "text_accuracy", "aesthetics")),
-            f"{s['mean_text_score']:.3f}",
-            f"{s['mean_reward']:.3f}",
+            f"{s['mean_text_score']:.2f}",
+            f"{s['mean_reward']:.2f}",
             f"{s['mean_turns']:.1f}",
         )
     return table

@@ -62,10 +62,16 @@ def _run_meta(cfg: EvalConfig) -> dict[str, Any]:
 
 
 def select_tasks(tasks: list[Task], limit: int | None) -> list[Task]:
-    """The first ``limit`` tasks (all when None)."""
-    if limit is not None and limit < 0:
-        raise RunError(f"--limit must be positive, got {limit}.")
-    return tasks if limit is None else tasks[:limit]
+    """``limit`` tasks spread evenly over the split (all when None).
+
+    Benchmarks list tasks grouped by kind, so the first N would all be alike;
+    an even stride keeps a small run representative and deterministic.
+    """
+    if limit is None or limit >= len(tasks):
+        return tasks
+    if limit <= 0:
+        raise RunError(f"--limit must be a positive number of tasks, got {limit}.")
+    return [tasks[(i * len(tasks)) // limit] for i in range(limit)]
 
 
 class _Worker:
