@@ -6,6 +6,7 @@ Sub-commands:
     list      list registered backends of every kind
     tasks     show tasks of a benchmark split
     report    write a self-contained HTML report of a run folder
+    serve     run a knowgen service over HTTP (retriever)
 """
 
 from __future__ import annotations
@@ -128,6 +129,29 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run a knowgen service over HTTP")
+    services = p.add_subparsers(dest="service", required=True)
+    r = services.add_parser("retriever", help="serve the offline world's pages on a "
+                            "Search-R1 style POST /retrieve endpoint")
+    r.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    r.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+    r.add_argument("--data-dir", default=None, help="world folder (default: the shipped world)")
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from knowgen.search.retrieve_server import make_server
+
+    server = make_server(args.host, args.port, args.data_dir)
+    console.print(f"Serving {len(server.index.world.pages)} world pages on {server.url} "
+                  "(Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``knowgen`` command."""
     import knowgen
@@ -149,11 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="write a self-contained HTML report of a run folder")
     p.add_argument("run_dir", help="a run folder written by 'knowgen eval'")
     p.add_argument("--out", default=None, help="HTML file to write (default: RUN_DIR/report.html)")
+    _add_serve(sub)
     return parser
 
 
 _COMMANDS = {"eval": _cmd_eval, "compare": _cmd_compare, "list": _cmd_list, "tasks": _cmd_tasks,
-             "report": _cmd_report}
+             "report": _cmd_report, "serve": _cmd_serve}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -155,9 +155,31 @@ def _import_target(target: str) -> Callable[..., Any]:
     return obj
 
 
-TEXT_SEARCH = Registry("text search", {"local": "knowgen.search.local:LocalTextSearch"})
-IMAGE_SEARCH = Registry("image search", {"local": "knowgen.search.local:LocalImageSearch"})
-BROWSERS = Registry("browser", {"local": "knowgen.search.local:LocalBrowser"})
+TEXT_SEARCH = Registry(
+    "text search",
+    {
+        "local": "knowgen.search.local:LocalTextSearch",
+        "serper": "knowgen.search.serper:SerperSearch",
+        "searxng": "knowgen.search.searxng:SearxngSearch",
+        "retriever": "knowgen.search.retriever:RetrieverSearch",
+    },
+)
+IMAGE_SEARCH = Registry(
+    "image search",
+    {
+        "local": "knowgen.search.local:LocalImageSearch",
+        "serper": "knowgen.search.serper:SerperSearch",
+        "searxng": "knowgen.search.searxng:SearxngSearch",
+    },
+)
+BROWSERS = Registry(
+    "browser",
+    {
+        "local": "knowgen.search.local:LocalBrowser",
+        "http": "knowgen.search.browse_http:HttpBrowser",
+        "jina": "knowgen.search.browse_http:JinaBrowser",
+    },
+)
 GENERATORS = Registry("generator", {"compositor": "knowgen.generators.compositor:Compositor"})
 IMAGE_JUDGES = Registry(
     "image judge",
