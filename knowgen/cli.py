@@ -7,6 +7,7 @@ Sub-commands:
     tasks     show tasks of a benchmark split
     report    write a self-contained HTML report of a run folder
     serve     run a knowgen service over HTTP (retriever)
+    leaderboard  validate submissions, add them to a board, build the static site
 """
 
 from __future__ import annotations
@@ -152,6 +153,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    from knowgen.leaderboard.cli import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``knowgen`` command."""
     import knowgen
@@ -174,11 +181,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", help="a run folder written by 'knowgen eval'")
     p.add_argument("--out", default=None, help="HTML file to write (default: RUN_DIR/report.html)")
     _add_serve(sub)
+    from knowgen.leaderboard.cli import add_parser as _add_leaderboard
+
+    _add_leaderboard(sub)
     return parser
 
 
 _COMMANDS = {"eval": _cmd_eval, "compare": _cmd_compare, "list": _cmd_list, "tasks": _cmd_tasks,
-             "report": _cmd_report, "serve": _cmd_serve}
+             "report": _cmd_report, "serve": _cmd_serve,
+             "leaderboard": _cmd_leaderboard}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
