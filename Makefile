@@ -20,7 +20,7 @@ help:
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
+	$(PIP) install --quiet -c constraints.txt -e '.[dev,diffusers,serve]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -45,6 +45,7 @@ wheel-check: $(STAMP)
 perf: $(STAMP)
 	$(BIN)/python perf/env_throughput.py
 	$(BIN)/python perf/judge_throughput.py
+	$(BIN)/python perf/generator_server.py
 
 world: $(STAMP)
 	$(PIP) install --quiet -e '.[world-build]'

@@ -6,7 +6,7 @@ Sub-commands:
     list      list registered backends of every kind
     tasks     show tasks of a benchmark split
     report    write a self-contained HTML report of a run folder
-    serve     run a knowgen service over HTTP (retriever)
+    serve     run a knowgen service over HTTP (retriever, generator)
     leaderboard  validate submissions, add them to a board, build the static site
 """
 
@@ -138,9 +138,27 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     r.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
     r.add_argument("--data-dir", default=None, help="world folder (default: the shipped world)")
+    g = services.add_parser("generator", help="serve an image generator on POST /generate, "
+                            "for clients using --generator http:url=http://HOST:PORT")
+    g.add_argument("--generator", required=True, metavar="NAME:ARGS",
+                   help="generator spec, e.g. diffusers:path=/models/qwen-image-edit,"
+                   "preset=qwen-image-edit")
+    g.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: 127.0.0.1; 0.0.0.0 for other machines)")
+    g.add_argument("--port", type=int, default=8100, help="port to listen on (default: 8100)")
+    g.add_argument("--max-queue", type=int, default=16,
+                   help="requests that may wait while one is drawn; more get 503 (default: 16)")
+    g.add_argument("--max-request-mb", type=float, default=32.0,
+                   help="largest request body in MiB; larger ones get 413 (default: 32)")
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    if args.service == "generator":
+        from knowgen.generators.server import serve_generator
+
+        serve_generator(args.generator, host=args.host, port=args.port, max_queue=args.max_queue,
+                        max_request_bytes=int(args.max_request_mb * 1024 * 1024))
+        return 0
     from knowgen.search.retrieve_server import make_server
 
     server = make_server(args.host, args.port, args.data_dir)

@@ -180,7 +180,16 @@ BROWSERS = Registry(
         "jina": "knowgen.search.browse_http:JinaBrowser",
     },
 )
-GENERATORS = Registry("generator", {"compositor": "knowgen.generators.compositor:Compositor"})
+GENERATORS = Registry(
+    "generator",
+    {
+        "compositor": "knowgen.generators.compositor:Compositor",
+        "diffusers": "knowgen.generators.diffusers_gen:DiffusersGenerator",
+        "http": "knowgen.generators.http_client:HttpGenerator",
+        "openai": "knowgen.generators.openai_images:OpenAIImagesGenerator",
+        "cached": "knowgen.generators.cache:cached_generator",
+    },
+)
 IMAGE_JUDGES = Registry(
     "image judge",
     {
