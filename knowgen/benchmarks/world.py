@@ -1,0 +1,156 @@
+"""The ``world`` benchmark: generated tasks over the shipped offline world.
+
+Tasks come from :func:`knowgen.world.tasks.generate_tasks` (split by entity,
+deterministic per seed). Ground-truth images are rendered from the task facts
+on first use and cached as PNG files under::
+
+    <cache_dir>/world-<fingerprint>-seed<seed>/gt/<task id>.png
+
+where ``cache_dir`` defaults to ``~/.cache/knowgen`` and the fingerprint
+covers the world's content, the template set and the layout, so a change to
+any of them renders afresh instead of reusing stale pictures.
+
+Example:
+    >>> bench = WorldBenchmark(seed=0)
+    >>> bench.splits()
+    ['train', 'test']
+    >>> task = bench.tasks("test")[0]   # gt_image: an absolute path to a PNG
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+from PIL import Image
+from tqdm.auto import tqdm
+
+from knowgen.errors import ConfigError, UnknownNameError
+from knowgen.generators.layout import LAYOUT_VERSION
+from knowgen.types import Task
+from knowgen.world.data import World, load_world
+from knowgen.world.render import render_gt
+from knowgen.world.tasks import SPLITS, TEMPLATE_VERSION, generate_tasks
+
+logger = logging.getLogger(__name__)
+
+#: Width and height of ground-truth images (the ``compositor`` default).
+GT_SIZE = 512
+#: Show a progress bar when at least this many images must be rendered.
+_PROGRESS_FROM = 20
+
+
+def default_cache_dir() -> Path:
+    """``~/.cache/knowgen``."""
+    return Path.home() / ".cache" / "knowgen"
+
+
+class WorldBenchmark:
+    """Tasks over the offline world, with cached ground-truth renders.
+
+    Args:
+        seed: Seed of the entity split and of the task sampling.
+        data_dir: World folder (default: the one shipped in the package).
+        cache_dir: Where ground-truth PNGs are cached (default ``~/.cache/knowgen``).
+
+    Attributes:
+        version: ``"<world version>.t<template version>"``.
+        gt_dir: Folder of this benchmark's ground-truth images.
+
+    Raises:
+        ConfigError: for a seed that is not an integer.
+        knowgen.errors.DataError: when the world cannot be loaded.
+    """
+
+    name = "world"
+
+    def __init__(self, seed: int = 0, data_dir: str | None = None, cache_dir: str | None = None):
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ConfigError(f"world benchmark seed must be an integer, got {seed!r}.")
+        self.seed = seed
+        self.world: World = load_world(data_dir)
+        self.version = f"{self.world.version}.t{TEMPLATE_VERSION}"
+        root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        self.gt_dir = (root / f"world-{self.fingerprint()}-seed{seed}" / "gt").resolve()
+        self._plain: dict[str, list[Task]] = {}
+        self._lock = threading.Lock()
+
+    def fingerprint(self) -> str:
+        """Short hash of the world content, template version and layout version."""
+        key = f"{self.world.fingerprint()}|t{TEMPLATE_VERSION}|l{LAYOUT_VERSION}|{GT_SIZE}"
+        return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+    def splits(self) -> list[str]:
+        """``["train", "test"]``."""
+        return list(SPLITS)
+
+    def tasks(self, split: str) -> list[Task]:
+        """All tasks of ``split``, ``gt_image`` an absolute path to a rendered PNG.
+
+        Missing ground-truth images are rendered (and cached) first.
+
+        Raises:
+            UnknownNameError: for an unknown split.
+        """
+        tasks = self._tasks_without_gt(split)
+        self._render_missing(tasks)
+        return [self._with_gt(t) for t in tasks]
+
+    def task(self, task_id: str) -> Task:
+        """The task ``task_id`` of any split, with its ground truth rendered.
+
+        Raises:
+            UnknownNameError: when no split holds ``task_id``.
+        """
+        for split in SPLITS:
+            for t in self._tasks_without_gt(split):
+                if t.id == task_id:
+                    self._render_missing([t])
+                    return self._with_gt(t)
+        ids = [t.id for s in SPLITS for t in self._tasks_without_gt(s)]
+        close = difflib.get_close_matches(task_id, ids, n=10, cutoff=0.0)
+        raise UnknownNameError(f"world task (seed {self.seed}; showing the closest ids)",
+                               task_id, close)
+
+    def _tasks_without_gt(self, split: str) -> list[Task]:
+        if split not in SPLITS:
+            raise UnknownNameError("split of benchmark 'world'", split, SPLITS)
+        with self._lock:
+            if split not in self._plain:
+                self._plain[split] = generate_tasks(self.world, split, self.seed)
+            return self._plain[split]
+
+    def _gt_path(self, task: Task) -> Path:
+        return self.gt_dir / f"{task.id}.png"
+
+    def _with_gt(self, task: Task) -> Task:
+        return replace(task, gt_image=str(self._gt_path(task)))
+
+    def _render_missing(self, tasks: list[Task]) -> None:
+        missing = [t for t in tasks if not self._gt_path(t).is_file()]
+        if not missing:
+            return
+        self.gt_dir.mkdir(parents=True, exist_ok=True)
+        logger.info("rendering %d ground-truth images into %s", len(missing), self.gt_dir)
+        bar = tqdm(missing, desc="world ground truth", unit="img",
+                   disable=len(missing) < _PROGRESS_FROM, leave=False)
+        for task in bar:
+            _write_png_atomic(render_gt(task, self.world, GT_SIZE), self._gt_path(task))
+
+
+def _write_png_atomic(image: Image.Image, dest: Path) -> None:
+    """Save ``image`` as PNG at ``dest`` through a temporary file and ``os.replace``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=".png.tmp", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            image.save(fh, format="PNG")
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
