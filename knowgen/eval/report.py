@@ -33,7 +33,7 @@ def load_summary(run_dir: str | Path) -> dict[str, Any]:
 
 def comparison_table(summaries: list[dict[str, Any]], title: str = "knowgen results") -> Table:
     """One row per run: K-Score, the two groups, the four dimensions, text judge, reward."""
-    splits = sorted({f"{s['benchmark']}/{s['split']}" for s in summaries})
+    splits = sorted({f"{s['benchmark'].split(':')[0]}/{s['split']}" for s in summaries})
     table = Table(title=f"{title} ({', '.join(splits)})", caption=(
         "K-Score and groups x100; F faithfulness, V visual correctness, T text accuracy, "
         "A aesthetics (0-1); text: text-judge score; R: mean reward"))
