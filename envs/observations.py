@@ -1,0 +1,151 @@
+"""How tool results, errors and budget notices are written back to the agent.
+
+Every tool result is wrapped in ``<tool_response>`` ... ``</tool_response>``:
+
+* ``search``: per query a block opened by ``--- search result for [<query>] ---``,
+  one Markdown line per hit (``[Title](url) snippet``) or ``No results for '<query>'.``,
+  closed by ``--- end of search result ---``;
+* ``image_search``: at most five images, each under its per-episode id
+  (``IMG_001``, ``IMG_002``, ...; the same URL keeps its id for the whole episode)
+  with its title, url, local_path and page_url;
+* ``browse``: the page title, its url, then the (query-focused) text.
+
+Text longer than the configured limit is cut and marked ``[truncated]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from knowgen.types import ImageHit, Page, SearchHit
+
+TRUNCATION_MARK = "[truncated]"
+MAX_IMAGES_PER_SEARCH = 5
+"""Most images one image search shows."""
+MAX_ERROR_CHARS = 1000
+"""Longest error message echoed back to the agent."""
+
+
+@dataclass
+class ImagePool:
+    """The images shown in one episode, under stable per-episode ids.
+
+    Ids are ``IMG_001``, ``IMG_002``, ... in order of first appearance; an image
+    seen again (same URL, or same local file when the URL is empty) keeps its id.
+    """
+
+    _by_id: dict[str, ImageHit] = field(default_factory=dict)
+    _by_key: dict[str, str] = field(default_factory=dict)
+
+    def add(self, hit: ImageHit) -> str:
+        """Register ``hit`` (if new) and return its id."""
+        key = hit.url or hit.local_path
+        if key in self._by_key:
+            return self._by_key[key]
+        img_id = f"IMG_{len(self._by_id) + 1:03d}"
+        self._by_id[img_id] = hit
+        self._by_key[key] = img_id
+        return img_id
+
+    def get(self, img_id: str) -> ImageHit | None:
+        """The image shown under ``img_id``, or None."""
+        return self._by_id.get(img_id)
+
+    def ids(self) -> list[str]:
+        """All ids shown so far, in order."""
+        return list(self._by_id)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __contains__(self, img_id: object) -> bool:
+        return img_id in self._by_id
+
+
+def one_line(text: str) -> str:
+    """Collapse whitespace (newlines included) to single spaces."""
+    return " ".join(text.split())
+
+
+def truncate(text: str, max_chars: int) -> str:
+    """Cut ``text`` to ``max_chars`` characters and mark the cut with ``[truncated]``."""
+    if max_chars <= 0 or len(text) <= max_chars:
+        return text
+    cut = text[:max_chars]
+    newline = cut.rfind("\n")
+    if newline > max_chars * 0.8:  # prefer to cut at a line break when one is near
+        cut = cut[:newline]
+    return cut.rstrip() + "\n" + TRUNCATION_MARK
+
+
+def wrap_tool_response(text: str, max_chars: int) -> str:
+    """Truncate ``text`` to ``max_chars`` and wrap it in ``<tool_response>`` tags."""
+    return f"<tool_response>\n{truncate(text.strip(), max_chars)}\n</tool_response>"
+
+
+def format_search_results(results: list[tuple[str, list[SearchHit]]]) -> str:
+    """Format the hits of every query of one ``search`` call.
+
+    Args:
+        results: ``(query, hits)`` pairs in the order of the call's queries.
+    """
+    blocks = []
+    for query, hits in results:
+        lines = [f"--- search result for [{query}] ---"]
+        if hits:
+            lines += [f"[{one_line(h.title)}]({h.url}) {one_line(h.snippet)}".rstrip() for h in hits]
+        else:
+            lines.append(f"No results for '{query}'.")
+        lines.append("--- end of search result ---")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def format_image_results(query: str, entries: list[tuple[str, ImageHit]]) -> str:
+    """Format one image search: each image under its per-episode id.
+
+    Args:
+        query: The query searched.
+        entries: ``(img_id, hit)`` pairs, best first.
+    """
+    if not entries:
+        return f"No images found for '{query}'."
+    lines = [f"--- image search result for [{query}] ---"]
+    for img_id, hit in entries:
+        lines += [
+            f"{img_id}: {one_line(hit.title)}",
+            f"  url: {hit.url}",
+            f"  local_path: {hit.local_path}",
+            f"  page_url: {hit.page_url}",
+        ]
+    lines.append("--- end of image search result ---")
+    return "\n".join(lines)
+
+
+def format_page(page: Page) -> str:
+    """Format a browsed page: title, url, blank line, text."""
+    return f"Title: {one_line(page.title)}\nURL: {page.url}\n\n{page.text.strip()}"
+
+
+def format_tool_error(tool: str, message: str) -> str:
+    """Text of a tool that failed (goes inside ``<tool_response>``)."""
+    return f"Error from {tool}: {message}"
+
+
+def format_invalid_action(error: str) -> str:
+    """Observation for a turn that could not be parsed or was not allowed."""
+    return f"Your last turn could not be carried out: {truncate(error, MAX_ERROR_CHARS)}"
+
+
+def budget_line(tool_calls_left: int, turns_left: int) -> str:
+    """A one-line reminder of the remaining budget."""
+    return f"[Tool calls left: {tool_calls_left}. Turns left: {turns_left}.]"
+
+
+def must_answer_notice(reason: str) -> str:
+    """The notice that tools are no longer allowed and the next turn must be the answer."""
+    return (
+        f"{reason} Tools are no longer allowed: your next turn must be the final "
+        '<answer>{"gen_prompt": ..., "reference_images": [...]}</answer>. '
+        "Any other reply ends the episode with no reward."
+    )
