@@ -1,0 +1,97 @@
+"""Text normalisation shared by the offline judges.
+
+Two texts are compared after :func:`normalize`, which removes everything that
+neither a reader nor an OCR engine can be expected to get right: accents, case,
+spaces and punctuation, and the shapes that OCR engines confuse with each
+other. The same folding is applied to both sides, so it never turns a correct
+reading into a wrong one; it only forgives confusions that a human reader
+would forgive too (``I`` / ``l`` / ``1``, ``O`` / ``0``, ``rn`` / ``m``).
+
+Example:
+    >>> normalize("Côte d'Ivoire")
+    'cotedivoire'
+    >>> contains_text(["WELCOME TO", "BURKINA FAS0!"], "Burkina Faso")
+    True
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+
+#: Single characters that OCR engines read interchangeably, folded to one form.
+#: Applied after case folding, so only lower-case keys are needed.
+_CONFUSABLE = str.maketrans({
+    "1": "i", "l": "i", "|": "i", "ı": "i",
+    "0": "o", "ø": "o",
+    "5": "s",
+    "ß": "ss",
+})
+#: Character pairs read as one letter (and vice versa), folded after single characters.
+_PAIRS = (("rn", "m"), ("vv", "w"))
+
+_WORD_RE = re.compile(r"[^\W_]+")
+
+
+def strip_accents(text: str) -> str:
+    """Decompose ``text`` (NFKD) and drop the combining marks."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def normalize(text: str) -> str:
+    """Fold ``text`` to a comparison key.
+
+    Steps: NFKD with combining marks dropped, case folding, OCR-confusable
+    characters folded (``l``/``1``/``|`` -> ``i``, ``0`` -> ``o``, ``5`` -> ``s``,
+    ``rn`` -> ``m``, ``vv`` -> ``w``), then everything that is not a letter or a
+    digit removed (spaces and punctuation included).
+
+    Args:
+        text: Any string.
+
+    Returns:
+        The key; ``""`` when ``text`` holds no letter or digit.
+    """
+    folded = strip_accents(str(text)).casefold().translate(_CONFUSABLE)
+    kept = "".join(ch for ch in folded if ch.isalnum())
+    for pair, single in _PAIRS:
+        kept = kept.replace(pair, single)
+    return kept
+
+
+def words(text: str) -> list[str]:
+    """Accent-free, case-folded words of ``text`` (no confusable folding).
+
+    Used where word boundaries matter, e.g. to find a name inside a prompt.
+    """
+    return _WORD_RE.findall(strip_accents(str(text)).casefold())
+
+
+def contains_text(ocr_lines: Iterable[str], required: str) -> bool:
+    """True when ``required`` can be read in ``ocr_lines``.
+
+    The lines are normalised and joined without separators, so a caption that
+    the OCR engine split over two lines (or into two boxes) still counts; the
+    required text must then appear as one contiguous run. Accented letters may
+    be read either as their base letter or not at all (OCR alphabets without
+    them drop them), so ``Côte`` matches ``Cote`` and ``Cte`` but not ``Cute``.
+    A required text with no letter or digit is trivially present.
+
+    Args:
+        ocr_lines: Text lines read from an image, top to bottom.
+        required: The text that must be legible.
+    """
+    key = normalize(required)
+    if not key:
+        return True
+    lines = [str(line) for line in ocr_lines]
+    # Lines folded one by one (a stray letter at the end of one line must not pair
+    # up with the next line's first), and folded as one text (a pair split by a break).
+    haystacks = ("".join(normalize(line) for line in lines), normalize("".join(lines)))
+    if any(key in hay for hay in haystacks):
+        return True
+    dropped = normalize("".join(ch for ch in str(required) if ch.isascii()))
+    return (bool(dropped) and len(dropped) >= 0.6 * len(key)
+            and any(dropped in hay for hay in haystacks))

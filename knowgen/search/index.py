@@ -1,0 +1,393 @@
+"""An in-memory tantivy index over one offline world: pages and images.
+
+Every text, indexed or queried, first goes through :func:`terms`: NFKD with
+accents dropped, case folding, splitting on anything that is not a letter or a
+digit, American spellings mapped to British ones, and plurals stripped. The
+index stores these terms as they are (whitespace tokenizer). Queries are built
+term by term from :func:`query_terms` with tantivy's query objects, never with
+its query parser, so no user text can reach a query syntax: quotes, colons,
+brackets or operators are just separators. A hex colour such as ``#FF9900``
+becomes the term ``ff9900`` on both sides and weighs more than plain words.
+
+The index is built at first use (well under a second for the shipped world)
+and cached per data folder by :func:`get_index`.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+import math
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import tantivy
+
+from knowgen.world.data import DEFAULT_DATA_DIR, Entity, World, WorldImage, WorldPage, load_world
+
+logger = logging.getLogger(__name__)
+
+#: Longest query, in tokens; the rest is ignored.
+MAX_QUERY_TOKENS = 48
+#: Field boosts of page search (title over names over body).
+PAGE_BOOSTS = {"title": 3.0, "names": 2.0, "body": 1.0, "extra": 0.5}
+#: Field boosts of image search.
+IMAGE_BOOSTS = {"title": 2.0, "names": 2.0, "body": 1.0, "extra": 1.0}
+#: Score factor of official images over look-alikes that match the same words.
+OFFICIAL_PRIOR = 1.15
+
+#: Extra weight of two query words found next to each other, as in the query.
+PHRASE_BOOST = 1.0
+#: Weight of a hex colour code in a query.
+HEX_WEIGHT = 3.0
+#: Query words that carry no meaning for retrieval.
+STOP_WORDS = frozenset({
+    "a", "an", "the", "of", "in", "on", "at", "to", "for", "with", "by", "from", "and", "or",
+    "is", "are", "was", "were", "be", "been", "its", "it", "whose", "which", "what", "who",
+    "whom", "that", "this", "these", "those", "as", "into", "about", "has", "have",
+})
+
+_WORD_RE = re.compile(r"[^\W_]+")
+_HEX_RE = re.compile(r"#([0-9a-fA-F]{6}|[0-9a-fA-F]{3})(?![0-9a-zA-Z])")
+_BARE_HEX_RE = re.compile(r"(?=[a-f]*[0-9])[0-9a-f]{6}")
+_SPELLING = {"color": "colour", "colors": "colours", "colored": "coloured", "gray": "grey",
+             "favorite": "favourite", "center": "centre"}
+_KIND_WORDS = {
+    "flag": "flag flags national flag banner ensign",
+    "logo": "logo logos brand mark icon emblem symbol trademark",
+}
+_FIELDS = ("title", "names", "body", "extra")
+
+
+def tokens(text: str) -> list[str]:
+    """Accent-free, case-folded word tokens of ``text``, spellings unified."""
+    decomposed = unicodedata.normalize("NFKD", str(text))
+    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+    return [_SPELLING.get(t, t) for t in _WORD_RE.findall(plain)]
+
+
+def stem(token: str) -> str:
+    """A light English plural stripper (``countries`` -> ``country``, ``francs`` -> ``franc``)."""
+    if len(token) > 4 and token.endswith("ies"):
+        return token[:-3] + "y"
+    if len(token) > 4 and token.endswith(("ches", "shes", "xes", "sses")):
+        return token[:-2]
+    if len(token) > 3 and token.endswith("s") and not token.endswith(("ss", "us", "is")):
+        return token[:-1]
+    return token
+
+
+def terms(text: str) -> list[str]:
+    """The index terms of ``text``: its tokens, stemmed."""
+    return [stem(t) for t in tokens(text)]
+
+
+def query_terms(text: str) -> list[tuple[str, float]]:
+    """Distinct ``(term, weight)`` pairs of a free-text query, in query order.
+
+    Stop words are dropped (unless nothing else is left); hex colours
+    (``#FF9900``, ``#F90``, or a bare six-digit hex code with a digit in it) weigh
+    :data:`HEX_WEIGHT`, other terms 1.
+    """
+    text = str(text)
+    hexes = {_expand_hex(m.group(1)) for m in _HEX_RE.finditer(text)}
+    text = _HEX_RE.sub(lambda m: " " + _expand_hex(m.group(1)) + " ", text)
+    words = tokens(text)[:MAX_QUERY_TOKENS]
+    content = [w for w in words if w not in STOP_WORDS] or words
+    out: dict[str, float] = {}
+    for word in content:
+        weight = HEX_WEIGHT if word in hexes or _BARE_HEX_RE.fullmatch(word) else 1.0
+        out.setdefault(stem(word), weight)
+    return list(out.items())
+
+
+def query_pairs(text: str) -> list[tuple[str, str]]:
+    """Distinct pairs of neighbouring query terms, neither a stop word (for phrase bonuses)."""
+    words = tokens(_HEX_RE.sub(" ", str(text)))[:MAX_QUERY_TOKENS]
+    pairs = [(stem(a), stem(b)) for a, b in itertools.pairwise(words)
+             if a not in STOP_WORDS and b not in STOP_WORDS]
+    return list(dict.fromkeys(pairs))
+
+
+def _expand_hex(code: str) -> str:
+    code = code.lower()
+    return "".join(c * 2 for c in code) if len(code) == 3 else code
+
+
+def url_key(url: str) -> str:
+    """A forgiving lookup key for a URL: no scheme, ``www``, query, fragment or end slash."""
+    text = unquote(str(url).strip())
+    if "://" not in text:
+        text = "https://" + text
+    try:
+        parts = urlsplit(text)
+        host = (parts.hostname or "").removeprefix("www.")
+    except ValueError:  # e.g. an unbalanced "[" in the host
+        return text.casefold()
+    path = parts.path.rstrip("/").replace(" ", "_")
+    return f"{host}{path}".casefold()
+
+
+@dataclass(frozen=True)
+class Paragraphs:
+    """A page cut into paragraphs, with each paragraph's stemmed tokens."""
+
+    texts: tuple[str, ...]
+    stems: tuple[frozenset[str], ...]
+
+
+class WorldIndex:
+    """Pages and images of one world in a tantivy index, plus URL lookups.
+
+    Args:
+        world: The loaded world.
+    """
+
+    def __init__(self, world: World):
+        self.world = world
+        self._pages: list[WorldPage] = sorted(world.pages.values(), key=lambda p: p.url)
+        self._images: list[WorldImage] = sorted(world.images.values(), key=lambda i: i.id)
+        self._page_keys = {url_key(p.url): p for p in self._pages}
+        self._image_keys = {url_key(i.url): i for i in self._images}
+        self._paragraphs: dict[str, Paragraphs] = {}
+        self._df: Counter[str] = Counter()
+        self._n_paragraphs = 0
+        self._index = self._build()
+
+    # -- building ---------------------------------------------------------
+    def _build(self) -> tantivy.Index:
+        builder = tantivy.SchemaBuilder()
+        builder.add_text_field("doc_type", tokenizer_name="raw")
+        builder.add_integer_field("ord", stored=True, indexed=False, fast=True)
+        for name in _FIELDS:
+            builder.add_text_field(name, tokenizer_name="whitespace")
+        schema = builder.build()
+        index = tantivy.Index(schema)
+        writer = index.writer(heap_size=50_000_000, num_threads=1)
+        for ord_, page in enumerate(self._pages):
+            writer.add_document(self._page_doc(ord_, page))
+            self._cut(page)
+        for ord_, image in enumerate(self._images):
+            writer.add_document(self._image_doc(ord_, image))
+        writer.commit()
+        writer.wait_merging_threads()
+        index.reload()
+        self._schema = schema
+        logger.info("Indexed %d pages and %d images of world %s",
+                    len(self._pages), len(self._images), self.world.data_dir)
+        return index
+
+    def _entity(self, entity_id: str) -> Entity | None:
+        return self.world.entities.get(entity_id) if entity_id else None
+
+    def _page_doc(self, ord_: int, page: WorldPage) -> tantivy.Document:
+        entity = self._entity(page.entity_id)
+        names = [entity.name, *entity.aliases] if entity else []
+        return _doc("page", ord_, title=page.title, names=" ".join(names), body=page.text,
+                    extra=_facts_text(entity) if entity else "")
+
+    def _image_doc(self, ord_: int, image: WorldImage) -> tantivy.Document:
+        entity = self._entity(image.entity_id)
+        page = self.world.pages.get(image.page_url)
+        names = [entity.name, *entity.aliases] if entity else []
+        kind = image.kind
+        if kind not in _KIND_WORDS:  # look-alikes: "lookalike/<kind>/<id>"
+            parts = image.id.split("/")
+            kind = parts[1] if len(parts) > 2 else kind
+        body = " ".join([_KIND_WORDS.get(kind, kind), page.title if page else ""])
+        # An entity's facts (capital, brand colour ...) describe its official image only.
+        extra = _facts_text(entity) if entity and image.official else ""
+        return _doc("image", ord_, title=image.title, names=" ".join(names), body=body,
+                    extra=extra)
+
+    def _cut(self, page: WorldPage) -> None:
+        texts = tuple(p.strip() for p in re.split(r"\n\s*\n", page.text) if p.strip())
+        stems = tuple(frozenset(terms(p)) for p in texts)
+        self._paragraphs[page.url] = Paragraphs(texts, stems)
+        for s in stems:
+            self._df.update(s)
+        self._n_paragraphs += len(texts)
+
+    # -- queries ----------------------------------------------------------
+    def _run(self, doc_type: str, query: str, limit: int, boosts: dict[str, float]
+             ) -> list[tuple[int, float]]:
+        weighted = query_terms(query)
+        if not weighted or limit <= 0:
+            return []
+        clauses = [
+            (tantivy.Occur.Should, tantivy.Query.boost_query(
+                tantivy.Query.term_query(self._schema, field, term),
+                boost * weight * self.specificity(term)))
+            for term, weight in weighted for field, boost in boosts.items()
+        ]
+        for pair in query_pairs(query):
+            weight = PHRASE_BOOST * min(self.specificity(t) for t in pair)
+            clauses.extend(
+                (tantivy.Occur.Should, tantivy.Query.boost_query(
+                    tantivy.Query.phrase_query(self._schema, field, list(pair)), boost * weight))
+                for field, boost in boosts.items()
+            )
+        text_query = tantivy.Query.boolean_query(clauses)
+        type_filter = tantivy.Query.const_score_query(
+            tantivy.Query.term_query(self._schema, "doc_type", doc_type), 0.0)
+        query_obj = tantivy.Query.boolean_query(
+            [(tantivy.Occur.Must, text_query), (tantivy.Occur.Must, type_filter)])
+        searcher = self._index.searcher()
+        result = searcher.search(query_obj, limit=limit, count=False)
+        return [(searcher.doc(addr)["ord"][0], float(score)) for score, addr in result.hits]
+
+    def search_pages(self, query: str, top_k: int = 5) -> list[tuple[WorldPage, float]]:
+        """Pages best matching ``query``, best first (empty for a query without words)."""
+        return [(self._pages[o], s) for o, s in self._run("page", query, top_k, PAGE_BOOSTS)]
+
+    def search_images(self, query: str, top_k: int = 5) -> list[tuple[WorldImage, float]]:
+        """Images best matching ``query``; official images get a small prior."""
+        hits = self._run("image", query, max(top_k * 4, 20), IMAGE_BOOSTS)
+        scored = [(self._images[o], s * (OFFICIAL_PRIOR if self._images[o].official else 1.0))
+                  for o, s in hits]
+        scored.sort(key=lambda pair: (-pair[1], pair[0].id))
+        return scored[:max(top_k, 0)]
+
+    def page(self, url: str) -> WorldPage | None:
+        """The page at ``url`` (forgiving about scheme, case and end slash), or None."""
+        return self._page_keys.get(url_key(url))
+
+    def image(self, url: str) -> WorldImage | None:
+        """The image at ``url`` (forgiving like :meth:`page`), or None."""
+        return self._image_keys.get(url_key(url))
+
+    # -- paragraphs -------------------------------------------------------
+    def paragraphs(self, page: WorldPage) -> list[str]:
+        """The paragraphs of ``page`` in page order."""
+        return list(self._paragraphs[page.url].texts)
+
+    def ranked_paragraphs(self, page: WorldPage, query: str) -> list[tuple[int, float]]:
+        """``(paragraph index, score)`` for paragraphs sharing words with ``query``, best first.
+
+        A paragraph scores the summed inverse paragraph frequency of the distinct
+        query words it holds, plus a bonus for each pair of query words that
+        appear next to each other in it.
+        """
+        para = self._paragraphs[page.url]
+        weighted = query_terms(query)
+        wanted = [term for term, _ in weighted]
+        if not wanted:
+            return []
+        pairs = list(itertools.pairwise(wanted))
+        ranked = []
+        for i, (text, stems) in enumerate(zip(para.texts, para.stems)):
+            score = sum(self._idf(w) * weight for w, weight in weighted if w in stems)
+            if score <= 0:
+                continue
+            if pairs:
+                seq = terms(text)
+                adjacent = set(itertools.pairwise(seq))
+                score += sum(0.5 * (self._idf(a) + self._idf(b)) for a, b in pairs
+                             if (a, b) in adjacent)
+            ranked.append((i, score))
+        ranked.sort(key=lambda pair: (-pair[1], pair[0]))
+        return ranked
+
+    def specificity(self, term: str) -> float:
+        """How rare ``term`` is across all paragraphs of the world, in (0, 1].
+
+        Per-field BM25 rates a common word highly in a field where it happens to
+        be rare (``country`` in page titles); scaling each query term by its
+        world-wide rarity keeps such words from outranking the informative ones.
+        """
+        return self._idf(term) / self._idf("")
+
+    def _idf(self, word: str) -> float:
+        n = self._n_paragraphs or 1
+        return math.log(1.0 + (n - self._df[word] + 0.5) / (self._df[word] + 0.5))
+
+    def snippet(self, page: WorldPage, query: str, max_chars: int = 240) -> str:
+        """The most query-relevant paragraph of ``page``, cut to about ``max_chars``."""
+        para = self._paragraphs[page.url]
+        if not para.texts:
+            return ""
+        ranked = self.ranked_paragraphs(page, query)
+        text = para.texts[ranked[0][0]] if ranked else para.texts[0]
+        return cut_around(text, self._anchor(text, query), max_chars)
+
+    def _anchor(self, text: str, query: str) -> int:
+        """Character offset of the rarest query word in ``text`` (0 if none)."""
+        wanted = {term for term, _ in query_terms(query)}
+        best, best_idf = 0, -1.0
+        for match in _WORD_RE.finditer(text):
+            words = terms(match.group(0))
+            word = words[0] if words else ""
+            if word in wanted and self._idf(word) > best_idf:
+                best, best_idf = match.start(), self._idf(word)
+        return best
+
+
+def cut_around(text: str, anchor: int, max_chars: int) -> str:
+    """Cut ``text`` to about ``max_chars`` characters on word boundaries, keeping ``anchor``.
+
+    Cut ends are marked with an ellipsis.
+    """
+    text = " ".join(text.split())
+    if len(text) <= max_chars:
+        return text
+    start = max(0, min(anchor - max_chars // 4, len(text) - max_chars))
+    if start > 0:
+        space = text.find(" ", start)
+        start = space + 1 if 0 <= space < anchor else start
+    end = start + max_chars
+    if end < len(text):
+        space = text.rfind(" ", start, end)
+        end = space if space > start else end
+    out = text[start:end].strip()
+    return ("…" if start > 0 else "") + out + ("…" if end < len(text) else "")
+
+
+def _facts_text(entity: Entity) -> str:
+    """Searchable words for an entity's facts (capital, codes, colours, region ...)."""
+    parts: list[str] = []
+    for key, value in sorted(entity.facts.items()):
+        if key in {"population", "area", "borders"}:
+            continue
+        parts.extend(_flatten(value))
+    return " ".join(parts)
+
+
+def _flatten(value: object) -> Iterable[str]:
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _flatten(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _flatten(v)
+    elif value is not None:
+        yield str(value)
+
+
+def _doc(doc_type: str, ord_: int, **fields: str) -> tantivy.Document:
+    doc = tantivy.Document()
+    doc.add_text("doc_type", doc_type)
+    doc.add_integer("ord", ord_)
+    for name, text in fields.items():
+        doc.add_text(name, " ".join(terms(text)))
+    return doc
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_index(root: str) -> WorldIndex:
+    return WorldIndex(load_world(root))
+
+
+def get_index(data_dir: str | Path | None = None) -> WorldIndex:
+    """The (cached) index of the world in ``data_dir`` (default: the shipped world).
+
+    Raises:
+        knowgen.errors.DataError: when the world files are missing or malformed.
+    """
+    root = Path(data_dir) if data_dir else DEFAULT_DATA_DIR
+    return _cached_index(str(root.resolve()))
