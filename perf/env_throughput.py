@@ -2,7 +2,8 @@
 
 Three layers are timed on the same queries, over the whole shipped world:
 
-1. raw tantivy: one prepared term query through ``searcher.search`` (the floor);
+1. raw tantivy: the query's indexed terms as one prepared boolean query
+   through ``searcher.search`` (the floor);
 2. the backend: ``LocalTextSearch.search`` (query building, ranking, snippets);
 3. the environment: ``env.step`` with a ``search`` tool call (parsing, the
    backend, formatting the observation), plus ``image_search`` and ``browse``.
@@ -23,6 +24,7 @@ import tantivy
 import knowgen  # noqa: F401
 from knowgen.envs.searchgen import SearchGenEnv
 from knowgen.search.index import get_index
+from knowgen.search.index import terms as index_terms
 from knowgen.search.local import LocalTextSearch
 from knowgen.world.data import load_world
 
@@ -53,7 +55,12 @@ def main() -> None:
     index = get_index()
     raw_index: tantivy.Index = index._index  # the floor: tantivy itself
     searcher = raw_index.searcher()
-    raw_queries = [raw_index.parse_query(q.split()[-1].lower(), ["body"]) for q in queries]
+    schema = raw_index.schema
+    raw_queries = [
+        tantivy.Query.boolean_query([
+            (tantivy.Occur.Should, tantivy.Query.term_query(schema, "body", t))
+            for t in index_terms(q)])
+        for q in queries]
     raw = _timed(lambda q: searcher.search(q, 5), raw_queries)
 
     backend = LocalTextSearch()
