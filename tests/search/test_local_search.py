@@ -214,3 +214,22 @@ def test_custom_world_folder(tiny_world):
     page = LocalBrowser(data_dir=tiny_world).browse(PAGE_HOST + "/wiki/Zedland", "flag")
     assert page.text.split("\n\n") == ["Zédland is small.", "Its capital is Qrrt.",
                                        "It has a red flag."]
+
+
+def test_every_page_and_image_is_indexed(world):
+    """The index holds exactly the world's pages and images, each reachable by URL and by search."""
+    from knowgen.search.index import get_index
+
+    index = get_index()
+    searcher = index._index.searcher()
+    assert searcher.num_docs == len(world.pages) + len(world.images)
+    for page in world.pages.values():
+        assert index.page(page.url) == page
+    for image in world.images.values():
+        assert index.image(image.url) == image
+    # every entity page and official image is found by its own name
+    for entity in world.entities.values():
+        pages = [p.url for p, _ in index.search_pages(entity.name, top_k=10)]
+        assert entity.page_url in pages, entity.id
+        images = [i.id for i, _ in index.search_images(entity.name, top_k=10)]
+        assert entity.image_id in images, entity.id
