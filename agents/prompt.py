@@ -34,6 +34,10 @@ and page_url. An image keeps its id for the whole episode.
 - browse(url: str, query: str): reads a page (a url from the search results) and \
 returns the parts relevant to the query.
   Example: <tool_call>{{"name": "browse", "arguments": {{"url": "https://...", "query": "official language"}}}}</tool_call>
+- fetch_image(url: str): loads one picture by its address (an image url you saw \
+on a page or in a result) and lists it like image_search does, under an IMG_ id you \
+may cite in the answer.
+  Example: <tool_call>{{"name": "fetch_image", "arguments": {{"url": "https://.../flag.png"}}}}</tool_call>
 
 # The answer
 <answer>{{"gen_prompt": "...", "reference_images": [{{"img_id": "IMG_002", "note": "what it shows"}}]}}</answer>
@@ -42,9 +46,9 @@ refers to the references in the order of their ids as the first reference image,
 the second reference image, and so on, never by id.
 - Any text that must be readable in the image goes in double quotes, spelled exactly; \
 use double quotes for nothing else.
-- reference_images lists 1 to 4 images (at most {max_refs}) from image_search results, \
-by id; pick the official picture of each entity, not look-alikes. Only the first 3 \
-reach the generator.
+- reference_images lists 1 to 4 images (at most {max_refs}) from image_search or \
+fetch_image results, by id; pick the official picture of each entity, not look-alikes. \
+Only the first 3 reach the generator.
 
 # Budget
 At most {max_tool_calls} tool calls and {max_turns} turns in all. When the tools \

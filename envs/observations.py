@@ -8,6 +8,7 @@ Every tool result is wrapped in ``<tool_response>`` ... ``</tool_response>``:
 * ``image_search``: at most five images, each under its per-episode id
   (``IMG_001``, ``IMG_002``, ...; the same URL keeps its id for the whole episode)
   with its title, url, local_path and page_url;
+* ``fetch_image``: the one image, listed as an image search lists it;
 * ``browse``: the page title, its url, then the (query-focused) text.
 
 Text longer than the configured limit is cut and marked ``[truncated]``.
@@ -119,6 +120,19 @@ def format_image_results(query: str, entries: list[tuple[str, ImageHit]]) -> str
             f"  page_url: {hit.page_url}",
         ]
     lines.append("--- end of image search result ---")
+    return "\n".join(lines)
+
+
+def format_fetched_image(img_id: str, hit: ImageHit) -> str:
+    """Format one image fetched by URL, in the listing format of an image search.
+
+    Args:
+        img_id: The image's per-episode id.
+        hit: The fetched image.
+    """
+    lines = [f"--- fetched image [{hit.url}] ---", f"{img_id}: {one_line(hit.title)}",
+             f"  url: {hit.url}", f"  local_path: {hit.local_path}",
+             f"  page_url: {hit.page_url}", "--- end of fetched image ---"]
     return "\n".join(lines)
 
 

@@ -7,8 +7,8 @@ one of
 * ``<answer>{"gen_prompt": "...", "reference_images": [{"img_id": "IMG_001", "note": "..."}]}</answer>``.
 
 Tools: ``search(queries: list[str], top_k=5)`` (a single string is accepted as
-one query), ``image_search(query: str, top_k=5)`` and ``browse(url: str,
-query: str)``.
+one query), ``image_search(query: str, top_k=5)``, ``browse(url: str,
+query: str)`` and ``fetch_image(url: str)``.
 
 The parser is lenient where leniency cannot change the meaning (surrounding
 whitespace, a Markdown code fence inside a tag, a missing closing tag at the very
@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 from knowgen.types import Answer, ReferenceImage, ToolCall
 
-TOOL_NAMES: tuple[str, ...] = ("search", "image_search", "browse")
+TOOL_NAMES: tuple[str, ...] = ("search", "image_search", "browse", "fetch_image")
 """Tools the environment offers, in the order the system prompt lists them."""
 
 MAX_REFERENCES = 5
@@ -62,6 +62,7 @@ _ARG_SPECS: dict[str, str] = {
     "search": 'search takes {"queries": ["...", ...], "top_k": 5} (top_k optional)',
     "image_search": 'image_search takes {"query": "...", "top_k": 5} (top_k optional)',
     "browse": 'browse takes {"url": "https://...", "query": "what to look for"}',
+    "fetch_image": 'fetch_image takes {"url": "<an image url seen in a page or a result>"}',
 }
 
 
@@ -281,7 +282,15 @@ def _check_browse(args: dict[str, Any]) -> tuple[dict[str, Any], str]:
     return {"url": args["url"].strip(), "query": query.strip()}, ""
 
 
-_CHECKERS = {"search": _check_search, "image_search": _check_image_search, "browse": _check_browse}
+def _check_fetch_image(args: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    error = _check_keys(args, {"url"}, {"url"}) or _check_text(args["url"], "url")
+    if error:
+        return {}, error
+    return {"url": args["url"].strip()}, ""
+
+
+_CHECKERS = {"search": _check_search, "image_search": _check_image_search,
+             "browse": _check_browse, "fetch_image": _check_fetch_image}
 
 
 def _parse_answer(body: str, known: set[str], think: str) -> ParsedAction:
@@ -326,7 +335,7 @@ def _parse_references(items: Any, known: set[str]) -> tuple[tuple[ReferenceImage
         if img_id not in known:
             shown = ", ".join(sorted(known, key=img_id_number)) or "none yet: run image_search first"
             return (), (f"{img_id} is not an image id shown in this episode. Use only ids from "
-                        f"image_search results (shown so far: {shown}).")
+                        f"image_search or fetch_image results (shown so far: {shown}).")
         if img_id in refs:
             return (), f"{img_id} is listed twice in reference_images; list each image once."
         refs[img_id] = ReferenceImage(img_id=img_id, note=note.strip())

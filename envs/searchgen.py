@@ -286,6 +286,8 @@ class SearchGenEnv(gym.Env[str, str]):
                 text = self._do_search(args["queries"], args.get("top_k", self.config.top_k))
             elif call.name == "image_search":
                 text = self._do_image_search(args["query"], args.get("top_k", self.config.top_k))
+            elif call.name == "fetch_image":
+                text = self._do_fetch_image(args["url"])
             else:
                 page = self.browser.browse(args["url"], args.get("query", ""))
                 text = fmt.format_page(page)
@@ -304,6 +306,11 @@ class SearchGenEnv(gym.Env[str, str]):
         hits = list(self.image_search.search_images(query, top_k=limit))[:limit]
         self._shown = [h.local_path for h in hits]
         return fmt.format_image_results(query, [(self._pool.add(h), h) for h in hits])
+
+    def _do_fetch_image(self, url: str) -> str:
+        hit = self.image_search.fetch_image(url)
+        self._shown = [hit.local_path]
+        return fmt.format_fetched_image(self._pool.add(hit), hit)
 
     # ------------------------------------------------------------- episode end
     def _finish_without_answer(self, parsed: ParsedAction) -> tuple[str, float, bool, bool, dict]:

@@ -337,3 +337,44 @@ def test_ipv6_loopback_server_when_allowed():
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_redirect_to_a_loopback_host_off_the_allow_list_is_refused(web, loopback_only):
+    """An allow-listed loopback server cannot bounce the fetch to another loopback address."""
+    from http.server import ThreadingHTTPServer
+
+    reached: list[str] = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        def do_GET(self):
+            reached.append(self.path)
+            body = b"internal secret"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    try:
+        inner = ThreadingHTTPServer(("127.0.0.2", 0), Recorder)
+    except OSError:
+        pytest.skip("127.0.0.2 cannot be bound here")
+    thread = threading.Thread(target=inner.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        inner_url = f"http://127.0.0.2:{inner.server_address[1]}/admin"
+        web.route("/jump", Reply(302, "", {"Location": inner_url}))
+        fetcher = SafeFetcher(allow_hosts=["127.0.0.1"])
+        with pytest.raises(UrlRefused, match=r"127\.0\.0\.2 is a loopback address"):
+            fetcher.fetch(web.url("/jump"))
+        assert [r.path for r in web.requests] == ["/jump"]
+        assert loopback_only == [("127.0.0.1", web.port)]
+        assert reached == []
+        # The inner server is real and reachable: the refusal came from the guard.
+        allowed = SafeFetcher(allow_hosts=["127.0.0.1", "127.0.0.2"]).fetch(web.url("/jump"))
+        assert allowed.body == b"internal secret" and reached == ["/admin"]
+    finally:
+        inner.shutdown()
+        inner.server_close()
