@@ -22,7 +22,8 @@ from rich.logging import RichHandler
 
 from knowgen.errors import KnowgenError
 
-console = Console()
+# Piped output (make demo, CI logs) would be cut to 80 columns; tables need more.
+console = Console(width=None if sys.stdout.isatty() else 120)
 err_console = Console(stderr=True)
 
 # flag -> dotted config key of EvalConfig
