@@ -6,6 +6,7 @@ Sub-commands:
     list      list registered backends of every kind
     tasks     show tasks of a benchmark split
     report    write a self-contained HTML report of a run folder
+    judge     score images of a KnowGen results file with an image judge
     serve     run a knowgen service over HTTP (retriever, generator)
     leaderboard  validate submissions, add them to a board, build the static site
 """
@@ -172,6 +173,19 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_judge(args: argparse.Namespace) -> int:
+    from knowgen.eval.judge_results import judge_results
+
+    s = judge_results(args.results, args.judge, out_dir=args.out, world_seed=args.world_seed,
+                      world_cache_dir=args.world_cache_dir, progress=not args.no_progress)
+    c = s["counts"]
+    console.print(f"K-Score {s['k_score']:.2f}: {c['scored']} scored, {c['not_evaluated']} not "
+                  f"evaluated, {c['errors']} errors, {c['skipped_unknown_category']} skipped "
+                  "(category in no KnowGen group)")
+    console.print(f"Scores: {s['out_dir']}/scores.json")
+    return 1 if c["errors"] else 0
+
+
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
     from knowgen.leaderboard.cli import run
 
@@ -199,6 +213,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="write a self-contained HTML report of a run folder")
     p.add_argument("run_dir", help="a run folder written by 'knowgen eval'")
     p.add_argument("--out", default=None, help="HTML file to write (default: RUN_DIR/report.html)")
+    p = sub.add_parser("judge", help="score the images of a KnowGen results file with an image judge")
+    p.add_argument("results", help="official results JSON array (id, success, prompt, meta, "
+                   "output_path, gt_image; relative paths resolve against its folder)")
+    p.add_argument("--judge", default="offline", metavar="NAME:ARGS",
+                   help="image judge spec (default: offline, world tasks only; "
+                   "e.g. openai:model=gpt-4.1 for others)")
+    p.add_argument("--out", default=None, help="output folder (default: "
+                   "RESULTS_FOLDER/judged-<judge name>); resumed if it exists")
+    p.add_argument("--world-seed", type=int, default=0,
+                   help="seed of the world benchmark the offline judge takes facts from (default: 0)")
+    p.add_argument("--world-cache-dir", default=None,
+                   help="ground-truth cache of that world benchmark (default: ~/.cache/knowgen)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     _add_serve(sub)
     from knowgen.leaderboard.cli import add_parser as _add_leaderboard
 
@@ -207,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _COMMANDS = {"eval": _cmd_eval, "compare": _cmd_compare, "list": _cmd_list, "tasks": _cmd_tasks,
-             "report": _cmd_report, "serve": _cmd_serve,
+             "report": _cmd_report, "judge": _cmd_judge, "serve": _cmd_serve,
              "leaderboard": _cmd_leaderboard}
 
 

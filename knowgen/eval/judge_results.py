@@ -1,0 +1,252 @@
+"""Judge images produced elsewhere, given in the official KnowGen results format.
+
+``judge_results`` reads a results array (``id, success, prompt, meta, output_path,
+gt_image`` per item), scores every generated image with a configured image
+judge, and writes into its output folder::
+
+    judged.jsonl   one line per sample (append-only; a rerun skips the ids it holds)
+    scores.json    the official output: per-sample items, then the three summaries
+    summary.json   K-Score, groups, categories, counts, judge spec, knowgen version
+
+Samples with ``success`` false or no image file are ``not_evaluated``: listed,
+but left out of the averages (never scored 0). A judge failure on one sample is
+recorded as that sample's error and the run goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+from tqdm.auto import tqdm
+
+from knowgen.errors import DataError, RunError, UnknownNameError
+from knowgen.eval.rundir import SampleLog, atomic_write_json
+from knowgen.eval.scoring import SampleScore, aggregate_knowgen
+from knowgen.registry import IMAGE_JUDGES, parse_spec
+from knowgen.types import Task
+
+logger = logging.getLogger(__name__)
+
+#: Statuses of a line of ``judged.jsonl``.
+STATUSES = ("scored", "not_evaluated", "error")
+OFFLINE_ONLY_WORLD = ("the offline judge only scores world tasks; "
+                      "use --judge openai:... for other benchmarks")
+
+
+def _item_problems(index: int, item: Any) -> list[str]:
+    """Every problem of one results item, each naming the item index and the field."""
+    where = f"item {index}"
+    if not isinstance(item, dict):
+        return [f"{where}: expected an object, got {type(item).__name__}"]
+    problems = []
+    if not isinstance(item.get("id"), (str, int)) or isinstance(item.get("id"), bool):
+        problems.append(f"{where}: field 'id' is missing or not a string")
+    if not isinstance(item.get("success"), bool):
+        problems.append(f"{where}: field 'success' is missing or not true/false")
+    if not isinstance(item.get("prompt"), str):
+        problems.append(f"{where}: field 'prompt' is missing or not a string")
+    meta = item.get("meta")
+    if not isinstance(meta, dict):
+        problems.append(f"{where}: field 'meta' is missing or not an object")
+    else:
+        if not isinstance(meta.get("category"), str):
+            problems.append(f"{where}: field 'meta.category' is missing or not a string")
+        if not isinstance(meta.get("difficulty", ""), str):
+            problems.append(f"{where}: field 'meta.difficulty' is not a string")
+    if "output_path" not in item or not isinstance(item["output_path"], (str, type(None))):
+        problems.append(f"{where}: field 'output_path' is missing or not a string/null")
+    if not isinstance(item.get("gt_image"), str):
+        problems.append(f"{where}: field 'gt_image' is missing or not a string")
+    return problems
+
+
+def load_results(path: str | Path) -> list[dict[str, Any]]:
+    """Read and validate a KnowGen results file; trailing summary items are dropped.
+
+    Raises:
+        DataError: when the file is missing, not JSON, not an array, or has bad
+            items (every problem listed, with the item index and field).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"Results file {path} does not exist.")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"Results file {path} is not valid JSON ({exc}).") from exc
+    if not isinstance(data, list):
+        raise DataError(f"Results file {path} must hold a JSON array of items, "
+                        f"got a {type(data).__name__}.")
+    items, problems, seen = [], [], set()
+    for i, item in enumerate(data):
+        if isinstance(item, dict) and "id" not in item and "avg_scores" in item:
+            continue  # a summary item appended by the official evaluator
+        found = _item_problems(i, item)
+        problems += found
+        if not found:
+            if str(item["id"]) in seen:
+                problems.append(f"item {i}: field 'id' repeats id {item['id']!r}")
+            seen.add(str(item["id"]))
+            items.append(item)
+    if problems:
+        raise DataError(f"Results file {path} has {len(problems)} problem(s); fix them and "
+                        "rerun:\n  " + "\n  ".join(problems))
+    return items
+
+
+def _resolve(base: Path, value: str | None) -> Path | None:
+    if not value:
+        return None
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+class _TaskMaker:
+    """Builds the Task of a results item; world facts attached for the offline judge."""
+
+    def __init__(self, base: Path, with_facts: bool, world_seed: int,
+                 world_cache_dir: str | None):
+        self.base = base
+        self.with_facts = with_facts
+        self.world_seed, self.world_cache_dir = world_seed, world_cache_dir
+        self._world: Any = None
+
+    def make(self, item: dict[str, Any]) -> Task:
+        """The Task of ``item``; raises DataError for an id the world lacks (offline judge)."""
+        gt = _resolve(self.base, item["gt_image"])
+        task = Task(id=str(item["id"]), prompt=item["prompt"],
+                    category=item["meta"]["category"],
+                    difficulty=item["meta"].get("difficulty", ""),
+                    gt_image=str(gt) if gt else "")
+        if not self.with_facts:
+            return task
+        if self._world is None:
+            from knowgen.benchmarks.world import WorldBenchmark
+
+            self._world = WorldBenchmark(seed=self.world_seed, cache_dir=self.world_cache_dir)
+        try:
+            facts = self._world.task(task.id).facts
+        except UnknownNameError:
+            raise DataError(f"{task.id!r} is not a world task (seed {self.world_seed}): "
+                            f"{OFFLINE_ONLY_WORLD}") from None
+        return Task(task.id, task.prompt, task.category, task.difficulty, task.gt_image, facts)
+
+
+def _judge_one(item: dict[str, Any], base: Path, judge: Any, maker: _TaskMaker,
+               spec: str) -> dict[str, Any]:
+    """The ``judged.jsonl`` record of one results item."""
+    rec: dict[str, Any] = {"id": str(item["id"]), "category": item["meta"]["category"],
+                           "judge": spec}
+    image_path = _resolve(base, item.get("output_path"))
+    if not item["success"] or image_path is None or not image_path.is_file():
+        why = "success is false" if not item["success"] else f"no image at {image_path}"
+        return {**rec, "status": "not_evaluated", "reason": why}
+    try:
+        task = maker.make(item)
+        with Image.open(image_path) as img:
+            image = img.convert("RGB")
+        judgement = judge.score(task, image).to_dict()
+    except Exception as exc:  # noqa: BLE001 - one failing sample must not stop the run
+        logger.warning("Judging %s failed: %s: %s", rec["id"], type(exc).__name__, exc)
+        return {**rec, "status": "error",
+                "error": {"type": type(exc).__name__, "message": str(exc)}}
+    return {**rec, "status": "scored", "judgement": judgement}
+
+
+def _official_item(item: dict[str, Any], rec: dict[str, Any]) -> dict[str, Any]:
+    out = {k: item.get(k) for k in ("id", "success", "prompt", "meta", "output_path", "gt_image")}
+    out["status"] = rec["status"]
+    if rec["status"] == "scored":
+        j = rec["judgement"]
+        out["scores"] = {k: j[k] for k in ("faithfulness", "visual_correctness", "text_accuracy",
+                                          "text_accuracy_na", "aesthetics", "overall")}
+        out["rationale"] = j.get("rationale", "")
+    elif rec["status"] == "error":
+        out["error"] = rec["error"]
+    else:
+        out["reason"] = rec.get("reason", "")
+    return out
+
+
+def _check_same_judge(done: dict[str, dict[str, Any]], spec: str, log_path: Path) -> None:
+    other = {r.get("judge") for r in done.values()} - {spec}
+    if other:
+        raise RunError(f"{log_path} holds samples judged with {sorted(map(str, other))}, not "
+                       f"{spec!r}. Use the same --judge to resume, or another --out folder.")
+
+
+def judge_results(results_path: str | Path, judge_spec: str = "offline",
+                  out_dir: str | Path | None = None, world_seed: int = 0,
+                  world_cache_dir: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """Score the images of a KnowGen results file with an image judge; resumable.
+
+    Args:
+        results_path: The official results array (JSON).
+        judge_spec: Image judge spec for ``IMAGE_JUDGES`` (``offline``, ``openai:...``).
+        out_dir: Output folder (default: ``<results folder>/judged-<judge name>``).
+        world_seed: Seed of the world benchmark whose hidden facts the offline judge uses.
+        world_cache_dir: Ground-truth cache of that world benchmark.
+        progress: Show a progress bar.
+
+    Returns:
+        The summary written to ``summary.json``.
+
+    Raises:
+        DataError: when the results file is malformed (every problem listed).
+        RunError: when ``judged.jsonl`` was written by another judge spec.
+    """
+    results_path = Path(results_path).resolve()
+    items = load_results(results_path)
+    base = results_path.parent
+    name, _ = parse_spec(judge_spec)
+    out = Path(out_dir) if out_dir else base / f"judged-{name}"
+    out.mkdir(parents=True, exist_ok=True)
+    log = SampleLog(out / "judged.jsonl")
+    done = {r["id"]: r for r in log.read()}
+    _check_same_judge(done, judge_spec, log.path)
+    todo = [it for it in items if str(it["id"]) not in done]
+    if done:
+        logger.info("Resuming %s: %d of %d samples already judged", out, len(items) - len(todo),
+                    len(items))
+    if todo:
+        judge = IMAGE_JUDGES.create(judge_spec)
+        maker = _TaskMaker(base, name == "offline", world_seed, world_cache_dir)
+        for item in tqdm(todo, desc=f"judge {name}", unit="image", disable=not progress):
+            rec = _judge_one(item, base, judge, maker, judge_spec)
+            log.append(rec)
+            done[rec["id"]] = rec
+    return _write_outputs(out, items, done, judge_spec, results_path)
+
+
+def _write_outputs(out: Path, items: list[dict[str, Any]], done: dict[str, dict[str, Any]],
+                   spec: str, results_path: Path) -> dict[str, Any]:
+    import knowgen
+
+    recs = [done[str(it["id"])] for it in items]
+    scores = [SampleScore.from_mapping(r["id"], r["category"], r["judgement"])
+              for r in recs if r["status"] == "scored"]
+    agg = aggregate_knowgen(scores)
+    official = [_official_item(it, r) for it, r in zip(items, recs)] + agg.official_items()
+    atomic_write_json(out / "scores.json", official)
+    counts = {s: sum(r["status"] == s for r in recs) for s in STATUSES}
+    summary = {
+        "results": str(results_path),
+        "out_dir": str(out),
+        "judge": spec,
+        "knowgen_version": knowgen.__version__,
+        "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **agg.to_dict(),
+        "counts": {"samples": len(recs), "scored": counts["scored"],
+                   "not_evaluated": counts["not_evaluated"], "errors": counts["error"],
+                   "skipped_unknown_category": sum(agg.skipped_categories.values())},
+        "not_evaluated": [r["id"] for r in recs if r["status"] == "not_evaluated"],
+        "errors": {r["id"]: r["error"] for r in recs if r["status"] == "error"},
+        "official_summary": agg.official_items(),
+    }
+    atomic_write_json(out / "summary.json", summary)
+    return summary
