@@ -30,3 +30,25 @@ class Benchmark(Protocol):
             knowgen.errors.UnknownNameError: for an unknown split.
         """
         ...
+
+
+class SingleSplitBenchmark:
+    """Mixin for benchmarks released as one ``"test"`` split held in ``self._tasks``."""
+
+    _tasks: list[Task]
+
+    def splits(self) -> list[str]:
+        """The one split, ``"test"``."""
+        return ["test"]
+
+    def tasks(self, split: str = "test") -> list[Task]:
+        """All tasks, in the benchmark's own order.
+
+        Raises:
+            knowgen.errors.UnknownNameError: for a split other than ``"test"``.
+        """
+        from knowgen.errors import UnknownNameError
+
+        if split != "test":
+            raise UnknownNameError("split", split, self.splits())
+        return list(self._tasks)

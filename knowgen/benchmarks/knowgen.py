@@ -26,7 +26,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from knowgen.errors import DataError, UnknownNameError
+from knowgen.benchmarks.base import SingleSplitBenchmark
+from knowgen.errors import DataError
 from knowgen.types import KNOWGEN_GROUPS, Task, resolve_path
 
 logger = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ def _to_task(rec: dict[str, Any], index: int, base: Path) -> Task:
     return replace(task, gt_image=str(resolve_path(task.gt_image, base).resolve()))
 
 
-class KnowGenBenchmark:
+class KnowGenBenchmark(SingleSplitBenchmark):
     """KnowGen-Bench records as knowgen tasks (one split, ``"test"``).
 
     Args:
@@ -150,17 +151,3 @@ class KnowGenBenchmark:
             logger.warning("KnowGen categories in no group (their samples are not scored): %s",
                            ", ".join(unknown))
         return tasks
-
-    def splits(self) -> list[str]:
-        """KnowGen-Bench has one split, ``"test"``."""
-        return ["test"]
-
-    def tasks(self, split: str = "test") -> list[Task]:
-        """All tasks in file order, ``gt_image`` an absolute path.
-
-        Raises:
-            UnknownNameError: for a split other than ``"test"``.
-        """
-        if split != "test":
-            raise UnknownNameError("split", split, self.splits())
-        return list(self._tasks)

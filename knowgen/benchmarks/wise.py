@@ -31,7 +31,8 @@ from typing import Any
 
 from PIL import Image
 
-from knowgen.errors import DataError, UnknownNameError
+from knowgen.benchmarks.base import SingleSplitBenchmark
+from knowgen.errors import DataError
 from knowgen.eval.wise_scoring import WISE_IDS, category_of, check_variant, format_id_ranges
 from knowgen.types import Task, resolve_path
 
@@ -107,7 +108,7 @@ def _to_task(rec: dict[str, Any], variant: str, source: Path) -> Task:
     )
 
 
-class WiseBenchmark:
+class WiseBenchmark(SingleSplitBenchmark):
     """WISE prompts of one variant as knowgen tasks (one split, ``"test"``).
 
     Args:
@@ -159,20 +160,6 @@ class WiseBenchmark:
                             f"{' ...' if len(dups) > 20 else ''}. Each id must appear once.")
         tasks.sort(key=lambda t: int(t.id))
         return tasks
-
-    def splits(self) -> list[str]:
-        """WISE has one split, ``"test"``."""
-        return ["test"]
-
-    def tasks(self, split: str = "test") -> list[Task]:
-        """All prompts in id order.
-
-        Raises:
-            UnknownNameError: for a split other than ``"test"``.
-        """
-        if split != "test":
-            raise UnknownNameError("split", split, self.splits())
-        return list(self._tasks)
 
 
 def _iter_images(results: Mapping[Any, Any] | Iterable[Mapping[str, Any]],
