@@ -39,6 +39,7 @@ from knowgen.registry import (
     TEXT_JUDGES,
     TEXT_SEARCH,
 )
+from knowgen.search.toolcache import check_mode, wrap_backends
 from knowgen.types import Answer, ResolvedReference, Task, ToolCall
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,11 @@ _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def _backends_from(config: EnvConfig, given: dict[str, Any]) -> dict[str, Any]:
-    """Use ready-made backends where given, build the rest from the registries."""
+    """Use ready-made backends where given, build the rest from the registries.
+
+    With ``config.tool_cache_mode`` ``record`` or ``replay`` the tool backends are
+    wrapped in a :mod:`knowgen.search.toolcache` cache; replay builds none of them.
+    """
     specs = {
         "text_search": (TEXT_SEARCH, config.search),
         "image_search": (IMAGE_SEARCH, config.image_search),
@@ -60,8 +65,16 @@ def _backends_from(config: EnvConfig, given: dict[str, Any]) -> dict[str, Any]:
         "image_judge": (IMAGE_JUDGES, config.image_judge),
         "text_judge": (TEXT_JUDGES, config.text_judge),
     }
-    return {key: given[key] if given.get(key) is not None else registry.create(spec)
-            for key, (registry, spec) in specs.items()}
+    mode = config.tool_cache_mode
+    check_mode(mode, config.tool_cache)
+    replaying = {"text_search", "image_search", "browser"} if mode == "replay" else set()
+    backends = {key: given[key] if given.get(key) is not None
+                else None if key in replaying else registry.create(spec)
+                for key, (registry, spec) in specs.items()}
+    if mode == "off":
+        return backends
+    identities = {key: spec for key, (_, spec) in specs.items()}
+    return wrap_backends(backends, config.tool_cache, mode, identities)
 
 
 class SearchGenEnv(gym.Env[str, str]):

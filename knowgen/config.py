@@ -73,6 +73,13 @@ class EnvConfig:
     generation_seed: int = 0
     """Seed passed to the image generator."""
 
+    tool_cache: str | None = None
+    """Path of the SQLite file that records or replays tool results (see tool_cache_mode)."""
+
+    tool_cache_mode: str = "off"
+    """Tool cache use: ``off``, ``record`` (store every tool result) or ``replay`` (answer
+    tool calls from ``tool_cache`` only, never calling the backends)."""
+
 
 @dataclass
 class EvalConfig:
