@@ -22,16 +22,14 @@ from __future__ import annotations
 import difflib
 import hashlib
 import logging
-import os
-import tempfile
 import threading
 from dataclasses import replace
 from pathlib import Path
 
-from PIL import Image
 from tqdm.auto import tqdm
 
 from knowgen.errors import ConfigError, UnknownNameError
+from knowgen.fileio import save_png_atomic
 from knowgen.generators.layout import LAYOUT_VERSION
 from knowgen.types import Task
 from knowgen.world.data import World, load_world
@@ -141,16 +139,4 @@ class WorldBenchmark:
         bar = tqdm(missing, desc="world ground truth", unit="img",
                    disable=len(missing) < _PROGRESS_FROM, leave=False)
         for task in bar:
-            _write_png_atomic(render_gt(task, self.world, GT_SIZE), self._gt_path(task))
-
-
-def _write_png_atomic(image: Image.Image, dest: Path) -> None:
-    """Save ``image`` as PNG at ``dest`` through a temporary file and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=".png.tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            image.save(fh, format="PNG")
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+            save_png_atomic(render_gt(task, self.world, GT_SIZE), self._gt_path(task))

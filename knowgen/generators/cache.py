@@ -20,8 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +28,7 @@ from typing import Any
 from PIL import Image
 
 from knowgen.errors import ToolError
+from knowgen.fileio import save_png_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -137,17 +136,7 @@ class CachedGenerator:
 
     @staticmethod
     def _write(path: Path, image: Image.Image) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".png")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                image.save(fh, format="PNG")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        save_png_atomic(image, path)
 
 
 def cached_generator(generator: str, cache_dir: str, key_extra: str = "") -> CachedGenerator:

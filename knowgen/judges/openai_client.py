@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import random
-import tempfile
 import threading
 import time
 import urllib.error
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from knowgen.errors import ConfigError, KnowgenError
+from knowgen.fileio import atomic_write_text
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -123,12 +123,8 @@ class ResponseCache:
 
     def put(self, key: str, content: str, model: str) -> None:
         """Store ``content`` under ``key``."""
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"model": model, "content": content, "stored_at": time.time()}, fh)
-        os.replace(tmp, path)
+        record = {"model": model, "content": content, "stored_at": time.time()}
+        atomic_write_text(self._path(key), json.dumps(record))
 
 
 class ChatClient:

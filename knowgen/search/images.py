@@ -28,7 +28,6 @@ import io
 import logging
 import os
 import struct
-import tempfile
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from urllib.parse import unquote, urlsplit
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from knowgen.errors import ConfigError, ToolError
+from knowgen.fileio import save_png_atomic
 from knowgen.search.net import FetchError, Resolver, SafeFetcher, ServiceClient
 from knowgen.types import ImageHit
 
@@ -248,15 +248,7 @@ class ImageDownloader:
         return error
 
     def _store(self, image: Image.Image, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                image.save(fh, format="PNG")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        save_png_atomic(image, path)
 
 
 def _name_from_url(url: str) -> str:
