@@ -24,9 +24,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-# The test suite also exercises the heavy backends (torch, diffusers, the generator server).
+# The test suite also exercises the heavy backends (torch, diffusers, the generator server,
+# the TRL trainer).
 $(HEAVY_STAMP): $(STAMP)
-	$(PIP) install --quiet -c constraints.txt -e '.[dev,diffusers,serve]'
+	$(PIP) install --quiet -c constraints.txt -e '.[dev,diffusers,serve,train]'
 	touch $(HEAVY_STAMP)
 
 setup: $(STAMP)

@@ -91,3 +91,43 @@ def extract_request(observation: str) -> str:
     """The user's request inside a first observation (the whole text when no header)."""
     _head, sep, tail = observation.rpartition(REQUEST_HEADER)
     return tail.strip() if sep else observation.strip()
+
+
+def _function(name: str, description: str, properties: dict, required: list[str]) -> dict:
+    return {"type": "function", "function": {
+        "name": name, "description": description,
+        "parameters": {"type": "object", "properties": properties, "required": required}}}
+
+
+TOOL_SCHEMAS: tuple[dict, ...] = (
+    _function("search", "Text search; one block of results per query.", {
+        "queries": {"type": "array", "items": {"type": "string"},
+                    "description": "One to five search queries."},
+        "top_k": {"type": "integer", "description": "Results per query (1 to 10)."},
+    }, ["queries"]),
+    _function("image_search", "Image search; each image is listed under an IMG_### id.", {
+        "query": {"type": "string", "description": "What the pictures should show."},
+        "top_k": {"type": "integer", "description": "Images to show (at most 5)."},
+    }, ["query"]),
+    _function("browse", "Read a page and return the parts relevant to the query.", {
+        "url": {"type": "string", "description": "Address of a page seen in the results."},
+        "query": {"type": "string", "description": "What to look for on the page."},
+    }, ["url", "query"]),
+    _function("fetch_image", "Load one picture by its address and list it under an IMG_### id.", {
+        "url": {"type": "string", "description": "Address of an image seen on a page."},
+    }, ["url"]),
+)
+"""The environment's tools as OpenAI function schemas (also what chat templates take)."""
+
+
+def split_first_observation(observation: str) -> tuple[str, str]:
+    """The instructions and the request of a first observation.
+
+    Returns:
+        ``(instructions, request)``; the instructions are empty when the
+        observation has no request header.
+    """
+    head, sep, tail = observation.rpartition(REQUEST_HEADER)
+    if not sep:
+        return "", observation.strip()
+    return head.strip(), tail.strip()

@@ -211,6 +211,9 @@ POLICIES = Registry(
         "scripted": "knowgen.reference_policies.scripted:ScriptedPolicy",
         "oracle": "knowgen.reference_policies.oracle:OraclePolicy",
         "random": "knowgen.reference_policies.random:RandomPolicy",
+        "openai": "knowgen.agents.policy:openai_policy",
+        "transformers": "knowgen.agents.policy:transformers_policy",
+        "gen-searcher-tiny": "knowgen.agents.policy:tiny_policy",
     },
 )
 BENCHMARKS = Registry(

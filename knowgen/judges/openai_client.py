@@ -195,7 +195,7 @@ class ChatClient:
         key = request_key(body)
         cached = self.cache.get(key) if self.cache else None
         if cached is not None:
-            logger.debug("Judge reply for request %s served from the cache", key[:12])
+            logger.debug("Reply for request %s served from the cache", key[:12])
             return cached, parse(cached)
         content = self._send(body)
         result = parse(content)
@@ -216,7 +216,7 @@ class ChatClient:
                         f"{self.url} kept failing after {attempts} attempts (last: {exc}). "
                         "Check the endpoint, or raise max_retries / timeout.") from None
                 delay = self._delay(attempt, exc.retry_after)
-                logger.warning("Judge request to %s failed (%s); attempt %d of %d, "
+                logger.warning("Chat request to %s failed (%s); attempt %d of %d, "
                                "retrying in %.2f s", self.url, exc, attempt, attempts, delay)
                 time.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -247,6 +247,10 @@ class ChatClient:
             raise _Transient(f"connection error: {exc.reason}") from exc
         except (ConnectionError, http.client.HTTPException, OSError) as exc:
             raise _Transient(f"connection error: {type(exc).__name__}") from exc
+        return self._reply_text(raw)
+
+    def _reply_text(self, raw: bytes) -> str:
+        """What a response body means to the caller: the first choice's text here."""
         return _message_text(raw)
 
     def _status_error(self, exc: urllib.error.HTTPError) -> Exception:
@@ -284,7 +288,7 @@ def _read_key(env: str | None) -> str | None:
     key = os.environ.get(env, "").strip()
     if not key:
         raise ConfigError(
-            f"The judge needs an API key in the environment variable {env}, which is unset. "
+            f"This endpoint needs an API key in the environment variable {env}, which is unset. "
             f"Set it (export {env}=...), name another variable with api_key_env=NAME, "
             "or pass api_key_env= (empty) for a local server without authentication.")
     return key

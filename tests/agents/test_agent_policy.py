@@ -1,0 +1,411 @@
+"""The Gen-Searcher agent policy with its OpenAI-compatible and transformers backends.
+
+The OpenAI backend talks to a real HTTP server on 127.0.0.1 that speaks the chat
+completions wire format; the transformers backend runs a tiny Qwen3 built from a
+config with a tokenizer trained here on the world's pages.
+"""
+
+import base64
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from knowgen.agents.llm import AgentBackendError, OpenAIChatBackend, read_assistant_message
+from knowgen.agents.policy import (
+    GenSearcherAgent,
+    load_system_prompt,
+    message_to_text,
+    openai_policy,
+    tiny_checkpoint_dir,
+)
+from knowgen.agents.prompt import TOOL_SCHEMAS, split_first_observation
+from knowgen.envs.protocol import parse_action
+from knowgen.envs.searchgen import SearchGenEnv
+from knowgen.errors import ConfigError, DataError
+from knowgen.reference_policies.common import parse_images
+from knowgen.registry import Registry
+from knowgen.world.data import load_world
+
+KEY_ENV = "KNOWGEN_TEST_AGENT_KEY"
+KEY = "sk-agent-test-key"
+
+
+class ChatServer:
+    """A chat-completions endpoint on 127.0.0.1; ``script(body, n)`` gives each reply message."""
+
+    def __init__(self, script):
+        self.script, self.requests = script, []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                server.requests.append({"path": self.path, "body": body,
+                                        "auth": self.headers.get("Authorization")})
+                status, payload = server.reply(body, len(server.requests) - 1)
+                raw = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def reply(self, body, n):
+        out = self.script(body, n)
+        if isinstance(out, tuple):
+            return out
+        message = {"role": "assistant", "content": None, **out}
+        return 200, {"id": f"c{n}", "object": "chat.completion", "model": body["model"],
+                     "choices": [{"index": 0, "finish_reason": "stop", "message": message}]}
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def serve(monkeypatch):
+    monkeypatch.setenv(KEY_ENV, KEY)
+    servers = []
+    yield lambda script: servers.append(ChatServer(script)) or servers[-1]
+    for s in servers:
+        s.close()
+
+
+def play(env, policy, task_id, **options):
+    obs, info = env.reset(options={"task_id": task_id, **options})
+    policy.reset(obs, info)
+    actions, done = [], False
+    while not done:
+        action = policy.act(obs, info)
+        actions.append(action)
+        obs, reward, terminated, truncated, info = env.step(action)
+        done = terminated or truncated
+    return reward, info, actions
+
+
+ORDINALS = ("first", "second", "third", "fourth", "fifth")
+
+
+def tool_text(message):
+    content = message["content"]
+    return content if isinstance(content, str) else "\n".join(
+        p["text"] for p in content if p["type"] == "text")
+
+
+def searching_model(tasks):
+    """A scripted model that knows ``tasks``: it image-searches each entity, then answers.
+
+    It reads the request and the tool results from the request body, so every
+    answer depends on what the policy actually sent.
+    """
+    by_prompt = {t.prompt: t for t in tasks}
+
+    def script(body, n):
+        messages = body["messages"]
+        task = by_prompt[next(m["content"] for m in messages if m["role"] == "user")]
+        titles = [official_title(task, i) for i in range(len(task.facts.entities))]
+        results = [tool_text(m) for m in messages if m["role"] == "tool"]
+        if len(results) < len(titles):
+            args = json.dumps({"query": titles[len(results)]})
+            return {"content": "<think>I need the official picture.</think>",
+                    "tool_calls": [{"id": f"call_{len(results)}", "type": "function",
+                                    "function": {"name": "image_search", "arguments": args}}]}
+        ids = [next(i.img_id for i in parse_images(text) if i.title == title)
+               for text, title in zip(results, titles)]
+        shown = " beside ".join(f"the {ORDINALS[k]} reference image ({title})"
+                                for k, title in enumerate(titles))
+        texts = ", then ".join(f'"{t}"' for t in task.facts.required_text)
+        prompt = f"A clean poster showing {shown}"
+        prompt += f", with the text {texts} on banners below." if texts else "."
+        answer = {"gen_prompt": prompt, "reference_images": [
+            {"img_id": i, "note": title} for i, title in zip(ids, titles)]}
+        return {"content": f"<think>Found them.</think>\n<answer>{json.dumps(answer)}</answer>"}
+
+    return script
+
+
+def official_title(task, index=0):
+    return load_world().images[task.facts.entities[index].image_id].title
+
+
+def test_openai_policy_plays_an_episode_to_a_positive_reward(serve, world_env, one_entity_task):
+    title = official_title(one_entity_task)
+    server = serve(searching_model([one_entity_task]))
+    policy = openai_policy(model="gen-searcher-8b", base_url=server.base_url, api_key_env=KEY_ENV)
+    reward, info, actions = play(world_env, policy, one_entity_task.id)
+    assert reward > 0.9 and info["last_action"]["kind"] == "answer"
+    entity = one_entity_task.facts.entities[0]
+    assert [r["image_id"] for r in info["references"]] == [entity.image_id]
+    # the tool call came back through function calling and was written in the text protocol
+    assert parse_action(actions[0]).tool_call.arguments == {"query": title}
+    first, second = (r["body"] for r in server.requests)
+    assert all(r["path"] == "/v1/chat/completions" and r["auth"] == f"Bearer {KEY}"
+               for r in server.requests)
+    assert (first["temperature"], first["top_p"], first["model"]) == (0.6, 0.9, "gen-searcher-8b")
+    assert [t["function"]["name"] for t in first["tools"]] == [
+        "search", "image_search", "browse", "fetch_image"]
+    instructions, request = split_first_observation(world_env.reset(
+        options={"task_id": one_entity_task.id})[0])
+    assert first["messages"] == [{"role": "system", "content": instructions},
+                                 {"role": "user", "content": request}]
+    assert request == one_entity_task.prompt
+    # second request: the assistant's tool call and the tool result, as OpenAI messages
+    call_msg, tool_msg = second["messages"][2:]
+    call = call_msg["tool_calls"][0]
+    assert json.loads(call["function"]["arguments"]) == {"query": title}
+    assert tool_msg["tool_call_id"] == call["id"] and title in tool_msg["content"]
+    assert "<tool_response>" not in tool_msg["content"]
+    assert first["seed"] != second["seed"]
+
+
+def test_images_travel_as_data_url_blocks(serve, world_env, one_entity_task):
+    server = serve(searching_model([one_entity_task]))
+    policy = openai_policy(model="m", base_url=server.base_url, api_key_env=KEY_ENV, images=True)
+    reward, _info, _ = play(world_env, policy, one_entity_task.id)
+    assert reward > 0.9
+    tool_msg = server.requests[1]["body"]["messages"][-1]
+    assert tool_msg["role"] == "tool" and tool_msg["content"][0]["type"] == "text"
+    listed = parse_images(tool_msg["content"][0]["text"])
+    urls = [p["image_url"]["url"] for p in tool_msg["content"][1:]]
+    assert len(urls) == len(listed) >= 1
+    for url, image in zip(urls, listed):
+        assert url.startswith("data:image/png;base64,")
+        assert base64.b64decode(url.split(",", 1)[1]) == Path(image.local_path).read_bytes()
+    # the first request has no tool result, so no image
+    assert all(isinstance(m["content"], str) for m in server.requests[0]["body"]["messages"])
+
+
+UPSTREAM_PY = '''\
+"""Prompts of an agent."""
+import os
+raise SystemExit("this module must never be run")
+MAX_TURNS = 10
+GREETING = "not this one"
+SYSTEM_PROMPT_AGENT = (
+    "You are a careful searcher. "
+    "Think, then call one tool."
+)
+OTHER_PROMPT = "not the first"
+'''
+
+
+@pytest.mark.parametrize("kind", ["py", "txt"])
+def test_system_prompt_from_a_file(serve, world_env, one_entity_task, tmp_path, kind):
+    expected = "You are a careful searcher. Think, then call one tool."
+    path = tmp_path / "checkout" / f"prompts.{kind}"
+    path.parent.mkdir()
+    path.write_text(UPSTREAM_PY if kind == "py" else f"\n{expected}\n", encoding="utf-8")
+    server = serve(searching_model([one_entity_task]))
+    registry = Registry("policy", {"openai": "knowgen.agents.policy:openai_policy"})
+    policy = registry.create(f"openai:model=m,base_url={server.base_url},api_key_env={KEY_ENV},"
+                             f"system_prompt_from={path}", seed=4)
+    reward, _info, _ = play(world_env, policy, one_entity_task.id)
+    assert reward > 0.9
+    for req in server.requests:
+        assert req["body"]["messages"][0] == {"role": "system", "content": expected}
+
+
+def test_system_prompt_errors_say_what_to_do(tmp_path):
+    with pytest.raises(ConfigError, match="is not a file"):
+        load_system_prompt(tmp_path / "missing.py")
+    bad = tmp_path / "noprompt.py"
+    bad.write_text("TEXT = 'x'\ndef f():\n    PROMPT = 'inside a function'\n")
+    with pytest.raises(ConfigError, match="PROMPT.*TEXT"):
+        load_system_prompt(bad)
+    broken = tmp_path / "broken.py"
+    broken.write_text("PROMPT = 'unterminated\n")
+    with pytest.raises(ConfigError, match="not valid Python"):
+        load_system_prompt(broken)
+    (tmp_path / "empty.md").write_text("  \n")
+    with pytest.raises(ConfigError, match="empty"):
+        load_system_prompt(tmp_path / "empty.md")
+
+
+def test_api_key_model_and_refusals(serve, monkeypatch):
+    monkeypatch.delenv("KNOWGEN_UNSET_KEY", raising=False)
+    with pytest.raises(ConfigError, match="KNOWGEN_UNSET_KEY"):
+        openai_policy(model="m", api_key_env="KNOWGEN_UNSET_KEY")
+    with pytest.raises(ConfigError, match="model=NAME"):
+        openai_policy(base_url="http://127.0.0.1:9/v1", api_key_env="")
+    server = serve(lambda body, n: (404, {"error": {"message": "model m does not exist"}}))
+    backend = OpenAIChatBackend("m", base_url=server.base_url, api_key_env="", retries=0)
+    with pytest.raises(AgentBackendError, match="HTTP 404.*model name"):
+        backend.complete([{"role": "user", "content": "hi"}], TOOL_SCHEMAS)
+    assert server.requests[0]["auth"] is None  # no key for a local server
+
+
+def test_message_replies_and_conversion(serve, world_env, one_entity_task):
+    server = serve(searching_model([one_entity_task]))
+    backend = OpenAIChatBackend("m", base_url=server.base_url, api_key_env="")
+    policy = GenSearcherAgent(backend, action_format="message", tools=False)
+    obs, info = world_env.reset(options={"task_id": one_entity_task.id})
+    policy.reset(obs, info)
+    action = policy.act(obs, info)
+    assert action["tool_calls"][0]["function"]["name"] == "image_search"
+    assert "tools" not in server.requests[0]["body"] and "seed" not in server.requests[0]["body"]
+    text = message_to_text(action)
+    assert text.startswith("<think>I need") and parse_action(text).kind == "tool"
+    # arguments already a dict, broken JSON arguments and vLLM's reasoning field
+    assert parse_action(message_to_text({"tool_calls": [{"function": {
+        "name": "search", "arguments": {"queries": ["x"]}}}]})).kind == "tool"
+    broken = parse_action(message_to_text({"tool_calls": [{"function": {
+        "name": "search", "arguments": "{'queries': 1"}}]}))
+    assert broken.kind == "invalid" and "not valid JSON" in broken.error
+    raw = json.dumps({"choices": [{"message": {"content": "<answer>{}</answer>",
+                                               "reasoning_content": "hmm"}}]}).encode()
+    assert read_assistant_message(raw)["content"] == "<think>hmm</think>\n<answer>{}</answer>"
+    with pytest.raises(ConfigError, match="action_format"):
+        GenSearcherAgent(backend, action_format="xml")
+
+
+def test_tiny_checkpoint_location_and_missing_message(monkeypatch, tmp_path):
+    import knowgen.agents
+    import knowgen.agents.policy as policy_mod
+
+    folder = tiny_checkpoint_dir()
+    assert folder == Path(knowgen.agents.__file__).parent / "checkpoints" / "gen-searcher-tiny"
+    monkeypatch.setattr(policy_mod, "tiny_checkpoint_dir", lambda: tmp_path / "absent")
+    with pytest.raises(DataError, match="knowgen train tiny --out"):
+        policy_mod.tiny_policy()
+    with pytest.raises(ConfigError, match="path=DIR"):
+        policy_mod.transformers_policy()
+
+
+# ------------------------------------------------------------------ transformers
+@pytest.fixture(scope="module")
+def short_env(world_env):
+    return SearchGenEnv(benchmark=world_env.benchmark, text_search=world_env.text_search,
+                        image_search=world_env.image_search, browser=world_env.browser,
+                        generator=world_env.generator, image_judge=world_env.image_judge,
+                        text_judge=world_env.text_judge, split="test", max_turns=4)
+
+
+@pytest.mark.slow
+def test_transformers_policy_runs_an_episode(tiny_agent_dir, short_env, one_entity_task):
+    from knowgen.agents.policy import transformers_policy
+
+    policy = transformers_policy(path=str(tiny_agent_dir), device="cpu", seed=1)
+    backend = policy.backend
+    limit = json.loads((tiny_agent_dir / "knowgen_agent.json").read_text())["generation"][
+        "max_new_tokens"]
+    assert backend.generation["max_new_tokens"] == limit
+    assert backend.system_prompt == "Search the offline world, then answer."
+    obs, info = short_env.reset(options={"task_id": one_entity_task.id})
+    policy.reset(obs, info)
+    done, steps = False, 0
+    while not done:
+        action = policy.act(obs, info)
+        assert isinstance(action, str) and "<|im_end|>" not in action
+        assert 0 < backend.last_new_tokens <= limit
+        obs, _reward, terminated, truncated, info = short_env.step(action)
+        done, steps = terminated or truncated, steps + 1
+    assert steps <= 4 and len(policy.turns) == steps - 1
+    # the prompt of the last call held every earlier observation, rendered by the chat template
+    rendered = backend.render(policy.messages(), policy.tools)
+    assert rendered.startswith("<|im_start|>system\nSearch the offline world, then answer.")
+    assert rendered.endswith("<|im_start|>assistant\n")
+    assert one_entity_task.prompt in rendered and '"name": "image_search"' in rendered
+    for _action, observation in policy.turns:
+        assert observation.splitlines()[0] in rendered or observation[:40] in rendered
+
+
+@pytest.mark.slow
+def test_transformers_backend_is_deterministic_and_respects_max_new_tokens(
+        tiny_agent_dir, short_env, one_entity_task):
+    from knowgen.agents.policy import transformers_policy
+
+    def actions(seed, **kwargs):
+        policy = transformers_policy(path=str(tiny_agent_dir), device="cpu", seed=seed, **kwargs)
+        obs, info = short_env.reset(options={"task_id": one_entity_task.id})
+        policy.reset(obs, info)
+        out = []
+        for _ in range(2):
+            out.append(policy.act(obs, info))
+            obs, *_rest, info = short_env.step(out[-1])
+        return out, policy.backend
+
+    first, _ = actions(7)
+    again, _ = actions(7)
+    other, _ = actions(8)
+    assert first == again and first != other
+    _, backend = actions(7, max_new_tokens=5)
+    assert backend.generation["max_new_tokens"] == 5 and backend.last_new_tokens <= 5
+    greedy, _ = actions(3, temperature=0.0)
+    greedy2, _ = actions(4, temperature=0.0)
+    assert greedy == greedy2  # greedy decoding ignores the seed
+
+
+@pytest.mark.parametrize("name,kind", [("accelerate_multi_gpu.yaml", "MULTI_GPU"),
+                                       ("accelerate_deepspeed_zero3.yaml", "DEEPSPEED")])
+def test_accelerate_configs_load(name, kind):
+    pytest.importorskip("accelerate")
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    import knowgen.agents
+
+    path = Path(knowgen.agents.__file__).parent / "configs" / name
+    config = load_config_from_file(str(path))
+    assert config.distributed_type.name == kind and config.mixed_precision == "bf16"
+    assert config.num_processes >= 2 and config.num_machines == 1
+
+
+@pytest.mark.slow
+def test_knowgen_eval_runs_the_openai_policy(serve, world_env, tmp_path, monkeypatch, capsys):
+    from knowgen.cli import main
+    from knowgen.eval.report import load_summary
+    from knowgen.registry import POLICIES
+
+    monkeypatch.setitem(POLICIES._entries, "openai", "knowgen.agents.policy:openai_policy")
+    cache = world_env.benchmark.gt_dir.parent.parent
+    tasks = world_env.benchmark.tasks("test")
+    server = serve(searching_model(tasks))
+    run = tmp_path / "run"
+    spec = f"openai:model=m,base_url={server.base_url},api_key_env={KEY_ENV}"
+    rc = main(["eval", "--policy", spec, "--limit", "3", "--benchmark",
+               f"world:cache_dir={cache}", "--run-dir", str(run), "--no-progress"])
+    assert rc == 0, capsys.readouterr().out
+    summary = load_summary(run)
+    assert summary["n_evaluated"] == 3 and summary["k_score"] > 80
+    samples = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 3
+    assert len(server.requests) == sum(s["turns"] for s in samples)
+
+
+@pytest.mark.slow
+def test_tiny_policy_loads_the_packaged_checkpoint(tiny_agent_dir, monkeypatch):
+    import knowgen.agents.policy as policy_mod
+
+    monkeypatch.setattr(policy_mod, "tiny_checkpoint_dir", lambda: tiny_agent_dir)
+    policy = policy_mod.tiny_policy(seed=5, max_new_tokens=3)
+    assert policy.name == "gen-searcher-tiny" and policy.backend.device == "cpu"
+    assert policy.backend.path == Path(tiny_agent_dir)
+    policy.reset("## Image request\nThe flag of Peru", {"task_id": "x"})
+    policy.act("", {})
+    assert policy.backend.last_new_tokens <= 3
+
+
+def test_transformers_backend_errors(monkeypatch, tmp_path):
+    import sys
+
+    from knowgen.agents.llm import TransformersBackend
+    from knowgen.errors import MissingDependencyError
+
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "torch", None)  # as if torch were not installed
+        with pytest.raises(MissingDependencyError, match=r"knowgen\[train\]"):
+            TransformersBackend(tmp_path)
+    pytest.importorskip("torch")
+    with pytest.raises(DataError, match="not a model folder"):
+        TransformersBackend(tmp_path / "nothing-here")
