@@ -6,7 +6,7 @@ Sub-commands:
     list      list registered backends of every kind
     tasks     show tasks of a benchmark split
     report    write a self-contained HTML report of a run folder
-    judge     score images of a KnowGen results file with an image judge
+    judge     score images of a KnowGen results file (or a WISE image folder)
     serve     run a knowgen service over HTTP (retriever, generator)
     leaderboard  validate submissions, add them to a board, build the static site
 """
@@ -62,6 +62,12 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     for flag, key in _EVAL_FLAGS.items():
         p.add_argument(f"--{flag.replace('_', '-')}", dest=flag, type=types.get(flag, str),
                        default=None, help=docs.get(key, ""))
+    p.add_argument("--judge", dest="image_judge", default=argparse.SUPPRESS, metavar="NAME:ARGS",
+                   help="same as --image-judge; on WISE the WISE judge "
+                   "(offline, or openai:model=gpt-4.1,...)")
+    p.add_argument("--judge-prompt-from", metavar="PATH", default=None,
+                   help="rubric file for the image (or WISE) judge, read at run time; "
+                   "same as adding prompt_from=PATH to its spec")
     p.add_argument("--run-dir", help="write into this folder (resumes it if it holds samples)")
     p.add_argument("--by-category", action="store_true", help="also print per-category scores")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -74,19 +80,42 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     overrides = {key: getattr(args, flag) for flag, key in _EVAL_FLAGS.items()}
     cfg = load_config(EvalConfig, args.config, overrides)
+    if args.judge_prompt_from:
+        cfg.env.image_judge = _with_prompt_from(cfg.env.image_judge, args.judge_prompt_from)
     outcome = run_eval(cfg, run_dir=args.run_dir, progress=not args.no_progress)
-    console.print(comparison_table([outcome.summary]))
-    if args.by_category:
-        console.print(category_table(outcome.summary))
+    if outcome.summary.get("rubric") == "wise":
+        from knowgen.eval.wise_run import wise_table
+
+        console.print(wise_table(outcome.summary))
+    else:
+        console.print(comparison_table([outcome.summary]))
+        if args.by_category:
+            console.print(category_table(outcome.summary))
+    failed = f", {outcome.n_failed} not judged: rerun to retry" if outcome.n_failed else ""
     console.print(f"Run folder: {outcome.run_dir} ({outcome.n_new} new, "
-                  f"{outcome.n_resumed} resumed)")
-    return 0
+                  f"{outcome.n_resumed} resumed{failed})")
+    return 1 if outcome.n_failed else 0
+
+
+def _with_prompt_from(spec: str, path: str) -> str:
+    """``spec`` with ``prompt_from=PATH`` added (the path quoted, so commas survive)."""
+    import json
+
+    return f"{spec}{',' if ':' in spec else ':'}prompt_from={json.dumps(path)}"
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from knowgen.eval.report import comparison_table, load_summary
 
-    console.print(comparison_table([load_summary(d) for d in args.run_dirs], title=args.title))
+    summaries = [load_summary(d) for d in args.run_dirs]
+    knowgen_runs = [s for s in summaries if s.get("rubric") != "wise"]
+    wise_runs = [s for s in summaries if s.get("rubric") == "wise"]
+    if knowgen_runs:
+        console.print(comparison_table(knowgen_runs, title=args.title))
+    if wise_runs:
+        from knowgen.eval.wise_run import wise_comparison_table
+
+        console.print(wise_comparison_table(wise_runs, title=args.title))
     return 0
 
 
@@ -98,6 +127,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         "search": registry.TEXT_SEARCH, "image-search": registry.IMAGE_SEARCH,
         "browsers": registry.BROWSERS, "generators": registry.GENERATORS,
         "image-judges": registry.IMAGE_JUDGES, "text-judges": registry.TEXT_JUDGES,
+        "wise-judges": registry.WISE_JUDGES,
     }
     if args.kind and args.kind not in kinds:
         from knowgen.errors import UnknownNameError
@@ -176,7 +206,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_judge(args: argparse.Namespace) -> int:
     from knowgen.eval.judge_results import judge_results
 
-    s = judge_results(args.results, args.judge, out_dir=args.out, world_seed=args.world_seed,
+    judge = _with_prompt_from(args.judge, args.judge_prompt_from) if args.judge_prompt_from \
+        else args.judge
+    if args.wise:
+        return _judge_wise(args, judge)
+    s = judge_results(args.results, judge, out_dir=args.out, world_seed=args.world_seed,
                       world_cache_dir=args.world_cache_dir, progress=not args.no_progress)
     c = s["counts"]
     console.print(f"K-Score {s['k_score']:.2f}: {c['scored']} scored, {c['not_evaluated']} not "
@@ -184,6 +218,17 @@ def _cmd_judge(args: argparse.Namespace) -> int:
                   "(category in no KnowGen group)")
     console.print(f"Scores: {s['out_dir']}/scores.json")
     return 1 if c["errors"] else 0
+
+
+def _judge_wise(args: argparse.Namespace, judge: str) -> int:
+    from knowgen.eval.wise_run import judge_wise_images, wise_table
+
+    s = judge_wise_images(args.results, args.wise, args.variant, judge, out_dir=args.out,
+                          progress=not args.no_progress)
+    console.print(wise_table(s))
+    console.print(f"{s['n_evaluated']} judged, {s['n_missing_images']} without an image, "
+                  f"{s['n_judge_errors']} judge errors. Scores: {s['out_dir']}/summary.json")
+    return 1 if s["n_judge_errors"] else 0
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -215,12 +260,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="HTML file to write (default: RUN_DIR/report.html)")
     p = sub.add_parser("judge", help="score the images of a KnowGen results file with an image judge")
     p.add_argument("results", help="official results JSON array (id, success, prompt, meta, "
-                   "output_path, gt_image; relative paths resolve against its folder)")
+                   "output_path, gt_image; relative paths resolve against its folder), "
+                   "or with --wise a folder of {prompt_id}.png images")
     p.add_argument("--judge", default="offline", metavar="NAME:ARGS",
                    help="image judge spec (default: offline, world tasks only; "
                    "e.g. openai:model=gpt-4.1 for others)")
+    p.add_argument("--judge-prompt-from", metavar="PATH", default=None,
+                   help="rubric file read at run time (e.g. the official prompt of your "
+                   "checkout of the benchmark); same as prompt_from=PATH in --judge")
     p.add_argument("--out", default=None, help="output folder (default: "
                    "RESULTS_FOLDER/judged-<judge name>); resumed if it exists")
+    p.add_argument("--wise", metavar="PATH", default=None,
+                   help="score WISE images instead: RESULTS is then a folder of "
+                   "{prompt_id}.png and PATH the WISE prompt files")
+    p.add_argument("--variant", default="verified", choices=("legacy", "verified"),
+                   help="WISE variant with --wise (default: verified)")
     p.add_argument("--world-seed", type=int, default=0,
                    help="seed of the world benchmark the offline judge takes facts from (default: 0)")
     p.add_argument("--world-cache-dir", default=None,

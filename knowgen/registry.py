@@ -204,6 +204,13 @@ TEXT_JUDGES = Registry(
         "openai": "knowgen.judges.openai_judge:OpenAITextJudge",
     },
 )
+WISE_JUDGES = Registry(
+    "wise-judge",
+    {
+        "offline": "knowgen.judges.offline_wise:OfflineWiseJudge",
+        "openai": "knowgen.judges.openai_judge:OpenAIWiseJudge",
+    },
+)
 POLICIES = Registry(
     "policy",
     {

@@ -10,7 +10,11 @@ Each variant ships three JSON arrays of
 The loader looks for them in ``path``, ``path/<variant>``, ``path/data`` and
 ``path/data/<variant>``, so a checkout of the upstream repository works as well as
 a folder holding only the files. WISE has no ground-truth images: tasks have
-``gt_image == ""`` and are judged with :class:`knowgen.judges.openai_judge.OpenAIWiseJudge`.
+``gt_image == ""`` and are judged by a WISE judge,
+:class:`knowgen.judges.openai_judge.OpenAIWiseJudge` (the published protocol) or
+:class:`knowgen.judges.offline_wise.OfflineWiseJudge` (an offline smoke-test
+proxy). ``knowgen eval --benchmark wise:path=...,variant=... --judge ...`` runs
+a policy on the prompts and scores the images (see :mod:`knowgen.eval.wise_run`).
 
 Example:
     >>> bench = WiseBenchmark("/data/wise", variant="verified")

@@ -229,12 +229,18 @@ def _header(s: dict[str, Any]) -> str:
               ("mean turns", _fmt(s.get("mean_turns"), 1))]
     dl = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in fields if v is not None)
     k = s.get("k_score", s["scores"].get("k_score"))
+    headline = f"K-Score <b>{_fmt(k)}</b>"
+    if s.get("rubric") == "wise":
+        w = s.get("wise") or {}
+        value = w.get("overall") if w.get("overall") is not None else w.get("partial_overall")
+        label = "overall" if w.get("overall") is not None else "partial overall (not comparable)"
+        headline = f"WISE {esc(w.get('variant'))} {label} <b>{_fmt(value, 4)}</b>"
     rows = [(GROUP_LABELS.get(g, g), item) for g, item in s["scores"].get("groups", {}).items()]
     rows.append(("overall", s["scores"]["overall_avg"]))
     config = esc(json.dumps(s.get("config"), indent=2, ensure_ascii=False, default=str))
     return (f'<header><h1>knowgen report: {esc(s["policy"])} on '
             f'{esc(s["benchmark"])} / {esc(s["split"])}</h1>'
-            f'<p class="kscore">K-Score <b>{_fmt(k)}</b></p><dl class="meta">{dl}</dl>'
+            f'<p class="kscore">{headline}</p><dl class="meta">{dl}</dl>'
             f"{_score_table(rows, 'group')}"
             f"<details><summary>configuration</summary><pre>{config}</pre></details></header>")
 
@@ -264,7 +270,19 @@ def _score_class(value: float | None) -> str:
     return "hi" if value >= 0.75 else "mid" if value >= 0.25 else "lo"
 
 
+_WISE_KEYS = ("consistency", "realism", "aesthetic_quality", "wiscore", "score")
+
+
+def _wise_scores(judged: dict[str, Any]) -> str:
+    keys = [k for k in _WISE_KEYS if k in judged]
+    head = "".join(f"<th>{esc(k.replace('_', ' '))}</th>" for k in keys)
+    cells = "".join(f"<td>{_fmt(judged.get(k))}</td>" for k in keys)
+    return f'<table class="sscores"><tr>{head}</tr><tr>{cells}</tr></table>'
+
+
 def _sample_scores(rec: dict[str, Any]) -> str:
+    if isinstance(rec.get("wise_judgement"), dict):
+        return _wise_scores(rec["wise_judgement"])
     judged = rec.get("image_judgement") or {}
     cells = []
     for key in _SCORE_KEYS:
@@ -318,6 +336,8 @@ def _card(run_dir: Path, rec: dict[str, Any], index: int, slug: str) -> str:
     sid = str(rec["id"])
     meta = rec.get("meta") or {}
     judged = rec.get("image_judgement")
+    if isinstance(rec.get("wise_judgement"), dict):
+        judged = rec["wise_judgement"]
     evaluated = bool(rec.get("success")) and isinstance(judged, dict)
     tags = [f'<span class="tag">{esc(meta.get(k))}</span>' for k in ("category", "difficulty")
             if meta.get(k)]
@@ -334,7 +354,8 @@ def _card(run_dir: Path, rec: dict[str, Any], index: int, slug: str) -> str:
     return (f'<article class="{classes}" id="s{index}">'
             f'<h3><a href="#s{index}">{esc(sid)}</a> {"".join(tags)}</h3>'
             f'<div class="imgs">{_figure(run_dir, rec.get("output_path"), "generated", sid)}'
-            f'{_figure(run_dir, rec.get("gt_image"), "ground truth", sid)}</div>'
+            f'{_figure(run_dir, rec["gt_image"], "ground truth", sid) if rec.get("gt_image") else ""}'
+            "</div>"
             f'<div class="body"><p class="prompt">{esc(rec.get("prompt", ""))}</p>'
             f"{_sample_scores(rec)}<p><b>image judge:</b> {rationale}</p>"
             f"<p><b>text judge ({_fmt(tj.get('score'))}):</b> {esc(tj.get('rationale') or '(none)')}</p>"

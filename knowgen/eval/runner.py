@@ -3,6 +3,10 @@
 The runner drives exactly the environment an RL researcher steps, so a
 benchmark score and an RL reward can never disagree. Each finished sample is
 appended durably to ``samples.jsonl``; a killed run resumes where it stopped.
+
+WISE runs (no ground-truth images) go through the same episodes; the generated
+image is then scored by a WISE judge of the benchmark's variant, named by the
+image-judge setting (see :mod:`knowgen.eval.wise_run`).
 """
 
 from __future__ import annotations
@@ -20,10 +24,21 @@ from tqdm.auto import tqdm
 
 import knowgen
 from knowgen.config import EvalConfig, to_dict
-from knowgen.errors import RunError
+from knowgen.errors import KnowgenError, RunError
 from knowgen.eval.results import build_results, build_summary
 from knowgen.eval.rundir import (
-    SCHEMA_VERSION, SampleLog, atomic_write_json, check_resumable, git_hash,
+    SCHEMA_VERSION,
+    SampleLog,
+    atomic_write_json,
+    check_resumable,
+    git_hash,
+)
+from knowgen.eval.wise_run import (
+    NotJudged,
+    build_wise_summary,
+    is_wise,
+    make_wise_judge,
+    wise_record,
 )
 from knowgen.registry import BENCHMARKS, POLICIES
 from knowgen.types import Task
@@ -39,6 +54,7 @@ class RunOutcome:
     summary: dict[str, Any]
     n_new: int
     n_resumed: int
+    n_failed: int = 0
 
 
 def default_run_dir(cfg: EvalConfig) -> Path:
@@ -75,16 +91,24 @@ def select_tasks(tasks: list[Task], limit: int | None) -> list[Task]:
 
 
 class _Worker:
-    """One environment and one policy; evaluates tasks one after another."""
+    """One environment and one policy; evaluates tasks one after another.
 
-    def __init__(self, cfg: EvalConfig, benchmark: Any, image_dir: Path, worker_id: int):
+    With ``wise_judge`` set, the environment's judges are :class:`NotJudged`
+    placeholders and each image is scored by ``wise_judge`` after its episode.
+    """
+
+    def __init__(self, cfg: EvalConfig, benchmark: Any, image_dir: Path, worker_id: int,
+                 wise_judge: Any = None):
         from knowgen.envs.searchgen import SearchGenEnv
 
-        self.env = SearchGenEnv(config=cfg.env, benchmark=benchmark, image_dir=str(image_dir))
+        judges = {"image_judge": NotJudged(), "text_judge": NotJudged()} if wise_judge else {}
+        self.env = SearchGenEnv(config=cfg.env, benchmark=benchmark, image_dir=str(image_dir),
+                                **judges)
         self.policy = POLICIES.create(cfg.policy, seed=cfg.seed + worker_id)
         self.seed = cfg.seed
+        self.wise_judge = wise_judge
 
-    def run(self, task: Task) -> dict[str, Any]:
+    def run(self, task: Task) -> dict[str, Any] | None:
         obs, info = self.env.reset(seed=self.seed, options={"task_id": task.id})
         self.policy.reset(obs, info)
         steps: list[dict[str, Any]] = []
@@ -95,7 +119,32 @@ class _Worker:
             steps.append({"action": action, "observation": obs,
                           "last_action": info.get("last_action")})
             done = terminated or truncated
+        if self.wise_judge is not None:
+            return self._wise_record(task, steps, info)
         return self._record(task, steps, float(reward), info)
+
+    def _wise_record(self, task: Task, steps: list[dict[str, Any]],
+                     info: dict[str, Any]) -> dict[str, Any] | None:
+        """Judge the episode's image (or a fallback drawing); ``None`` when the judge fails."""
+        env = self.env.unwrapped
+        fallback = info.get("answer") is None or env.last_image is None
+        if fallback:
+            image = env.generator.generate(task.prompt, [], seed=env.config.generation_seed)
+        else:
+            image = env.last_image
+        path = Path(env.image_dir) / f"{task.id}.png"
+        if fallback or not path.is_file():
+            image.save(path)
+        try:
+            verdict = self.wise_judge.score(task, image)
+        except KnowgenError as exc:
+            logger.error("WISE judge failed on prompt %s (%s: %s); the sample is left for a "
+                         "rerun of the same command.", task.id, type(exc).__name__, exc)
+            return None
+        record = wise_record(task, str(path), verdict.to_dict(), self.wise_judge.variant)
+        record.update(answer=info.get("answer"), references=info.get("references"),
+                      fallback_generation=fallback, turns=len(steps), trajectory=steps)
+        return record
 
     def _record(self, task: Task, steps: list[dict[str, Any]], reward: float,
                 info: dict[str, Any]) -> dict[str, Any]:
@@ -111,7 +160,7 @@ class _Worker:
             "meta": {"category": task.category, "difficulty": task.difficulty},
             "success": image_path is not None,
             "output_path": f"images/{Path(image_path).name}" if image_path else None,
-            "gt_image": f"gt/{task.id}.png",
+            "gt_image": f"gt/{task.id}.png" if task.gt_image else None,
             "reward": reward,
             "reward_terms": info.get("reward_terms"),
             "image_judgement": judgement,
@@ -152,39 +201,54 @@ def run_eval(cfg: EvalConfig, run_dir: str | Path | None = None, progress: bool 
         check_resumable(target, meta)
     elif cfg.resume:
         raise RunError(f"Nothing to resume at {target}: it has no run.json.")
+    benchmark = BENCHMARKS.create(cfg.env.benchmark)
+    wise_judge = make_wise_judge(cfg.env.image_judge, benchmark.variant) if is_wise(
+        benchmark) else None
+    if wise_judge is not None and cfg.env.text_judge != "offline":
+        logger.warning("WISE has no ground truth and no text reward: text judge %r is not used.",
+                       cfg.env.text_judge)
     (target / "images").mkdir(parents=True, exist_ok=True)
-    (target / "gt").mkdir(exist_ok=True)
+    if wise_judge is None:
+        (target / "gt").mkdir(exist_ok=True)
     if not (target / "run.json").exists():
         atomic_write_json(target / "run.json", meta)
 
-    benchmark = BENCHMARKS.create(cfg.env.benchmark)
     tasks = select_tasks(benchmark.tasks(cfg.env.split), cfg.limit)
     done = {s["id"]: s for s in log.read()}
     todo = [t for t in tasks if t.id not in done]
     if done:
         logger.info("Resuming %s: %d of %d samples already done", target, len(done), len(tasks))
 
-    _evaluate(cfg, benchmark, todo, target, log, done, progress)
+    failed = _evaluate(cfg, benchmark, todo, target, log, done, progress, wise_judge)
     for task in tasks:
         gt_copy = target / "gt" / f"{task.id}.png"
         if task.gt_image and not gt_copy.exists():
             shutil.copyfile(task.gt_image, gt_copy)
     samples = [done[t.id] for t in tasks if t.id in done]
     atomic_write_json(target / "results.json", build_results(samples))
-    summary = build_summary(samples, meta, benchmark_version=getattr(benchmark, "version", ""),
-                            knowgen_version=knowgen.__version__, git=git_hash())
+    versions = {"benchmark_version": getattr(benchmark, "version", ""),
+                "knowgen_version": knowgen.__version__, "git": git_hash()}
+    if wise_judge is not None:
+        summary = build_wise_summary(samples, tasks, meta, variant=benchmark.variant,
+                                     judge=cfg.env.image_judge, **versions)
+    else:
+        summary = build_summary(samples, meta, **versions)
     atomic_write_json(target / "summary.json", summary)
     if write_html:
         from knowgen.eval.html_report import write_report
 
         write_report(target)
-    return RunOutcome(target, summary, n_new=len(todo), n_resumed=len(tasks) - len(todo))
+    return RunOutcome(target, summary, n_new=len(todo) - len(failed),
+                      n_resumed=len(tasks) - len(todo), n_failed=len(failed))
 
 
 def _evaluate(cfg: EvalConfig, benchmark: Any, todo: list[Task], target: Path,
-              log: SampleLog, done: dict[str, dict[str, Any]], progress: bool) -> None:
+              log: SampleLog, done: dict[str, dict[str, Any]], progress: bool,
+              wise_judge: Any = None) -> list[str]:
+    """Run ``todo``; returns the ids whose sample could not be judged (not logged)."""
+    failed: list[str] = []
     if not todo:
-        return
+        return failed
     lock = threading.Lock()
     bar = tqdm(total=len(todo), desc=f"eval {cfg.policy}", unit="task", disable=not progress)
     n_workers = max(1, min(cfg.workers, len(todo)))
@@ -195,11 +259,14 @@ def _evaluate(cfg: EvalConfig, benchmark: Any, todo: list[Task], target: Path,
         if not hasattr(local, "worker"):
             with lock:
                 wid = next(counter)
-            local.worker = _Worker(cfg, benchmark, target / "images", wid)
+            local.worker = _Worker(cfg, benchmark, target / "images", wid, wise_judge)
         record = local.worker.run(task)
         with lock:
-            log.append(record)
-            done[task.id] = record
+            if record is None:
+                failed.append(task.id)
+            else:
+                log.append(record)
+                done[task.id] = record
             bar.update(1)
 
     try:
@@ -216,3 +283,7 @@ def _evaluate(cfg: EvalConfig, benchmark: Any, todo: list[Task], target: Path,
             f"Interrupted after {len(done)} samples. Resume with: knowgen eval --resume {target}"
         ) from None
     bar.close()
+    if failed:
+        logger.warning("%d sample(s) could not be judged (%s); rerun the same command to "
+                       "retry them.", len(failed), ", ".join(sorted(failed)[:20]))
+    return failed

@@ -109,6 +109,8 @@ class WiseLegacyJudgement:
     realism: int
     aesthetic_quality: int
     rationale: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict, compare=False)
+    """Machine-readable measurements behind the scores (offline judge), or ``{}``."""
 
     def __post_init__(self) -> None:
         wiscore(self.consistency, self.realism, self.aesthetic_quality)
@@ -119,9 +121,13 @@ class WiseLegacyJudgement:
         return wiscore(self.consistency, self.realism, self.aesthetic_quality)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"consistency": self.consistency, "realism": self.realism,
-                "aesthetic_quality": self.aesthetic_quality, "rationale": self.rationale,
-                "wiscore": self.value}
+        """Plain dict: the three scores, ``rationale``, ``wiscore`` and ``evidence`` if any."""
+        data: dict[str, Any] = {"consistency": self.consistency, "realism": self.realism,
+                                "aesthetic_quality": self.aesthetic_quality,
+                                "rationale": self.rationale, "wiscore": self.value}
+        if self.evidence:
+            data["evidence"] = self.evidence
+        return data
 
 
 @dataclass(frozen=True)
@@ -130,6 +136,8 @@ class WiseVerifiedJudgement:
 
     score: int
     rationale: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict, compare=False)
+    """Machine-readable measurements behind the score (offline judge), or ``{}``."""
 
     def __post_init__(self) -> None:
         if isinstance(self.score, bool) or self.score not in (0, 1):
@@ -141,7 +149,11 @@ class WiseVerifiedJudgement:
         return float(self.score)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"score": self.score, "rationale": self.rationale}
+        """Plain dict: ``score``, ``rationale`` and ``evidence`` if any."""
+        data: dict[str, Any] = {"score": self.score, "rationale": self.rationale}
+        if self.evidence:
+            data["evidence"] = self.evidence
+        return data
 
 
 @dataclass
