@@ -68,6 +68,10 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--judge-prompt-from", metavar="PATH", default=None,
                    help="rubric file for the image (or WISE) judge, read at run time; "
                    "same as adding prompt_from=PATH to its spec")
+    p.add_argument("--system-prompt-from", metavar="PATH", default=None,
+                   help="system prompt for an LLM policy (openai, transformers), read at run "
+                   "time from a file of a local upstream checkout (.txt/.md whole; .py: its "
+                   "first *PROMPT* string constant); same as system_prompt_from=PATH")
     p.add_argument("--run-dir", help="write into this folder (resumes it if it holds samples)")
     p.add_argument("--by-category", action="store_true", help="also print per-category scores")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -82,6 +86,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     cfg = load_config(EvalConfig, args.config, overrides)
     if args.judge_prompt_from:
         cfg.env.image_judge = _with_prompt_from(cfg.env.image_judge, args.judge_prompt_from)
+    if args.system_prompt_from:
+        cfg.policy = _with_arg(cfg.policy, "system_prompt_from", args.system_prompt_from)
     outcome = run_eval(cfg, run_dir=args.run_dir, progress=not args.no_progress)
     if outcome.summary.get("rubric") == "wise":
         from knowgen.eval.wise_run import wise_table
@@ -99,9 +105,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _with_prompt_from(spec: str, path: str) -> str:
     """``spec`` with ``prompt_from=PATH`` added (the path quoted, so commas survive)."""
+    return _with_arg(spec, "prompt_from", path)
+
+
+def _with_arg(spec: str, key: str, value: str) -> str:
+    """``spec`` with ``key=value`` added (the value quoted, so commas survive)."""
     import json
 
-    return f"{spec}{',' if ':' in spec else ':'}prompt_from={json.dumps(path)}"
+    return f"{spec}{',' if ':' in spec else ':'}{key}={json.dumps(value)}"
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:

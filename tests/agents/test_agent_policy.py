@@ -373,9 +373,16 @@ def test_knowgen_eval_runs_the_openai_policy(serve, world_env, tmp_path, monkeyp
     server = serve(searching_model(tasks))
     run = tmp_path / "run"
     spec = f"openai:model=m,base_url={server.base_url},api_key_env={KEY_ENV}"
+    prompt_file = tmp_path / "upstream, checkout" / "system_prompt.txt"
+    prompt_file.parent.mkdir()
+    prompt_file.write_text("Official system prompt, read at run time.\n")
     rc = main(["eval", "--policy", spec, "--limit", "3", "--benchmark",
-               f"world:cache_dir={cache}", "--run-dir", str(run), "--no-progress"])
+               f"world:cache_dir={cache}", "--run-dir", str(run), "--no-progress",
+               "--system-prompt-from", str(prompt_file)])
     assert rc == 0, capsys.readouterr().out
+    systems = {m["content"] for r in server.requests for m in r["body"]["messages"]
+               if m["role"] == "system"}
+    assert systems == {"Official system prompt, read at run time."}
     summary = load_summary(run)
     assert summary["n_evaluated"] == 3 and summary["k_score"] > 80
     samples = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
