@@ -12,19 +12,46 @@ Every tool result is wrapped in ``<tool_response>`` ... ``</tool_response>``:
 * ``browse``: the page title, its url, then the (query-focused) text.
 
 Text longer than the configured limit is cut and marked ``[truncated]``.
+:class:`ToolRunner` runs the calls (each under a time limit) and writes their results.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
-from knowgen.types import ImageHit, Page, SearchHit
+from knowgen.errors import ToolError
+from knowgen.types import ImageHit, Page, SearchHit, ToolCall
+
+logger = logging.getLogger(__name__)
 
 TRUNCATION_MARK = "[truncated]"
 MAX_IMAGES_PER_SEARCH = 5
 """Most images one image search shows."""
 MAX_ERROR_CHARS = 1000
 """Longest error message echoed back to the agent."""
+TOOL_WORKERS = 4
+"""Threads of each :class:`ToolRunner`'s pool."""
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    """What one tool call gave.
+
+    Attributes:
+        text: The observation text, wrapped in ``<tool_response>``.
+        ok: False when the tool failed or timed out.
+        error: The failure's message ("" when ``ok``).
+        shown: ``(img_id, local_path)`` of the images the result lists, in order.
+    """
+
+    text: str
+    ok: bool
+    error: str
+    shown: list[tuple[str, str]]
 
 
 @dataclass
@@ -163,3 +190,86 @@ def must_answer_notice(reason: str) -> str:
         '<answer>{"gen_prompt": ..., "reference_images": [...]}</answer>. '
         "Any other reply ends the episode with no reward."
     )
+
+
+class ToolRunner:
+    """Runs tool calls against the backends, each under a time limit, and formats the result.
+
+    Backend calls run in one small thread pool per runner, created on first use;
+    a call that passes ``timeout_s`` becomes an error observation and is left to
+    finish in the background (its result is dropped). Backends marked
+    ``in_process`` (in-memory lookups) run inline.
+
+    Args:
+        top_k: Results per search when the call gives no ``top_k``.
+        max_images: Most images one image search shows.
+        max_chars: Longest tool response text (longer ones are truncated and marked).
+        timeout_s: Seconds a backend call may take; 0 runs it inline without a limit.
+    """
+
+    def __init__(self, *, top_k: int, max_images: int, max_chars: int, timeout_s: float):
+        self.top_k, self.max_images, self.max_chars = top_k, max_images, max_chars
+        self.timeout_s = timeout_s
+        self._executor: ThreadPoolExecutor | None = None
+
+    def run(self, call: ToolCall, pool: ImagePool, backends: Mapping[str, Any]) -> ToolOutcome:
+        """Carry out ``call`` (``backends`` maps ``text_search``, ``image_search``, ``browser``).
+
+        Images the call shows are added to ``pool`` and listed in the outcome.
+        """
+        args = call.arguments
+        shown: list[tuple[str, str]] = []
+        top_k = args.get("top_k", self.top_k)
+        try:
+            if call.name == "search":
+                search = backends["text_search"].search
+                results = self._call("search", backends["text_search"], lambda: [
+                    (q, list(search(q, top_k=top_k))[:top_k]) for q in args["queries"]])
+                text = format_search_results(results)
+            elif call.name == "image_search":
+                limit = min(top_k, self.max_images)
+                hits = self._call("image_search", backends["image_search"], lambda: list(
+                    backends["image_search"].search_images(args["query"], top_k=limit)))
+                entries = [(pool.add(h), h) for h in hits[:limit]]
+                shown = [(i, h.local_path) for i, h in entries]
+                text = format_image_results(args["query"], entries)
+            elif call.name == "fetch_image":
+                images = backends["image_search"]
+                hit = self._call("fetch_image", images, images.fetch_image, args["url"])
+                shown = [(pool.add(hit), hit.local_path)]
+                text = format_fetched_image(shown[0][0], hit)
+            else:
+                browser = backends["browser"]
+                page = self._call("browse", browser, browser.browse, args["url"],
+                                  args.get("query", ""))
+                text = format_page(page)
+            ok, error = True, ""
+        except ToolError as exc:
+            text, ok, error = format_tool_error(call.name, str(exc)), False, str(exc)
+        return ToolOutcome(wrap_tool_response(text, self.max_chars), ok, error, shown)
+
+    def _call(self, tool: str, backend: Any, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` under the time limit; inline for in-process backends.
+
+        A backend whose ``in_process`` attribute is true (the local world's index
+        lookups) cannot hang, so the thread hand-off would be pure overhead.
+        """
+        if not self.timeout_s or getattr(backend, "in_process", False):
+            return fn(*args)
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=TOOL_WORKERS,
+                                                thread_name_prefix="knowgen-tool")
+        future = self._executor.submit(fn, *args)
+        try:
+            return future.result(timeout=self.timeout_s)
+        except TimeoutError:
+            future.cancel()
+            logger.warning("Tool %s timed out after %gs", tool, self.timeout_s)
+            raise ToolError(f"tool {tool} timed out after {self.timeout_s:g}s; try again, "
+                            "with another query, or use another tool.") from None
+
+    def close(self) -> None:
+        """Stop the thread pool; calls still running finish in the background."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None

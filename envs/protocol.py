@@ -114,6 +114,8 @@ def _invalid(error: str, think: str = "") -> ParsedAction:
 
 def _split_think(text: str) -> tuple[str, str, str]:
     """Remove think blocks; return (rest, think text, error)."""
+    if "think>" not in text:  # fast path: most turns of a trained model have no stray tags
+        return text, "", ""
     thoughts = [m.group(0)[7:-8] for m in _THINK_RE.finditer(text)]
     rest = _THINK_RE.sub(" ", text)
     if "</think>" in rest:  # an opening tag supplied by the chat template
@@ -126,6 +128,13 @@ def _split_think(text: str) -> tuple[str, str, str]:
 
 def _find_blocks(text: str, tag: str) -> list[str]:
     """Bodies of ``<tag>`` blocks; one unclosed block at the end of the text counts too."""
+    opening = f"<{tag}>"
+    if opening not in text:
+        return []
+    start = text.find(opening)
+    end = text.find(f"</{tag}>", start)
+    if end >= 0 and text.find(opening, start + 1) < 0:  # fast path: exactly one closed block
+        return [text[start + len(opening):end]]
     bodies = [m.group(1) for m in _TAG_RE[tag].finditer(text)]
     rest = _TAG_RE[tag].sub(" ", text)
     opens = list(_OPEN_RE[tag].finditer(rest))
@@ -148,6 +157,8 @@ def _load_json(body: str, tag: str) -> tuple[Any, str]:
             f"The content of <{tag}> is not valid JSON ({exc.msg} at line {exc.lineno}, "
             f"column {exc.colno}). Use double quotes for strings and keys and no trailing commas."
         )
+    except RecursionError:
+        return None, f"The content of <{tag}> is nested too deeply; write a flat JSON object."
 
 
 def parse_action(text: Any, known_image_ids: Iterable[str] = ()) -> ParsedAction:
@@ -189,6 +200,21 @@ def _parse_tool_call(body: str, think: str) -> ParsedAction:
     data, error = _load_json(body, "tool_call")
     if error:
         return _invalid(error, think)
+    return tool_call_from_data(data, think)
+
+
+def tool_call_from_data(data: Any, think: str = "") -> ParsedAction:
+    """Check a decoded tool call ``{"name": ..., "arguments": {...}}``.
+
+    ``arguments`` may be a dict or a JSON string holding one.
+
+    Args:
+        data: The decoded call (anything; non-dicts are invalid).
+        think: The turn's reasoning text, kept on the result.
+
+    Returns:
+        A ``"tool"`` action with normalised arguments, or an ``"invalid"`` one.
+    """
     if not isinstance(data, dict):
         return _invalid('A tool call must be a JSON object {"name": ..., "arguments": {...}}.', think)
     name = data.get("name")
@@ -297,6 +323,22 @@ def _parse_answer(body: str, known: set[str], think: str) -> ParsedAction:
     data, error = _load_json(body, "answer")
     if error:
         return _invalid(error, think)
+    return answer_from_data(data, known, think)
+
+
+def answer_from_data(data: Any, known_image_ids: Iterable[str] = (),
+                     think: str = "") -> ParsedAction:
+    """Check a decoded answer ``{"gen_prompt": ..., "reference_images": [...]}``.
+
+    Args:
+        data: The decoded answer (anything; non-dicts are invalid).
+        known_image_ids: Image ids shown so far; any other cited id is invalid.
+        think: The turn's reasoning text, kept on the result.
+
+    Returns:
+        An ``"answer"`` action (references sorted by id), or an ``"invalid"`` one.
+    """
+    known = set(known_image_ids)
     if not isinstance(data, dict):
         return _invalid('The answer must be a JSON object {"gen_prompt": ..., '
                         '"reference_images": [...]}.', think)
@@ -341,3 +383,8 @@ def _parse_references(items: Any, known: set[str]) -> tuple[tuple[ReferenceImage
         refs[img_id] = ReferenceImage(img_id=img_id, note=note.strip())
     ordered = sorted(refs.values(), key=lambda r: img_id_number(r.img_id))
     return tuple(ordered), ""
+
+
+def extract_think(text: str) -> str:
+    """The text of the ``<think>`` block(s) in ``text`` ("" when there is none)."""
+    return _split_think(text)[1] if isinstance(text, str) else ""

@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import difflib
 import logging
 import re
@@ -21,15 +22,22 @@ from typing import Any, ClassVar
 import gymnasium as gym
 from gymnasium.error import ResetNeeded
 from gymnasium.spaces import Text
-from knowgen.agents.prompt import build_first_observation, build_system_prompt
-from knowgen.envs import observations as fmt
-from knowgen.envs.protocol import MAX_QUERIES, MAX_REFERENCES, ParsedAction, parse_action
-from knowgen.envs.rewards import RewardTerms, compute_reward, no_answer_terms
-from knowgen.envs.spaces import UnicodeText
 from PIL import Image
 
+from knowgen.agents.prompt import build_first_observation, build_system_prompt
 from knowgen.config import EnvConfig
-from knowgen.errors import ConfigError, ToolError, UnknownNameError
+from knowgen.envs import observations as fmt
+from knowgen.envs.actions import (
+    ACTION_FORMATS,
+    action_to_text,
+    exceeds_limits,
+    parse_any_action,
+)
+from knowgen.envs.messages import build_messages
+from knowgen.envs.protocol import MAX_QUERIES, MAX_REFERENCES, ParsedAction
+from knowgen.envs.rewards import RewardTerms, compute_reward, no_answer_terms
+from knowgen.envs.spaces import UnicodeText, multimodal_observation, multimodal_space
+from knowgen.errors import ConfigError, UnknownNameError
 from knowgen.registry import (
     BENCHMARKS,
     BROWSERS,
@@ -45,6 +53,8 @@ from knowgen.types import Answer, ResolvedReference, Task, ToolCall
 logger = logging.getLogger(__name__)
 
 ACTION_MAX_LENGTH = 8192
+"""Longest text the (Text) action space samples; ``step`` takes longer turns and dicts too."""
+OBSERVATION_MODES = ("text", "dict")
 GENERATOR_REFERENCES = 3
 """References handed to the generator (the first ones by id)."""
 
@@ -77,15 +87,23 @@ def _backends_from(config: EnvConfig, given: dict[str, Any]) -> dict[str, Any]:
     return wrap_backends(backends, config.tool_cache, mode, identities)
 
 
-class SearchGenEnv(gym.Env[str, str]):
+class SearchGenEnv(gym.Env[Any, Any]):
     """An agent searches an (offline or real) web, then answers with a generation prompt.
 
-    Observations and actions are text. The first observation is the system prompt
-    plus the user's request; each action is one assistant turn in the protocol of
-    :mod:`knowgen.envs.protocol` (a ``<think>`` block, then one ``<tool_call>`` or
-    an ``<answer>``). Tool results come back wrapped in ``<tool_response>``. The
-    answer is drawn by the generator, judged against the ground truth, and paid
+    The first observation is the system prompt plus the user's request; each
+    action is one assistant turn in the protocol of :mod:`knowgen.envs.protocol`
+    (a ``<think>`` block, then one ``<tool_call>`` or an ``<answer>``). Tool
+    results come back wrapped in ``<tool_response>``. The answer is drawn by the
+    generator, judged against the ground truth, and paid
     ``(1 - alpha) * image + alpha * text`` (0 when the reference gate fails).
+
+    Actions: the action space is a ``Text`` space (what ``check_env`` samples),
+    but ``step`` also takes a dict (``{"tool": ..., "arguments": {...}}`` or
+    ``{"answer": {...}}``) and an OpenAI assistant message or ``tool_calls`` list;
+    see :mod:`knowgen.envs.actions`. Observations are text, or with
+    ``observation_mode="dict"`` a dict of the text and the images it lists (see
+    :func:`knowgen.envs.spaces.multimodal_space`). :meth:`messages` gives the
+    episode as chat messages. Each tool call runs under ``tool_timeout_s``.
 
     Each backend argument takes either a ready object or a spec string; a string
     overrides the matching :class:`~knowgen.config.EnvConfig` field (so
@@ -104,10 +122,11 @@ class SearchGenEnv(gym.Env[str, str]):
         render_mode: ``None`` or ``"ansi"`` (the transcript so far).
         **overrides: Any :class:`~knowgen.config.EnvConfig` field, overriding ``config``.
 
-    Info keys (every step): ``task_id``, ``turn`` (model calls so far),
-    ``tool_calls_used``, ``tool_calls_left``, ``turns_left``, ``max_turns``,
-    ``max_tool_calls``, ``image_ids`` (ids shown so far), ``observation_images``
-    (local files of the images this observation lists, for vision models) and ``last_action``
+    Info keys (every step; ``reset`` adds ``request``, the task's prompt):
+    ``task_id``, ``turn`` (model calls so far), ``tool_calls_used``,
+    ``tool_calls_left``, ``turns_left``, ``max_turns``, ``max_tool_calls``,
+    ``image_ids`` (ids shown so far), ``observation_images`` (local files of the
+    images this observation lists, for vision models) and ``last_action``
     (``{kind, tool, ok, error}``; ``kind`` is ``None`` after reset). When the
     episode ends, also ``reward_terms`` (``{image, text, alpha, gated, reward}``),
     ``image_judgement`` and ``text_judgement`` (dicts, ``None`` without an
@@ -161,21 +180,29 @@ class SearchGenEnv(gym.Env[str, str]):
             raise ConfigError(f"Split {self.config.split!r} of benchmark "
                               f"{self.config.benchmark!r} has no tasks; pick another split.")
         self._task_by_id = {t.id: t for t in self.tasks}
+        cfg = self.config
         self.system_prompt = build_system_prompt(
-            max_turns=self.config.max_turns, max_tool_calls=self.config.max_tool_calls,
-            top_k=self.config.top_k, max_queries=MAX_QUERIES,
-            max_images=fmt.MAX_IMAGES_PER_SEARCH, max_refs=MAX_REFERENCES)
-        self.observation_space = UnicodeText(
-            max(65536, 4 * self.config.max_observation_chars + 8192))
+            max_turns=cfg.max_turns, max_tool_calls=cfg.max_tool_calls, top_k=cfg.top_k,
+            max_queries=MAX_QUERIES, max_images=cfg.max_images_per_observation,
+            max_refs=MAX_REFERENCES)
+        self._text_max = max(65536, 4 * cfg.max_observation_chars + 8192)
+        self.observation_space = UnicodeText(self._text_max) if cfg.observation_mode == "text" \
+            else multimodal_space(self._text_max, cfg.max_images_per_observation,
+                                  cfg.observation_image_size)
         self.action_space = Text(max_length=ACTION_MAX_LENGTH)
         self.task: Task | None = None
         self.last_image: Image.Image | None = None
         self.transcript: list[dict[str, Any]] = []
+        self.turns: list[tuple[Any, str]] = []
         self._pool = fmt.ImagePool()
         self._turn = 0
         self._tool_calls = 0
         self._shown: list[str] = []
+        self._shown_ids: list[str] = []
         self._done = True
+        self._tools = fmt.ToolRunner(top_k=cfg.top_k, max_images=cfg.max_images_per_observation,
+                                     max_chars=cfg.max_observation_chars,
+                                     timeout_s=cfg.tool_timeout_s)
 
     @staticmethod
     def _make_config(config: EnvConfig | None, overrides: dict[str, Any]) -> EnvConfig:
@@ -190,12 +217,23 @@ class SearchGenEnv(gym.Env[str, str]):
             raise ConfigError("max_turns must be at least 1 and max_tool_calls at least 0.")
         if not 0.0 <= cfg.alpha <= 1.0:
             raise ConfigError(f"alpha must lie in [0, 1], got {cfg.alpha}.")
+        if cfg.observation_mode not in OBSERVATION_MODES:
+            raise ConfigError(f"observation_mode must be one of {OBSERVATION_MODES}, "
+                              f"got {cfg.observation_mode!r}.")
+        if cfg.action_format != "auto" and cfg.action_format not in ACTION_FORMATS:
+            raise ConfigError(f"Unknown action_format {cfg.action_format!r}; use 'auto' or one "
+                              f"of {sorted(ACTION_FORMATS)}.")
+        for name, least in (("max_images_per_observation", 1), ("observation_image_size", 1),
+                            ("max_observation_chars", 1), ("max_action_chars", 1),
+                            ("tool_timeout_s", 0)):
+            if not getattr(cfg, name) >= least:  # also refuses NaN
+                raise ConfigError(f"{name} must be at least {least}, got {getattr(cfg, name)}.")
         return cfg
 
     # ------------------------------------------------------------------ reset
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[str, dict[str, Any]]:
+    ) -> tuple[Any, dict[str, Any]]:
         """Start an episode.
 
         Args:
@@ -212,12 +250,15 @@ class SearchGenEnv(gym.Env[str, str]):
         self._pool = fmt.ImagePool()
         self._turn = 0
         self._tool_calls = 0
-        self._shown = []
+        self._shown, self._shown_ids = [], []
         self._done = False
         self.last_image = None
         obs = build_first_observation(self.system_prompt, self.task.prompt)
         self.transcript = [{"role": "user", "content": obs}]
-        return obs, self._info({"kind": None, "tool": None, "ok": None, "error": None})
+        self.turns = []
+        info = self._info({"kind": None, "tool": None, "ok": None, "error": None})
+        info["request"] = self.task.prompt
+        return self._observe(obs), info
 
     def _pick_task(self, options: dict[str, Any]) -> Task:
         if options.get("task_id") is not None:
@@ -237,13 +278,19 @@ class SearchGenEnv(gym.Env[str, str]):
         return self.tasks[int(self.np_random.integers(len(self.tasks)))]
 
     # ------------------------------------------------------------------- step
-    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         """Carry out one assistant turn.
+
+        Args:
+            action: The turn as text, a dict (``{"tool": ..., "arguments": {...}}``
+                or ``{"answer": {...}}``) or an OpenAI assistant message or
+                ``tool_calls`` list (see :mod:`knowgen.envs.actions`). Anything
+                malformed costs a turn and comes back as an error observation.
 
         Returns:
             ``(observation, reward, terminated, truncated, info)``. ``terminated``
-            is True after an answer; ``truncated`` is True when the final turn
-            passes without one (reward 0).
+            is True after an answer; ``truncated`` is True when the turns run out
+            without one (reward 0).
 
         Raises:
             gymnasium.error.ResetNeeded: when called before :meth:`reset` or after
@@ -252,16 +299,18 @@ class SearchGenEnv(gym.Env[str, str]):
         if self._done or self.task is None:
             raise ResetNeeded("The episode is over (or never started): call reset() first.")
         self._turn += 1
-        self._shown = []
-        final_turn = self._turn >= self.config.max_turns
-        self.transcript.append({"role": "assistant", "content": action})
-        parsed = parse_action(action, self._pool.ids())
+        self._shown, self._shown_ids = [], []
+        cfg = self.config
+        final_turn = self._turn >= cfg.max_turns
+        parsed = parse_any_action(action, self._pool.ids(), fmt=cfg.action_format,
+                                  max_chars=cfg.max_action_chars)
+        self._record_action(action)
         if parsed.kind == "answer" and parsed.answer is not None:
             return self._finish_with_answer(parsed.answer)
-        if final_turn:
+        if final_turn and cfg.forced_final_turn:
             return self._finish_without_answer(parsed)
         if parsed.kind == "tool" and parsed.tool_call is not None:
-            if self._tool_calls >= self.config.max_tool_calls:
+            if self._tool_calls >= cfg.max_tool_calls:
                 error = ("You have used all your tool calls; tools are no longer allowed. "
                          "Answer now.")
                 obs, last = fmt.format_invalid_action(error), self._last("invalid", error,
@@ -271,9 +320,62 @@ class SearchGenEnv(gym.Env[str, str]):
         else:
             obs = fmt.format_invalid_action(parsed.error)
             last = self._last("invalid", parsed.error)
+        if final_turn:  # turns ran out and no turn is reserved for the answer
+            return self._finish_out_of_turns(obs, last)
         obs = self._with_notices(obs)
+        self._record_observation(obs)
+        return self._observe(obs), 0.0, False, False, self._info(last)
+
+    def _record_action(self, action: Any) -> None:
+        """Keep a bounded copy of the action for :meth:`messages` and :meth:`render`."""
+        limit = self.config.max_action_chars
+        kept: Any = action_to_text(action, limit)
+        if not isinstance(action, str) and not exceeds_limits(action, limit):
+            try:
+                kept = copy.deepcopy(action)
+            except (TypeError, copy.Error, RecursionError):  # kept as text instead
+                pass
+        self.turns.append((kept, ""))
+        text = kept if isinstance(kept, str) else action_to_text(kept, limit)
+        self.transcript.append({"role": "assistant", "content": text})
+
+    def _record_observation(self, obs: str) -> None:
+        self.turns[-1] = (self.turns[-1][0], obs)
         self.transcript.append({"role": "user", "content": obs})
-        return obs, 0.0, False, False, self._info(last)
+
+    def _observe(self, text: str) -> Any:
+        """The observation for ``text`` in the configured observation mode."""
+        if self.config.observation_mode == "text":
+            return text
+        return multimodal_observation(text, list(zip(self._shown_ids, self._shown)),
+                                      self.config.max_images_per_observation,
+                                      self.config.observation_image_size)
+
+    def messages(self, fmt: str = "hf", system: str | None = None,
+                 images: bool = False) -> list[dict]:
+        """The episode so far as chat messages (see :func:`knowgen.envs.messages.build_messages`).
+
+        Args:
+            fmt: ``"hf"`` (chat templates, TRL) or ``"openai"``.
+            system: The system message; ``None`` uses this environment's system
+                prompt, ``""`` leaves it out.
+            images: Attach the images each tool result introduced (as content blocks).
+
+        Raises:
+            gymnasium.error.ResetNeeded: before the first :meth:`reset`.
+        """
+        if self.task is None:
+            raise ResetNeeded("No episode yet: call reset() first.")
+        image_map = None
+        if images:
+            image_map = {i: hit.local_path for i in self._pool.ids()
+                         if (hit := self._pool.get(i)) is not None}
+        cfg = self.config
+        return build_messages(
+            self.task.prompt, self.turns, fmt=fmt,
+            system=self.system_prompt if system is None else system, images=image_map,
+            parse=lambda action, known: parse_any_action(
+                action, known, fmt=cfg.action_format, max_chars=cfg.max_action_chars))
 
     @staticmethod
     def _last(kind: str, error: str = "", tool: str | None = None, ok: bool = False) -> dict:
@@ -283,61 +385,45 @@ class SearchGenEnv(gym.Env[str, str]):
         turns_left = self.config.max_turns - self._turn
         calls_left = self.config.max_tool_calls - self._tool_calls
         lines = [obs, fmt.budget_line(calls_left, turns_left)]
-        if turns_left <= 1:
+        if turns_left <= 1 and self.config.forced_final_turn:
             lines.append(fmt.must_answer_notice("This is your final turn."))
         elif calls_left <= 0:
             lines.append(fmt.must_answer_notice("You have used all your tool calls."))
         text = "\n\n".join(lines)
-        return text[: self.observation_space.max_length]
+        return text[: self._text_max]
 
     # ------------------------------------------------------------------ tools
     def _run_tool(self, call: ToolCall) -> tuple[str, dict[str, Any]]:
         self._tool_calls += 1
-        args = call.arguments
-        try:
-            if call.name == "search":
-                text = self._do_search(args["queries"], args.get("top_k", self.config.top_k))
-            elif call.name == "image_search":
-                text = self._do_image_search(args["query"], args.get("top_k", self.config.top_k))
-            elif call.name == "fetch_image":
-                text = self._do_fetch_image(args["url"])
-            else:
-                page = self.browser.browse(args["url"], args.get("query", ""))
-                text = fmt.format_page(page)
-            ok, error = True, ""
-        except ToolError as exc:
-            text, ok, error = fmt.format_tool_error(call.name, str(exc)), False, str(exc)
-        obs = fmt.wrap_tool_response(text, self.config.max_observation_chars)
-        return obs, self._last("tool", error, call.name, ok)
+        backends = {"text_search": self.text_search, "image_search": self.image_search,
+                    "browser": self.browser}
+        outcome = self._tools.run(call, self._pool, backends)
+        self._shown_ids = [i for i, _ in outcome.shown]
+        self._shown = [path for _, path in outcome.shown]
+        return outcome.text, self._last("tool", outcome.error, call.name, outcome.ok)
 
-    def _do_search(self, queries: list[str], top_k: int) -> str:
-        results = [(q, list(self.text_search.search(q, top_k=top_k))[:top_k]) for q in queries]
-        return fmt.format_search_results(results)
-
-    def _do_image_search(self, query: str, top_k: int) -> str:
-        limit = min(top_k, fmt.MAX_IMAGES_PER_SEARCH)
-        hits = list(self.image_search.search_images(query, top_k=limit))[:limit]
-        self._shown = [h.local_path for h in hits]
-        return fmt.format_image_results(query, [(self._pool.add(h), h) for h in hits])
-
-    def _do_fetch_image(self, url: str) -> str:
-        hit = self.image_search.fetch_image(url)
-        self._shown = [hit.local_path]
-        return fmt.format_fetched_image(self._pool.add(hit), hit)
+    def close(self) -> None:
+        """Stop the tool thread pool (calls still running finish in the background)."""
+        self._tools.close()
+        super().close()
 
     # ------------------------------------------------------------- episode end
-    def _finish_without_answer(self, parsed: ParsedAction) -> tuple[str, float, bool, bool, dict]:
-        self._done = True
+    def _finish_without_answer(self, parsed: ParsedAction) -> tuple[Any, float, bool, bool, dict]:
         error = parsed.error or "The final turn must be an <answer>; tools are no longer allowed."
         tool = parsed.tool_call.name if parsed.tool_call else None
         last = self._last(parsed.kind if parsed.kind == "invalid" else "tool", error, tool)
-        obs = fmt.format_invalid_action(error) + "\n\nThe episode is over: no answer was given."
-        self.transcript.append({"role": "user", "content": obs})
+        return self._finish_out_of_turns(fmt.format_invalid_action(error), last)
+
+    def _finish_out_of_turns(self, obs: str, last: dict[str, Any]
+                             ) -> tuple[Any, float, bool, bool, dict]:
+        self._done = True
+        obs = (obs + "\n\nThe episode is over: no answer was given.")[: self._text_max]
+        self._record_observation(obs)
         info = self._info(last)
         info.update(self._end_info(no_answer_terms(self.config.alpha), None, None, None, []))
-        return obs, 0.0, False, True, info
+        return self._observe(obs), 0.0, False, True, info
 
-    def _finish_with_answer(self, answer: Answer) -> tuple[str, float, bool, bool, dict]:
+    def _finish_with_answer(self, answer: Answer) -> tuple[Any, float, bool, bool, dict]:
         self._done = True
         assert self.task is not None
         refs = self.resolve_references(answer)
@@ -353,11 +439,11 @@ class SearchGenEnv(gym.Env[str, str]):
         obs = (f"Your answer was received and drawn. Reward: {terms.reward:.4f} "
                f"(image {terms.image:.4f}, text {terms.text:.2f}"
                f"{', gated: the answer needs 1 to 4 references' if terms.gated else ''}).")
-        self.transcript.append({"role": "user", "content": obs})
+        self._record_observation(obs)
         info = self._info(self._last("answer", "", None, True))
         info.update(self._end_info(terms, image_j.to_dict(), text_j.to_dict(), answer, refs,
                                    saved))
-        return obs, float(terms.reward), True, False, info
+        return self._observe(obs), float(terms.reward), True, False, info
 
     def resolve_references(self, answer: Answer) -> list[ResolvedReference]:
         """Look the answer's image ids up in this episode's image pool (unknown ids dropped)."""

@@ -47,7 +47,8 @@ class EnvConfig:
     """Image generator spec used when the agent answers."""
 
     image_judge: str = "offline"
-    """Image judge spec: scores the generated image against the ground truth."""
+    """Image judge spec: scores the generated image against the ground truth (on WISE,
+    which has no ground truth, it names the WISE judge: ``offline`` or ``openai:...``)."""
 
     text_judge: str = "offline"
     """Text judge spec: scores whether the answer suffices to draw the ground truth."""
@@ -79,6 +80,31 @@ class EnvConfig:
     tool_cache_mode: str = "off"
     """Tool cache use: ``off``, ``record`` (store every tool result) or ``replay`` (answer
     tool calls from ``tool_cache`` only, never calling the backends)."""
+
+    forced_final_turn: bool = True
+    """Reserve the last of ``max_turns`` for the answer: the observation before it says
+    tools are forbidden, and anything but an answer then ends the episode. When false,
+    every turn may call a tool and the episode is truncated after ``max_turns`` turns."""
+
+    max_images_per_observation: int = 5
+    """Most images one image search shows (and one ``dict`` observation carries)."""
+
+    observation_mode: str = "text"
+    """``text`` (observations are strings) or ``dict`` (text plus the images the
+    observation lists, as a ``(N, H, W, 3)`` uint8 array)."""
+
+    observation_image_size: int = 224
+    """Side of the square (letterboxed) images of ``dict`` observations, in pixels."""
+
+    tool_timeout_s: float = 30.0
+    """Seconds a tool call may take before it returns a timeout error (0 waits forever)."""
+
+    action_format: str = "auto"
+    """Accepted action format: ``auto`` (detected per action), ``text``, ``dict`` or
+    ``openai`` (see ``knowgen.envs.actions``)."""
+
+    max_action_chars: int = 65536
+    """Largest action (characters); a longer one is refused unread as an invalid turn."""
 
 
 @dataclass
