@@ -389,5 +389,11 @@ def get_index(data_dir: str | Path | None = None) -> WorldIndex:
     Raises:
         knowgen.errors.DataError: when the world files are missing or malformed.
     """
-    root = Path(data_dir) if data_dir else DEFAULT_DATA_DIR
-    return _cached_index(str(root.resolve()))
+    if not data_dir:
+        return _cached_index(_default_root())
+    return _cached_index(str(Path(data_dir).resolve()))
+
+
+@functools.lru_cache(maxsize=1)
+def _default_root() -> str:
+    return str(DEFAULT_DATA_DIR.resolve())

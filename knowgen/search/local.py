@@ -41,7 +41,13 @@ def _top_k(top_k: object) -> int:
 
 
 class _WorldBackend:
-    """Shared plumbing: the world folder and its lazily fetched index."""
+    """Shared plumbing: the world folder and its lazily fetched index.
+
+    ``in_process`` tells the environment that calls are in-memory index lookups
+    that cannot hang, so it runs them inline rather than under a time limit.
+    """
+
+    in_process = True
 
     def __init__(self, data_dir: str | Path | None = None):
         self.data_dir = str(data_dir) if data_dir else None
