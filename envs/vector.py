@@ -11,8 +11,9 @@ Gymnasium vector environments work with the plain Gymnasium calls::
     envs = gym.vector.AsyncVectorEnv(
         [lambda: gym.make("knowgen/SearchGen-v0") for _ in range(8)], shared_memory=False)
 
-Observations and actions are text (``Text`` spaces have no shared-memory layout),
-so the asynchronous form needs ``shared_memory=False``;
+Observations and actions are text (``Text`` spaces have no shared-memory layout;
+``knowgen/SearchGenMultimodal-v0`` or ``observation_mode="dict"`` adds images in a
+``Dict``), so the asynchronous form needs ``shared_memory=False``;
 :func:`make_vector_env` passes it. Batched observations are tuples of strings,
 actions any sequence of strings, and ``info`` is a dict of arrays with a
 ``_key`` mask per key (Gymnasium's convention).
