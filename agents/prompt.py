@@ -51,15 +51,19 @@ fetch_image results, by id; pick the official picture of each entity, not look-a
 Only the first 3 reach the generator.
 
 # Budget
-At most {max_tool_calls} tool calls and {max_turns} turns in all. When the tools \
-run out, or only one turn is left, you must answer at once; a turn without an answer \
-at that point ends the episode with no reward. A malformed turn still uses up a turn.
+At most {max_tool_calls} tool calls and {max_turns} turns in all. {final_rule} \
+A malformed turn still uses up a turn.
 """
+_FORCED_FINAL = ("When the tools run out, or only one turn is left, you must answer at once; a "
+                 "turn without an answer at that point ends the episode with no reward.")
+_OPEN_FINAL = ("When the tools run out you must answer at once. The episode ends with no "
+               "reward if the turns run out before you answer.")
 
 
 def build_system_prompt(
     max_turns: int = 10, max_tool_calls: int = 8, top_k: int = 5,
     max_queries: int = 5, max_images: int = 5, max_refs: int = 5,
+    forced_final_turn: bool = True,
 ) -> str:
     """The system prompt for the given budgets.
 
@@ -70,10 +74,12 @@ def build_system_prompt(
         max_queries: Most queries per ``search`` call.
         max_images: Most images per ``image_search``.
         max_refs: Most references an answer may list.
+        forced_final_turn: Whether the last turn is reserved for the answer.
     """
     return _SYSTEM_TEMPLATE.format(
         max_turns=max_turns, max_tool_calls=max_tool_calls, top_k=top_k,
         max_queries=max_queries, max_images=max_images, max_refs=max_refs,
+        final_rule=_FORCED_FINAL if forced_final_turn else _OPEN_FINAL,
     ).strip()
 
 

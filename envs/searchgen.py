@@ -184,7 +184,7 @@ class SearchGenEnv(gym.Env[Any, Any]):
         self.system_prompt = build_system_prompt(
             max_turns=cfg.max_turns, max_tool_calls=cfg.max_tool_calls, top_k=cfg.top_k,
             max_queries=MAX_QUERIES, max_images=cfg.max_images_per_observation,
-            max_refs=MAX_REFERENCES)
+            max_refs=MAX_REFERENCES, forced_final_turn=cfg.forced_final_turn)
         self._text_max = max(65536, 4 * cfg.max_observation_chars + 8192)
         self.observation_space = UnicodeText(self._text_max) if cfg.observation_mode == "text" \
             else multimodal_space(self._text_max, cfg.max_images_per_observation,
