@@ -295,12 +295,21 @@ def build_parser() -> argparse.ArgumentParser:
     from knowgen.leaderboard.cli import add_parser as _add_leaderboard
 
     _add_leaderboard(sub)
+    from knowgen.agents.train.cli import add_train_parser
+
+    add_train_parser(sub)
     return parser
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from knowgen.agents.train.cli import run_train_command
+
+    return run_train_command(args)
 
 
 _COMMANDS = {"eval": _cmd_eval, "compare": _cmd_compare, "list": _cmd_list, "tasks": _cmd_tasks,
              "report": _cmd_report, "judge": _cmd_judge, "serve": _cmd_serve,
-             "leaderboard": _cmd_leaderboard}
+             "leaderboard": _cmd_leaderboard, "train": _cmd_train}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

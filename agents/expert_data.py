@@ -1,0 +1,229 @@
+"""SFT data from expert policies: episodes run through SearchGenEnv, kept when well paid.
+
+An expert (``scripted`` or ``oracle``) plays tasks of the world's train split;
+episodes whose reward reaches a threshold become chat records
+``{"messages": [...], "tools": "<json>", "task_id": ..., "reward": ...}``:
+system prompt, the user's request, assistant turns with Qwen3 ``tool_calls`` and
+``tool`` messages holding the tool results (context, not targets), and a final
+assistant turn ``<answer>{json}</answer>``. Each assistant turn carries a short
+``<think>`` so that every turn renders the same way under training and
+inference templates. Tool calls omit ``top_k``: the environment's default (3
+here) keeps transcripts short enough for a tiny model on a CPU.
+
+Example:
+    >>> records, stats = generate_expert_data(ExpertDataConfig(limit=20))
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from knowgen.config import EnvConfig
+from knowgen.envs.messages import build_messages
+from knowgen.envs.protocol import IMG_ID_PATTERN, format_answer, format_tool_call, parse_action
+from knowgen.envs.trl_env import DEFAULT_SYSTEM_PROMPT, tool_schemas
+from knowgen.errors import ConfigError
+from knowgen.fileio import atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+THINK = {
+    "search": "Search for the clues.",
+    "browse": "Read the page.",
+    "image_search": "Find the official image.",
+    "fetch_image": "Load the image.",
+    "answer": "Answer with the references.",
+}
+"""The expert's short reasoning per kind of turn."""
+
+EXPERTS = ("scripted", "oracle")
+
+
+@dataclass
+class ExpertDataConfig:
+    """Settings of the expert data generator."""
+
+    expert: str = "scripted"
+    """Expert policy: ``scripted`` (searches like an agent) or ``oracle`` (knows the answer)."""
+
+    split: str = "train"
+    """World split whose tasks are played (never the test split for training data)."""
+
+    benchmark: str = "world"
+    """Benchmark spec of the environment."""
+
+    top_k: int = 3
+    """Results per search and image search (small keeps transcripts short)."""
+
+    min_reward: float = 0.75
+    """Episodes paid less than this are dropped."""
+
+    limit: int | None = None
+    """Play only the first N tasks of the split (all when unset)."""
+
+    max_chars: int = 12000
+    """Drop episodes whose transcript is longer than this many characters."""
+
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    """System message of every record."""
+
+    env_overrides: dict[str, Any] = field(default_factory=dict)
+    """Further :class:`~knowgen.config.EnvConfig` fields for the environment."""
+
+
+def _make_expert(name: str) -> Any:
+    if name == "scripted":
+        from knowgen.reference_policies.scripted import ScriptedPolicy
+
+        return ScriptedPolicy()
+    if name == "oracle":
+        from knowgen.reference_policies.oracle import OraclePolicy
+
+        return OraclePolicy()
+    raise ConfigError(f"Unknown expert {name!r}; use one of {', '.join(EXPERTS)}.")
+
+
+def compact_action(action: str) -> str:
+    """Rewrite an expert action in the trained format: short think, no ``top_k``.
+
+    Invalid actions are returned unchanged.
+    """
+    parsed = parse_action(action, known_image_ids=_ids_in(action))
+    if parsed.kind == "tool" and parsed.tool_call is not None:
+        args = {k: v for k, v in parsed.tool_call.arguments.items() if k != "top_k"}
+        return format_tool_call(parsed.tool_call.name, args, think=THINK[parsed.tool_call.name])
+    if parsed.kind == "answer" and parsed.answer is not None:
+        return format_answer(parsed.answer, think=THINK["answer"])
+    return action
+
+
+def _ids_in(action: str) -> list[str]:
+    """Image ids cited in ``action`` (the environment checks them, not this rewrite)."""
+    return [f"IMG_{m.group(1)}" for m in IMG_ID_PATTERN.finditer(action)]
+
+
+def play_episode(env: Any, policy: Any, task_id: str) -> dict[str, Any]:
+    """Play one task with ``policy`` (actions compacted) and return its record parts.
+
+    Returns:
+        ``{"task_id", "request", "turns": [(action, observation)], "reward", "info"}``.
+    """
+    obs, info = env.reset(options={"task_id": task_id})
+    policy.reset(obs, info)
+    turns: list[tuple[str, str]] = []
+    reward, done = 0.0, False
+    while not done:
+        action = compact_action(policy.act(obs, info))
+        obs, reward, terminated, truncated, info = env.step(action)
+        turns.append((action, obs))
+        done = terminated or truncated
+    return {"task_id": task_id, "request": env.task.prompt, "turns": turns,
+            "reward": float(reward), "info": info}
+
+
+def turns_to_messages(request: str, turns: list[tuple[str, str]],
+                      system: str | None = DEFAULT_SYSTEM_PROMPT) -> list[dict[str, Any]]:
+    """Chat messages (Hugging Face / TRL form) of an episode, for a ``datasets`` table.
+
+    The messages are those of :func:`knowgen.envs.messages.build_messages`, except
+    that tool-call arguments are JSON strings (which the chat template renders
+    exactly as it renders a dict) so that records of different tools share one
+    Arrow schema.
+    """
+    messages = build_messages(request, turns, fmt="hf", system=system)
+    for message in messages:
+        for call in message.get("tool_calls") or []:
+            fn = call["function"]
+            if not isinstance(fn["arguments"], str):
+                fn["arguments"] = json.dumps(fn["arguments"], ensure_ascii=False)
+    return messages
+
+
+def generate_expert_data(config: ExpertDataConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Play the split with the expert and keep the well-paid episodes as chat records.
+
+    Returns:
+        ``(records, stats)``; stats count played, kept and dropped episodes and
+        describe transcript lengths in characters.
+
+    Raises:
+        ConfigError: for an unknown expert or an environment setting.
+    """
+    from knowgen.envs.searchgen import SearchGenEnv
+
+    policy = _make_expert(config.expert)
+    env = SearchGenEnv(EnvConfig(benchmark=config.benchmark, split=config.split,
+                                 top_k=config.top_k), **config.env_overrides)
+    tools = json.dumps(tool_schemas(), ensure_ascii=False)
+    tasks = env.tasks[: config.limit] if config.limit else env.tasks
+    records, rewards, dropped_long = [], [], 0
+    for task in _progress(tasks, f"expert {config.expert}"):
+        episode = play_episode(env, policy, task.id)
+        rewards.append(episode["reward"])
+        if episode["reward"] < config.min_reward:
+            continue
+        messages = turns_to_messages(episode["request"], episode["turns"], config.system_prompt)
+        if sum(len(str(m.get("content", ""))) for m in messages) > config.max_chars:
+            dropped_long += 1
+            continue
+        records.append({"messages": messages, "tools": tools, "task_id": task.id,
+                        "reward": episode["reward"], "expert": config.expert})
+    stats = _stats(records, rewards, dropped_long)
+    logger.info("Expert data: %s", stats)
+    return records, stats
+
+
+def _progress(items: list[Any], desc: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, unit="task", leave=False)
+
+
+def _stats(records: list[dict[str, Any]], rewards: list[float], dropped_long: int) -> dict:
+    chars = [sum(len(str(m.get("content", ""))) for m in r["messages"]) for r in records]
+    turns = [sum(1 for m in r["messages"] if m["role"] == "assistant") for r in records]
+    return {
+        "played": len(rewards), "kept": len(records), "dropped_long": dropped_long,
+        "mean_reward_played": round(statistics.fmean(rewards), 4) if rewards else 0.0,
+        "chars_mean": round(statistics.fmean(chars), 1) if chars else 0.0,
+        "chars_max": max(chars, default=0),
+        "assistant_turns_mean": round(statistics.fmean(turns), 2) if turns else 0.0,
+    }
+
+
+def write_jsonl(records: list[dict[str, Any]], path: str | Path) -> Path:
+    """Write records as JSON lines (atomically)."""
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, text)
+    return out
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Read records written by :func:`write_jsonl`.
+
+    Raises:
+        ConfigError: when the file is missing or a line is not a JSON object with messages.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"SFT data file {str(p)!r} does not exist; make it with "
+                          "`knowgen train data --out FILE`.")
+    records = []
+    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{p}:{n} is not valid JSON ({exc.msg}).") from exc
+        if not isinstance(record, dict) or not isinstance(record.get("messages"), list):
+            raise ConfigError(f"{p}:{n} must be an object with a 'messages' list.")
+        records.append(record)
+    return records

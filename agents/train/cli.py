@@ -1,0 +1,139 @@
+"""``knowgen train data|sft|grpo|tiny``: expert data, SFT, GRPO and the whole tiny recipe.
+
+Hook into the ``knowgen`` parser with :func:`add_train_parser` and dispatch the
+``train`` command to :func:`run_train_command`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+_CONFIG_HELP = ("YAML file of TrainConfig settings, or a preset name: smoke, tiny, paper "
+                "(default: tiny)")
+_SET_HELP = "override one setting, e.g. --set sft.epochs=2 --set grpo.alpha=0.3 (repeatable)"
+
+
+def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``train`` and its sub-commands to the ``knowgen`` sub-parsers ``sub``."""
+    p = sub.add_parser("train", help="train a search agent: expert data, SFT, GRPO",
+                       description="Train a Gen-Searcher style agent on the offline world "
+                       "with TRL (needs the 'train' extra).")
+    cmds = p.add_subparsers(dest="train_command", required=True)
+    d = cmds.add_parser("data", help="play the train split with an expert and write SFT records")
+    d.add_argument("--out", required=True, help="JSONL file to write")
+    d.add_argument("--expert", default=None, choices=("scripted", "oracle"),
+                   help="expert policy (default: the config's, scripted)")
+    d.add_argument("--limit", type=int, default=None, help="play only the first N tasks")
+    for name, helptext in (("sft", "supervised fine-tuning on expert records"),
+                           ("grpo", "GRPO from an SFT checkpoint with the dual reward")):
+        c = cmds.add_parser(name, help=helptext)
+        c.add_argument("--out", default=None, help="run folder (overrides output_dir)")
+    t = cmds.add_parser("tiny", help="the whole recipe of the shipped tiny agent: data, "
+                        "tokenizer, SFT, then GRPO")
+    t.add_argument("--out", required=True, help="run folder; the agent ends in OUT/final")
+    t.add_argument("--skip-grpo", action="store_true", help="stop after SFT")
+    for c in (d, *cmds.choices.values()):
+        if not any(a.dest == "config" for a in c._actions):
+            c.add_argument("--config", default="tiny", help=_CONFIG_HELP)
+            c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                           help=_SET_HELP)
+    return p
+
+
+def _config(args: argparse.Namespace):
+    from knowgen.agents.train.config import load_train_config, parse_set_options
+
+    overrides = parse_set_options(args.set)
+    if getattr(args, "out", None) and args.train_command != "data":
+        overrides["output_dir"] = args.out
+    return load_train_config(args.config, overrides)
+
+
+def run_train_command(args: argparse.Namespace) -> int:
+    """Run ``knowgen train ...`` for parsed ``args``; returns the exit status.
+
+    Raises:
+        ConfigError: for bad settings (the ``knowgen`` entry point prints it).
+        MissingDependencyError: when the 'train' extra is not installed.
+    """
+    cfg = _config(args)
+    if args.train_command == "data":
+        return _cmd_data(args, cfg)
+    if args.train_command == "sft":
+        from knowgen.agents.train.sft import run_sft
+
+        print_done("SFT", run_sft(cfg))
+    elif args.train_command == "grpo":
+        from knowgen.agents.train.grpo import run_grpo
+
+        print_done("GRPO", run_grpo(cfg))
+    else:
+        _cmd_tiny(args, cfg)
+    return 0
+
+
+def _cmd_data(args: argparse.Namespace, cfg) -> int:
+    from knowgen.agents.expert_data import generate_expert_data, write_jsonl
+
+    if args.expert:
+        cfg.data.expert = args.expert
+    if args.limit is not None:
+        cfg.data.limit = args.limit
+    cfg.data.system_prompt = cfg.system_prompt
+    records, stats = generate_expert_data(cfg.data)
+    out = write_jsonl(records, args.out)
+    print_done("expert data", out, stats)
+    return 0
+
+
+def _cmd_tiny(args: argparse.Namespace, cfg) -> None:
+    import shutil
+
+    from knowgen.agents.train.grpo import run_grpo
+    from knowgen.agents.train.sft import run_sft
+
+    final = run_sft(cfg)
+    if not args.skip_grpo:
+        final = run_grpo(cfg)
+    target = Path(cfg.output_dir) / "final"
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(final, target)
+    print_done("tiny agent", target)
+
+
+def print_done(what: str, path: Path, stats: dict | None = None) -> None:
+    """Tell the user where a stage's result is (stdout is the command's output)."""
+    from rich.console import Console
+
+    console = Console()
+    console.print(f"[green]{what} done:[/green] {path}")
+    if stats:
+        console.print(json.dumps(stats, indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``knowgen train`` on its own (``python -m knowgen.agents.train.cli sft ...``)."""
+    import sys
+
+    from knowgen.errors import KnowgenError
+
+    parser = argparse.ArgumentParser(prog="knowgen")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_train_parser(sub)
+    args = parser.parse_args(["train", *(sys.argv[1:] if argv is None else argv)])
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        return run_train_command(args)
+    except KnowgenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

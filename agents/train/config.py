@@ -1,0 +1,295 @@
+"""Training settings: dataclasses with a docstring per field, read from YAML.
+
+One :class:`TrainConfig` holds every stage (expert data, tokenizer, model, SFT,
+GRPO, decoding defaults), so a preset file describes a whole run; the CLI's
+``--set section.key=value`` overrides single fields.
+
+Example:
+    >>> cfg = load_train_config("agents/configs/tiny.yaml", {"sft.epochs": 1})
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from knowgen.agents.expert_data import ExpertDataConfig
+from knowgen.config import load_config
+from knowgen.envs.trl_env import DEFAULT_SYSTEM_PROMPT
+from knowgen.errors import ConfigError
+
+PRESETS = ("smoke", "tiny", "paper")
+"""Preset names; each is a YAML file in ``knowgen/agents/configs``."""
+
+
+@dataclass
+class TokenizerSettings:
+    """How the tokenizer is obtained."""
+
+    path: str | None = None
+    """Folder of a saved tokenizer; when unset one is trained on the SFT data."""
+
+    vocab_size: int = 4096
+    """Vocabulary size of a newly trained byte-level BPE tokenizer."""
+
+    min_frequency: int = 2
+    """Least count for a BPE merge."""
+
+
+@dataclass
+class ModelSettings:
+    """Shape of a model built from scratch (ignored when ``sft.init`` names a model)."""
+
+    hidden: int = 192
+    """Width of the residual stream."""
+
+    layers: int = 4
+    """Transformer blocks."""
+
+    heads: int = 4
+    """Attention heads."""
+
+    kv_heads: int | None = None
+    """Key/value heads (grouped-query attention); equal to ``heads`` when unset."""
+
+    intermediate: int | None = None
+    """MLP width; about 8/3 of ``hidden`` when unset."""
+
+    max_positions: int = 4096
+    """Longest sequence the model is set up for."""
+
+    seed: int = 0
+    """Seed of the weight initialisation."""
+
+
+@dataclass
+class SFTSettings:
+    """Supervised fine-tuning on expert transcripts (TRL ``SFTTrainer``)."""
+
+    data: str | None = None
+    """JSONL file of chat records; generated into ``<output_dir>/sft_data.jsonl`` when unset."""
+
+    init: str | None = None
+    """Model folder to start from; a tiny model is built from ``model`` when unset."""
+
+    epochs: float = 3.0
+    """Passes over the data with the assistant-only loss."""
+
+    lm_warmup_epochs: float = 0.0
+    """Passes over the same transcripts first with the loss on every token (requests and
+    tool results included). A model trained from scratch learns to read and copy from its
+    context far sooner this way; then the assistant-only stage teaches the agent's turns."""
+
+    max_steps: int = -1
+    """Stop after this many optimiser steps (-1: run all epochs)."""
+
+    learning_rate: float = 1e-3
+    """Peak learning rate (1e-3 suits a model trained from scratch; 1e-5 a pretrained one)."""
+
+    lr_scheduler: str = "cosine"
+    """Learning-rate schedule (a transformers scheduler name)."""
+
+    warmup_ratio: float = 0.03
+    """Fraction of the steps spent warming the learning rate up."""
+
+    weight_decay: float = 0.01
+    """AdamW weight decay."""
+
+    batch_size: int = 8
+    """Sequences per device per step."""
+
+    grad_accum: int = 1
+    """Steps whose gradients are accumulated before an update."""
+
+    max_length: int = 2048
+    """Longest tokenized transcript; longer records are dropped, never cut."""
+
+    logging_steps: int = 10
+    """Log (console and TensorBoard) every N steps."""
+
+    save_steps: int = 200
+    """Write a resumable checkpoint every N steps."""
+
+    save_total_limit: int = 2
+    """Checkpoints kept on disk."""
+
+    resume: bool = False
+    """Continue from the last checkpoint in the output folder."""
+
+    seed: int = 0
+    """Seed of data order and dropout."""
+
+
+@dataclass
+class GRPOSettings:
+    """Reinforcement learning with the environment's dual reward (TRL ``GRPOTrainer``)."""
+
+    init: str | None = None
+    """Model folder to start from; the SFT result in ``<output_dir>/sft/final`` when unset."""
+
+    split: str = "train"
+    """World split whose tasks are the prompts."""
+
+    limit: int | None = None
+    """Use only the first N tasks of the split."""
+
+    alpha: float = 0.5
+    """Text reward weight: 0 pays the image judge only, 1 the text judge only."""
+
+    num_generations: int = 6
+    """Group size: rollouts per prompt."""
+
+    batch_size: int = 6
+    """Rollouts per device per step (a multiple of ``num_generations`` across devices)."""
+
+    grad_accum: int = 1
+    """Steps whose gradients are accumulated before an update."""
+
+    learning_rate: float = 1e-6
+    """Learning rate."""
+
+    beta: float = 0.001
+    """KL penalty weight against the reference model (0 drops the reference model)."""
+
+    epsilon: float = 0.2
+    """Lower clip ratio."""
+
+    epsilon_high: float = 0.28
+    """Upper clip ratio."""
+
+    temperature: float = 0.7
+    """Sampling temperature of rollouts."""
+
+    top_p: float = 0.95
+    """Nucleus sampling of rollouts."""
+
+    epochs: float = 5.0
+    """Passes over the prompts."""
+
+    max_steps: int = -1
+    """Stop after this many steps (-1: run all epochs)."""
+
+    max_completion_length: int = 1536
+    """Token budget of a whole episode after the prompt (tool results included)."""
+
+    max_tool_calls: int = 8
+    """Tool calls per episode (the environment's budget)."""
+
+    max_turns: int = 10
+    """Model calls per episode, the forced final answer included."""
+
+    top_k: int = 3
+    """Results per search in the environment (as in the SFT data)."""
+
+    mask_truncated_completions: bool = True
+    """Leave episodes cut at ``max_completion_length`` out of the loss."""
+
+    logging_steps: int = 1
+    """Log every N steps."""
+
+    save_steps: int = 50
+    """Write a resumable checkpoint every N steps."""
+
+    save_total_limit: int = 2
+    """Checkpoints kept on disk."""
+
+    resume: bool = False
+    """Continue from the last checkpoint in the output folder."""
+
+    seed: int = 0
+    """Seed of sampling and data order."""
+
+
+@dataclass
+class GenerationSettings:
+    """Decoding defaults saved with the checkpoint for inference."""
+
+    max_new_tokens: int = 256
+    """Most tokens per assistant turn."""
+
+    temperature: float = 0.6
+    """Sampling temperature (0 with ``do_sample`` false decodes greedily)."""
+
+    top_p: float = 0.9
+    """Nucleus sampling."""
+
+    do_sample: bool = False
+    """Sample (true) or decode greedily (false)."""
+
+
+@dataclass
+class TrainConfig:
+    """A whole training run: data, tokenizer, model, SFT, GRPO and decoding defaults."""
+
+    output_dir: str = "runs/train"
+    """Folder of the run: data, tokenizer, ``sft/`` and ``grpo/`` (each with ``final/``)."""
+
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    """System message of the agent (data, training and inference)."""
+
+    data: ExpertDataConfig = field(default_factory=ExpertDataConfig)
+    """Expert data generation."""
+
+    tokenizer: TokenizerSettings = field(default_factory=TokenizerSettings)
+    """Tokenizer source."""
+
+    model: ModelSettings = field(default_factory=ModelSettings)
+    """Shape of a model built from scratch."""
+
+    sft: SFTSettings = field(default_factory=SFTSettings)
+    """Supervised fine-tuning."""
+
+    grpo: GRPOSettings = field(default_factory=GRPOSettings)
+    """Reinforcement learning."""
+
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    """Decoding defaults written to ``knowgen_agent.json``."""
+
+
+def preset_path(name: str) -> Path:
+    """Path of a shipped preset (``smoke``, ``tiny`` or ``paper``).
+
+    Raises:
+        ConfigError: for an unknown preset name.
+    """
+    if name not in PRESETS:
+        raise ConfigError(f"Unknown training preset {name!r}; use one of {', '.join(PRESETS)} "
+                          "or the path of a YAML file.")
+    return Path(__file__).resolve().parent.parent / "configs" / f"{name}.yaml"
+
+
+def load_train_config(path_or_preset: str | Path | None = None,
+                      overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Read a :class:`TrainConfig` from a YAML file or preset name, then apply overrides.
+
+    Args:
+        path_or_preset: A YAML path, a preset name, or None for the defaults.
+        overrides: Dotted keys (``"sft.epochs"``) and their values.
+
+    Raises:
+        ConfigError: for a missing file, unknown settings or wrong value types.
+    """
+    path: str | Path | None = path_or_preset
+    name = path_or_preset if isinstance(path_or_preset, str) else ""
+    if name and not Path(name).is_file() and (
+            name in PRESETS or not name.endswith((".yaml", ".yml"))):
+        path = preset_path(name)
+    return load_config(TrainConfig, path, overrides or {})
+
+
+def parse_set_options(items: list[str] | None) -> dict[str, Any]:
+    """Turn ``["sft.epochs=2", ...]`` into overrides (values parsed as YAML scalars).
+
+    Raises:
+        ConfigError: for an item without ``=``.
+    """
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value (e.g. sft.epochs=2), got {item!r}.")
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+    return out

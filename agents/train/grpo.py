@@ -1,0 +1,126 @@
+"""GRPO with the environment's dual reward, through TRL's ``GRPOTrainer``.
+
+Each prompt is a world task: the dataset row holds the system prompt, an empty
+user turn and the ``task_id``; :class:`~knowgen.envs.trl_env.SearchGenToolEnv`
+fills the request in on ``reset``, runs the tool calls the model writes and,
+through :func:`~knowgen.envs.trl_env.searchgen_reward`, draws and judges the
+final answer. Tool results are masked out of the loss by TRL (``tool_mask``).
+Starts from the SFT checkpoint; writes ``<output_dir>/grpo/final``.
+
+Example:
+    >>> final_dir = run_grpo(load_train_config("tiny"))
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from knowgen.agents.tiny import load_tokenizer
+from knowgen.agents.train.config import TrainConfig
+from knowgen.agents.train.sft import _has_cuda, _last_checkpoint, save_agent
+from knowgen.config import EnvConfig
+from knowgen.envs.trl_env import make_env_factory, searchgen_reward
+from knowgen.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+def grpo_init_dir(cfg: TrainConfig) -> Path:
+    """The model folder GRPO starts from.
+
+    Raises:
+        ConfigError: when it does not exist.
+    """
+    path = Path(cfg.grpo.init) if cfg.grpo.init else Path(cfg.output_dir) / "sft" / "final"
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"GRPO starts from a trained model but {str(path)!r} holds none; run "
+                          "`knowgen train sft` first or set grpo.init to a model folder.")
+    return path
+
+
+def env_config(cfg: TrainConfig) -> EnvConfig:
+    """Environment settings of the rollouts."""
+    g = cfg.grpo
+    return EnvConfig(benchmark=cfg.data.benchmark, split=g.split, alpha=g.alpha, top_k=g.top_k,
+                     max_turns=g.max_turns, max_tool_calls=g.max_tool_calls)
+
+
+def grpo_dataset(cfg: TrainConfig, task_ids: list[str]) -> Any:
+    """Rows ``{"prompt": [system, user ""], "task_id"}``; reset() supplies the request."""
+    from datasets import Dataset
+
+    prompt = [{"role": "system", "content": cfg.system_prompt}, {"role": "user", "content": ""}]
+    return Dataset.from_list([{"prompt": prompt, "task_id": t} for t in task_ids])
+
+
+def grpo_arguments(cfg: TrainConfig, out_dir: Path) -> Any:
+    """TRL ``GRPOConfig`` for the run.
+
+    Raises:
+        ConfigError: when the batch is not a multiple of the group size.
+    """
+    from trl import GRPOConfig
+
+    g = cfg.grpo
+    if (g.batch_size * g.grad_accum) % g.num_generations:
+        raise ConfigError(f"grpo.batch_size x grpo.grad_accum ({g.batch_size * g.grad_accum}) must "
+                          f"be a multiple of grpo.num_generations ({g.num_generations}).")
+    return GRPOConfig(
+        output_dir=str(out_dir), num_generations=g.num_generations,
+        per_device_train_batch_size=g.batch_size, gradient_accumulation_steps=g.grad_accum,
+        learning_rate=g.learning_rate, beta=g.beta, epsilon=g.epsilon, epsilon_high=g.epsilon_high,
+        temperature=g.temperature, top_p=g.top_p, num_train_epochs=g.epochs, max_steps=g.max_steps,
+        max_completion_length=g.max_completion_length,
+        max_tool_calling_iterations=max(1, g.max_turns - 1),
+        mask_truncated_completions=g.mask_truncated_completions, logging_steps=g.logging_steps,
+        save_steps=g.save_steps, save_total_limit=g.save_total_limit, seed=g.seed,
+        report_to=["tensorboard"], bf16=False, fp16=False, use_cpu=not _has_cuda(),
+        disable_tqdm=False, dataloader_num_workers=0)
+
+
+def task_ids_of(cfg: TrainConfig) -> list[str]:
+    """Task ids of the configured split (the first ``grpo.limit`` ones)."""
+    from knowgen.registry import BENCHMARKS
+
+    tasks = list(BENCHMARKS.create(cfg.data.benchmark).tasks(cfg.grpo.split))
+    if not tasks:
+        raise ConfigError(f"Split {cfg.grpo.split!r} has no tasks; pick another grpo.split.")
+    return [t.id for t in tasks[: cfg.grpo.limit] if t.id] if cfg.grpo.limit else [t.id for t in tasks]
+
+
+def build_grpo_trainer(cfg: TrainConfig, out_dir: Path | None = None) -> Any:
+    """A ready ``GRPOTrainer`` (model from :func:`grpo_init_dir`, environments from the world)."""
+    import os
+
+    from transformers import AutoModelForCausalLM
+    from trl import GRPOTrainer
+
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # a warning switch, not a setting
+    init = grpo_init_dir(cfg)
+    out_dir = out_dir or Path(cfg.output_dir) / "grpo"
+    tokenizer = load_tokenizer(init)
+    model = AutoModelForCausalLM.from_pretrained(str(init))
+    return GRPOTrainer(
+        model=model, processing_class=tokenizer, reward_funcs=[searchgen_reward],
+        train_dataset=grpo_dataset(cfg, task_ids_of(cfg)), args=grpo_arguments(cfg, out_dir),
+        environment_factory=make_env_factory(env_config(cfg)))
+
+
+def run_grpo(cfg: TrainConfig) -> Path:
+    """Train (or continue) the GRPO stage and return the final checkpoint folder.
+
+    Raises:
+        ConfigError: for a missing start model, a bad batch size, or resuming without a checkpoint.
+    """
+    out_dir = Path(cfg.output_dir) / "grpo"
+    trainer = build_grpo_trainer(cfg, out_dir)
+    resume = None
+    if cfg.grpo.resume:
+        resume = _last_checkpoint(out_dir)
+        if resume is None:
+            raise ConfigError(f"grpo.resume is set but {out_dir} holds no checkpoint; unset it.")
+    trainer.train(resume_from_checkpoint=resume)
+    return save_agent(trainer.model, trainer.processing_class, out_dir / "final",
+                      cfg.system_prompt, cfg.generation)

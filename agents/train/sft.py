@@ -1,0 +1,214 @@
+"""Supervised fine-tuning on expert transcripts with TRL's ``SFTTrainer``.
+
+Only the assistant turns are trained (``assistant_only_loss=True``: TRL renders
+with its training variant of the Qwen3 template, whose ``{% generation %}``
+marks leave the system prompt, the request and every tool result out of the
+loss). The run writes resumable checkpoints and TensorBoard logs under
+``<output_dir>/sft/`` and the final model, tokenizer and ``knowgen_agent.json``
+in ``<output_dir>/sft/final``.
+
+Example:
+    >>> final_dir = run_sft(load_train_config("smoke"))
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+from pathlib import Path
+from typing import Any
+
+from knowgen.agents.expert_data import generate_expert_data, read_jsonl, write_jsonl
+from knowgen.agents.tiny import (
+    build_tiny_model,
+    count_parameters,
+    load_tokenizer,
+    qwen3_chat_template,
+)
+from knowgen.agents.train.config import GenerationSettings, TrainConfig
+from knowgen.envs.trl_env import tool_schemas
+from knowgen.errors import ConfigError
+from knowgen.fileio import atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+AGENT_FILE = "knowgen_agent.json"
+"""File beside a checkpoint's model files: system prompt, tool schemas, decoding defaults."""
+
+
+def save_agent(model: Any, tokenizer: Any, out_dir: str | Path, system_prompt: str,
+               generation: GenerationSettings) -> Path:
+    """Write a checkpoint folder that inference renders exactly as training did.
+
+    The folder holds the Hugging Face model and tokenizer (with the Qwen3 chat
+    template) and ``knowgen_agent.json``:
+    ``{"system_prompt", "tools", "generation": {max_new_tokens, temperature, top_p, do_sample}}``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if not tokenizer.chat_template:
+        tokenizer.chat_template = qwen3_chat_template()
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    meta = {
+        "system_prompt": system_prompt,
+        "tools": tool_schemas(),
+        "generation": {"max_new_tokens": generation.max_new_tokens,
+                       "temperature": generation.temperature, "top_p": generation.top_p,
+                       "do_sample": generation.do_sample},
+        "stop": tokenizer.eos_token,
+        "parameters": count_parameters(model),
+    }
+    atomic_write_text(out / AGENT_FILE, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    logger.info("Saved the agent to %s", out)
+    return out
+
+
+def sft_records(cfg: TrainConfig) -> list[dict[str, Any]]:
+    """The SFT records: read from ``cfg.sft.data`` or generated (and saved) from the expert."""
+    if cfg.sft.data:
+        return read_jsonl(cfg.sft.data)
+    path = Path(cfg.output_dir) / "sft_data.jsonl"
+    if path.is_file():
+        logger.info("Reusing expert data in %s", path)
+        return read_jsonl(path)
+    data_cfg = cfg.data
+    data_cfg.system_prompt = cfg.system_prompt
+    records, stats = generate_expert_data(data_cfg)
+    write_jsonl(records, path)
+    atomic_write_text(path.with_suffix(".stats.json"), json.dumps(stats, indent=2) + "\n")
+    return records
+
+
+def tokenizer_texts(records: list[dict[str, Any]]) -> list[str]:
+    """Plain text of records (contents, tool calls and tool schemas) to train a tokenizer on."""
+    texts = []
+    for record in records:
+        parts = [record.get("tools") or ""]
+        for message in record["messages"]:
+            parts.append(str(message.get("content") or ""))
+            for call in message.get("tool_calls") or []:
+                fn = call.get("function", call)
+                parts.append(f'{{"name": "{fn.get("name")}", "arguments": {fn.get("arguments")}}}')
+        texts.append("\n".join(parts))
+    return texts
+
+
+def render(tokenizer: Any, record: dict[str, Any]) -> str:
+    """A record rendered by the tokenizer's (inference) chat template."""
+    tools = record.get("tools")
+    tools = json.loads(tools) if isinstance(tools, str) else tools
+    return tokenizer.apply_chat_template(record["messages"], tools=tools, tokenize=False)
+
+
+def token_lengths(tokenizer: Any, records: list[dict[str, Any]]) -> list[int]:
+    """Tokens of each rendered record."""
+    return [len(tokenizer(render(tokenizer, r), add_special_tokens=False)["input_ids"])
+            for r in records]
+
+
+def length_stats(lengths: list[int]) -> dict[str, float]:
+    """Mean, median, 95th percentile and maximum of token lengths."""
+    if not lengths:
+        return {"count": 0}
+    ordered = sorted(lengths)
+    return {"count": len(ordered), "mean": round(statistics.fmean(ordered), 1),
+            "median": ordered[len(ordered) // 2], "p95": ordered[int(0.95 * (len(ordered) - 1))],
+            "max": ordered[-1], "total": sum(ordered)}
+
+
+def obtain_tokenizer(cfg: TrainConfig, records: list[dict[str, Any]]) -> Any:
+    """Load the configured tokenizer (or the init model's), else train one on ``records``."""
+    from knowgen.agents.tiny import train_tokenizer
+
+    source = cfg.tokenizer.path or cfg.sft.init
+    if source:
+        return load_tokenizer(source)
+    tokenizer = train_tokenizer(tokenizer_texts(records), cfg.tokenizer.vocab_size,
+                                cfg.tokenizer.min_frequency)
+    tokenizer.save_pretrained(str(Path(cfg.output_dir) / "tokenizer"))
+    return tokenizer
+
+
+def obtain_model(cfg: TrainConfig, tokenizer: Any) -> Any:
+    """Load ``cfg.sft.init`` or build a tiny model from ``cfg.model``."""
+    if cfg.sft.init:
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM.from_pretrained(cfg.sft.init)
+    m = cfg.model
+    return build_tiny_model(tokenizer, hidden=m.hidden, layers=m.layers, heads=m.heads,
+                            kv_heads=m.kv_heads, intermediate=m.intermediate,
+                            max_positions=m.max_positions, seed=m.seed)
+
+
+def sft_arguments(cfg: TrainConfig, out_dir: Path, lm_warmup: bool = False) -> Any:
+    """TRL ``SFTConfig`` for the run (``lm_warmup``: the every-token warm-up stage)."""
+    from trl import SFTConfig
+
+    s = cfg.sft
+    return SFTConfig(
+        output_dir=str(out_dir), assistant_only_loss=not lm_warmup, max_length=s.max_length,
+        num_train_epochs=s.lm_warmup_epochs if lm_warmup else s.epochs,
+        max_steps=-1 if lm_warmup else s.max_steps, learning_rate=s.learning_rate,
+        lr_scheduler_type=s.lr_scheduler, warmup_steps=s.warmup_ratio,
+        weight_decay=s.weight_decay, per_device_train_batch_size=s.batch_size,
+        gradient_accumulation_steps=s.grad_accum, logging_steps=s.logging_steps,
+        save_steps=s.save_steps, save_total_limit=s.save_total_limit, seed=s.seed,
+        report_to=["tensorboard"], train_sampling_strategy="group_by_length",
+        dataloader_num_workers=0, bf16=False, fp16=False, use_cpu=not _has_cuda(),
+        packing=False, disable_tqdm=False, dataset_num_proc=None)
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _last_checkpoint(out_dir: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(out_dir)) if out_dir.is_dir() else None
+
+
+def run_sft(cfg: TrainConfig) -> Path:
+    """Train (or continue) the SFT stage and return the final checkpoint folder.
+
+    Raises:
+        ConfigError: when no record fits ``sft.max_length`` or resuming finds no checkpoint.
+    """
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    out_dir = Path(cfg.output_dir) / "sft"
+    records = sft_records(cfg)
+    tokenizer = obtain_tokenizer(cfg, records)
+    lengths = token_lengths(tokenizer, records)
+    kept = [r for r, n in zip(records, lengths) if n <= cfg.sft.max_length]
+    stats = {"all": length_stats(lengths),
+             "kept": length_stats([n for n in lengths if n <= cfg.sft.max_length])}
+    logger.info("SFT token lengths: %s", stats)
+    if not kept:
+        raise ConfigError(f"No SFT record fits sft.max_length={cfg.sft.max_length} tokens "
+                          f"(shortest: {min(lengths, default=0)}); raise sft.max_length.")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "token_stats.json", json.dumps(stats, indent=2) + "\n")
+    model = obtain_model(cfg, tokenizer)
+    dataset = Dataset.from_list([{"messages": r["messages"], "tools": r["tools"]} for r in kept])
+    resume = None
+    if cfg.sft.resume:
+        resume = _last_checkpoint(out_dir)
+        if resume is None:
+            raise ConfigError(f"sft.resume is set but {out_dir} holds no checkpoint; unset it.")
+    if cfg.sft.lm_warmup_epochs > 0 and resume is None:
+        warmup = SFTTrainer(model=model, args=sft_arguments(cfg, out_dir / "lm_warmup", True),
+                            train_dataset=dataset, processing_class=tokenizer)
+        warmup.train()
+        model = warmup.model
+    trainer = SFTTrainer(model=model, args=sft_arguments(cfg, out_dir), train_dataset=dataset,
+                         processing_class=tokenizer)
+    trainer.train(resume_from_checkpoint=resume)
+    return save_agent(trainer.model, tokenizer, out_dir / "final", cfg.system_prompt,
+                      cfg.generation)

@@ -1,0 +1,120 @@
+"""SFT: a smoke run writes a loadable agent; only assistant tokens are trained."""
+
+import copy
+import json
+
+import pytest
+import torch
+
+from knowgen.agents.expert_data import read_jsonl
+from knowgen.agents.train.config import load_train_config
+from knowgen.agents.train.sft import AGENT_FILE, run_sft, sft_arguments
+from knowgen.envs.trl_env import tool_schemas
+from knowgen.errors import ConfigError
+
+
+@pytest.mark.slow
+def test_smoke_sft_writes_a_complete_checkpoint(smoke_run):
+    cfg, final = smoke_run
+    for name in ("config.json", "model.safetensors", "tokenizer.json", AGENT_FILE):
+        assert (final / name).is_file(), name
+    meta = json.loads((final / AGENT_FILE).read_text())
+    assert meta["system_prompt"] == cfg.system_prompt and meta["tools"] == tool_schemas()
+    assert meta["generation"]["max_new_tokens"] == cfg.generation.max_new_tokens
+    assert sorted(p.name for p in (final.parent).glob("checkpoint-*")) == [
+        "checkpoint-2", "checkpoint-4"]
+    assert list((final.parent / "runs").rglob("events.out.tfevents.*"))
+    # the every-token warm-up stage ran first and logged its own run
+    assert list((final.parent / "lm_warmup" / "runs").rglob("events.out.tfevents.*"))
+    stats = json.loads((final.parent / "token_stats.json").read_text())
+    assert stats["kept"]["count"] >= 1 and stats["kept"]["max"] <= cfg.sft.max_length
+
+
+@pytest.mark.slow
+def test_resume_continues_from_the_last_checkpoint(smoke_run):
+    cfg = copy.deepcopy(smoke_run[0])
+    cfg.sft.resume, cfg.sft.max_steps = True, 6
+    final = run_sft(cfg)
+    state = json.loads((final.parent / "checkpoint-6" / "trainer_state.json").read_text())
+    assert state["global_step"] == 6
+
+
+@pytest.mark.slow
+def test_resume_without_checkpoint_is_refused(tmp_path, expert_records):
+    from knowgen.agents.expert_data import write_jsonl
+
+    data = write_jsonl(expert_records[:2], tmp_path / "d.jsonl")
+    cfg = load_train_config("smoke", {"output_dir": str(tmp_path), "sft.data": str(data),
+                                      "sft.resume": True})
+    with pytest.raises(ConfigError, match="no checkpoint"):
+        run_sft(cfg)
+
+
+def _trainer_batch(smoke_run):
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM
+    from trl import SFTTrainer
+
+    from knowgen.agents.tiny import load_tokenizer
+
+    cfg, final = smoke_run
+    records = read_jsonl(cfg.sft.data)
+    record = max(records, key=lambda r: len(r["messages"]))  # one with tool results
+    model = AutoModelForCausalLM.from_pretrained(str(final))
+    tokenizer = load_tokenizer(final)
+    trainer = SFTTrainer(model=model, args=sft_arguments(cfg, final.parent / "probe"),
+                         train_dataset=Dataset.from_list([{"messages": record["messages"],
+                                                           "tools": record["tools"]}]),
+                         processing_class=tokenizer)
+    batch = trainer.data_collator([trainer.train_dataset[0]])
+    return model, tokenizer, batch["input_ids"][0], batch["labels"][0]
+
+
+def _loss_up_to(model, input_ids, labels, pos, new_token=None):
+    ids, lab = input_ids[: pos + 1].clone(), labels[: pos + 1].clone()
+    if new_token is not None:
+        ids[pos] = new_token
+        if lab[pos] != -100:
+            lab[pos] = new_token
+    with torch.no_grad():
+        return model(input_ids=ids[None], labels=lab[None]).loss.item()
+
+
+@pytest.mark.slow
+def test_tool_tokens_are_not_trained_and_assistant_tokens_are(smoke_run):
+    model, tokenizer, input_ids, labels = _trainer_batch(smoke_run)
+    ids = input_ids.tolist()
+    open_id, close_id = (tokenizer.convert_tokens_to_ids(t)
+                         for t in ("<tool_response>", "</tool_response>"))
+    start, end = ids.index(open_id), ids.index(close_id)
+    tool_pos = (start + end) // 2
+    first_turn = ids.index(tokenizer.convert_tokens_to_ids("<think>"))  # the first assistant turn
+    call_pos = ids.index(tokenizer.convert_tokens_to_ids("<tool_call>"), first_turn) + 3
+    assert labels[tool_pos] == -100 and labels[call_pos] != -100
+    other = (ids[tool_pos] + 7) % len(tokenizer)
+    # Flipping a tool-response token leaves the loss up to it unchanged ...
+    assert _loss_up_to(model, input_ids, labels, tool_pos, other) == _loss_up_to(
+        model, input_ids, labels, tool_pos)
+    # ... flipping an assistant token changes it.
+    other = (ids[call_pos] + 7) % len(tokenizer)
+    assert _loss_up_to(model, input_ids, labels, call_pos, other) != pytest.approx(
+        _loss_up_to(model, input_ids, labels, call_pos), abs=1e-6)
+    trained = tokenizer.decode([t for t, lab in zip(ids, labels.tolist()) if lab != -100])
+    untrained = tokenizer.decode([t for t, lab in zip(ids, labels.tolist()) if lab == -100])
+    assert "<answer>" in trained and "<tool_call>" in trained and "<|im_end|>" in trained
+    assert "--- end of" not in trained and "<tool_response>" not in trained
+    assert "<tool_response>" in untrained and '"name": "search"' in untrained  # schemas
+
+
+def test_warmup_stage_trains_every_token(tmp_path):
+    cfg = load_train_config("tiny", {"sft.lm_warmup_epochs": 0.5, "sft.max_steps": 9})
+    warm, main = sft_arguments(cfg, tmp_path, True), sft_arguments(cfg, tmp_path)
+    assert not warm.assistant_only_loss and warm.num_train_epochs == 0.5 and warm.max_steps == -1
+    assert main.assistant_only_loss and main.num_train_epochs == 2 and main.max_steps == 9
+
+
+def test_unknown_setting_is_refused_with_a_hint():
+    with pytest.raises(ConfigError, match="Did you mean 'epochs'"):
+        load_train_config("smoke", {"sft.epoch": 2})
+    with pytest.raises(ConfigError, match="preset"):
+        load_train_config("huge")
