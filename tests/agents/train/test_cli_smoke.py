@@ -1,0 +1,34 @@
+"""The training commands end to end at smoke size, as a user types them, then an eval."""
+
+import json
+
+import pytest
+
+from knowgen.agents.expert_data import write_jsonl
+from knowgen.cli import main
+
+
+@pytest.mark.slow
+def test_train_sft_then_grpo_then_eval_from_the_command_line(tmp_path, expert_records, capsys,
+                                                              world_benchmark):
+    data = write_jsonl(expert_records, tmp_path / "data.jsonl")
+    out = tmp_path / "run"
+    assert main(["train", "sft", "--config", "smoke", "--out", str(out),
+                 "--set", f"sft.data={data}"]) == 0
+    sft_final = out / "sft" / "final"
+    assert (sft_final / "knowgen_agent.json").is_file()
+    assert main(["train", "grpo", "--config", "smoke", "--out", str(out)]) == 0
+    grpo_final = out / "grpo" / "final"
+    meta = json.loads((grpo_final / "knowgen_agent.json").read_text())
+    assert {t["function"]["name"] for t in meta["tools"]} == {
+        "browse", "fetch_image", "image_search", "search"}
+    capsys.readouterr()
+
+    cache = world_benchmark.gt_dir.parent.parent
+    run = tmp_path / "eval"
+    rc = main(["eval", "--policy", f"transformers:path={grpo_final},device=cpu",
+               "--benchmark", f"world:cache_dir={cache}", "--limit", "2",
+               "--run-dir", str(run), "--no-progress"])
+    assert rc == 0, capsys.readouterr().out
+    samples = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 2 and all(s["turns"] >= 1 for s in samples)
