@@ -190,25 +190,61 @@ class SearchGenToolEnv:
         return self.reward
 
 
-def tool_names() -> list[str]:
-    """Names of the adapter's tools, in TRL's (alphabetical) order."""
-    return [name for name, _ in inspect.getmembers(SearchGenToolEnv, inspect.isfunction)
+class SearchGenAnswerToolEnv(SearchGenToolEnv):
+    """The adapter in TRL's own reward style: the answer is a tool and the env owns the reward.
+
+    The model answers by calling the ``answer`` tool (the environment takes a
+    function named ``answer`` as the Gen-Searcher answer), so the episode ends
+    inside the environment and TRL reads the dual reward from :meth:`get_reward`;
+    no reward function is needed (``reward_funcs=[]`` is not allowed by TRL, so
+    pass one that returns zeros, or combine it with others). Use
+    :class:`SearchGenToolEnv` with :func:`searchgen_reward` to keep the upstream
+    text protocol, where the answer is an ``<answer>`` block.
+    """
+
+    def answer(self, gen_prompt: str, reference_images: list[dict[str, str]]) -> str:
+        """Give the final answer: the generation prompt and the chosen reference images.
+
+        Args:
+            gen_prompt: The prompt for the image generator; it calls the references "the
+                first reference image", "the second reference image", and so on.
+            reference_images: One to five items {"img_id": "IMG_001", "note": "what it shows"}.
+        """
+        if self.done or self.env is None or self.env.task is None:
+            return "The episode is over."
+        action = {"role": "assistant", "content": "", "tool_calls": [{
+            "id": "answer", "type": "function", "function": {
+                "name": "answer",
+                "arguments": {"gen_prompt": gen_prompt, "reference_images": reference_images}}}]}
+        obs, reward, terminated, truncated, self.info = self.env.step(action)
+        if terminated or truncated:
+            self.done, self.reward = True, float(reward)
+        return tool_message_content(obs)
+
+    def get_reward(self) -> float:
+        """The episode's dual reward (0.0 when it ended without an accepted answer)."""
+        return self.reward
+
+
+def tool_names(cls: type = SearchGenToolEnv) -> list[str]:
+    """Names of an adapter class's tools, in TRL's (alphabetical) order."""
+    return [name for name, _ in inspect.getmembers(cls, inspect.isfunction)
             if not name.startswith("_") and name not in ("reset", "get_reward")]
 
 
-def tool_schemas() -> list[dict[str, Any]]:
-    """The JSON schemas TRL renders into the prompt, from the typed tool methods.
+def tool_schemas(cls: type = SearchGenToolEnv) -> list[dict[str, Any]]:
+    """The JSON schemas TRL renders into the prompt, from an adapter's typed tool methods.
 
     Saved beside checkpoints so inference renders the same tools as training.
     """
     from transformers.utils import get_json_schema
 
-    bare = SearchGenToolEnv()
-    return [get_json_schema(getattr(bare, name)) for name in tool_names()]
+    bare = cls()
+    return [get_json_schema(getattr(bare, name)) for name in tool_names(cls)]
 
 
-def make_env_factory(config: EnvConfig | None = None, **overrides: Any
-                     ) -> Callable[[], SearchGenToolEnv]:
+def make_env_factory(config: EnvConfig | None = None, *, answer_tool: bool = False,
+                     **overrides: Any) -> Callable[[], SearchGenToolEnv]:
     """A factory of adapters whose environments share one set of backends.
 
     The first environment is built on the first call; later ones reuse its
@@ -217,10 +253,13 @@ def make_env_factory(config: EnvConfig | None = None, **overrides: Any
 
     Args:
         config: Environment settings (``split="train"`` for training).
+        answer_tool: Build :class:`SearchGenAnswerToolEnv` (answer as a tool, reward
+            from ``get_reward``) instead of :class:`SearchGenToolEnv`.
         **overrides: :class:`~knowgen.config.EnvConfig` fields overriding ``config``.
     """
     cfg = replace(config if config is not None else EnvConfig(), **overrides)
     shared: dict[str, Any] = {}
+    cls = SearchGenAnswerToolEnv if answer_tool else SearchGenToolEnv
 
     def factory() -> SearchGenToolEnv:
         from knowgen.envs.searchgen import SearchGenEnv
@@ -228,8 +267,8 @@ def make_env_factory(config: EnvConfig | None = None, **overrides: Any
         if not shared:
             first = SearchGenEnv(cfg)
             shared.update({key: getattr(first, key) for key in _SHARED_BACKENDS})
-            return SearchGenToolEnv(first, cfg)
-        return SearchGenToolEnv(SearchGenEnv(cfg, **shared), cfg)
+            return cls(first, cfg)
+        return cls(SearchGenEnv(cfg, **shared), cfg)
 
     return factory
 

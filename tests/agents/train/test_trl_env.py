@@ -143,3 +143,26 @@ def test_factory_shares_backends_but_not_episodes(shared_backends):
     assert second.reset(task_id=tasks[1].id) == tasks[1].prompt
     first.image_search("Flag of Peru")
     assert second.info["tool_calls_used"] == 0
+
+
+def test_answer_tool_variant_owns_its_reward(shared_backends):
+    """The TRL-native style: answer() is a tool and get_reward() returns the env's reward."""
+    from knowgen.envs.trl_env import SearchGenAnswerToolEnv
+
+    config = EnvConfig(split="test")
+    adapter = SearchGenAnswerToolEnv(SearchGenEnv(config, **shared_backends), config)
+    _, answer_text = _oracle_episode(shared_backends, adapter)
+    assert adapter.get_reward() == 0.0
+    answer = json.loads(answer_text.split("<answer>")[1].split("</answer>")[0])
+    reply = adapter.answer(answer["gen_prompt"], answer["reference_images"])
+    assert "Reward" in reply and adapter.done
+    plain = _env(shared_backends)
+    _, expected_answer = _oracle_episode(shared_backends, plain)
+    [expected] = searchgen_reward([[{"role": "assistant", "content": expected_answer}]],
+                                  environments=[plain])
+    assert adapter.get_reward() == expected > 0.5
+    assert "answer" in tool_names(SearchGenAnswerToolEnv)
+    assert "answer" not in tool_names() and "get_reward" not in tool_names(SearchGenAnswerToolEnv)
+    schema = {s["function"]["name"]: s for s in tool_schemas(SearchGenAnswerToolEnv)}["answer"]
+    assert set(schema["function"]["parameters"]["required"]) == {"gen_prompt", "reference_images"}
+    assert isinstance(make_env_factory(config, answer_tool=True)(), SearchGenAnswerToolEnv)
