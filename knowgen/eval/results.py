@@ -34,17 +34,10 @@ def _mean(values: list[float]) -> float:
     return round(sum(values) / len(values), 4) if values else 0.0
 
 
-def build_summary(samples: list[dict[str, Any]], meta: dict[str, Any], *,
-                  benchmark_version: str, knowgen_version: str, git: str | None) -> dict[str, Any]:
-    """Per-category, per-group and overall scores plus everything needed to reproduce them."""
-    scores = sample_scores(samples)
-    agg = aggregate_knowgen(scores)
-    text_scores = [s["text_judgement"]["score"] for s in samples if s.get("text_judgement")]
-    by_difficulty: dict[str, list[float]] = {}
-    for s in samples:
-        if s.get("image_judgement"):
-            by_difficulty.setdefault(s["meta"].get("difficulty", ""), []).append(
-                s["image_judgement"]["overall"])
+def summary_header(samples: list[dict[str, Any]], meta: dict[str, Any], *,
+                   benchmark_version: str, knowgen_version: str, git: str | None
+                   ) -> dict[str, Any]:
+    """The fields every run summary starts with: what ran, with which code, and when."""
     return {
         "schema_version": SCHEMA_VERSION,
         "benchmark": meta["benchmark"],
@@ -57,9 +50,26 @@ def build_summary(samples: list[dict[str, Any]], meta: dict[str, Any], *,
         "git_hash": git,
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "n_samples": len(samples),
+        "n_fallback_generation": sum(1 for s in samples if s.get("fallback_generation")),
+    }
+
+
+def build_summary(samples: list[dict[str, Any]], meta: dict[str, Any], *,
+                  benchmark_version: str, knowgen_version: str, git: str | None) -> dict[str, Any]:
+    """Per-category, per-group and overall scores plus everything needed to reproduce them."""
+    scores = sample_scores(samples)
+    agg = aggregate_knowgen(scores)
+    text_scores = [s["text_judgement"]["score"] for s in samples if s.get("text_judgement")]
+    by_difficulty: dict[str, list[float]] = {}
+    for s in samples:
+        if s.get("image_judgement"):
+            by_difficulty.setdefault(s["meta"].get("difficulty", ""), []).append(
+                s["image_judgement"]["overall"])
+    return {
+        **summary_header(samples, meta, benchmark_version=benchmark_version,
+                         knowgen_version=knowgen_version, git=git),
         "n_evaluated": len(scores),
         "n_not_evaluated": len(samples) - len(scores),
-        "n_fallback_generation": sum(1 for s in samples if s.get("fallback_generation")),
         "k_score": agg.k_score,
         "scores": agg.to_dict(),
         "official_summary": agg.official_items(),

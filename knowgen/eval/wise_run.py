@@ -35,7 +35,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -46,7 +45,8 @@ from tqdm.auto import tqdm
 
 import knowgen
 from knowgen.errors import DataError, KnowgenError, RunError
-from knowgen.eval.rundir import SCHEMA_VERSION, SampleLog, atomic_write_json, git_hash
+from knowgen.eval.results import summary_header
+from knowgen.eval.rundir import SampleLog, atomic_write_json, git_hash
 from knowgen.eval.wise_scoring import WISE_WEIGHTS, score_wise_records
 from knowgen.registry import Registry, parse_spec
 from knowgen.types import Answer, ImageJudgement, ResolvedReference, Task, TextJudgement
@@ -157,22 +157,12 @@ def build_wise_summary(samples: Sequence[dict[str, Any]], tasks: Sequence[Task],
     cats = {c: {"avg_scores": {"overall": v}, "count": agg["counts"][c]}
             for c, v in agg["categories"].items() if v is not None}
     return {
-        "schema_version": SCHEMA_VERSION,
+        **summary_header(samples, meta, benchmark_version=benchmark_version,
+                         knowgen_version=knowgen_version, git=git),
         "rubric": "wise",
-        "benchmark": meta["benchmark"],
-        "benchmark_version": benchmark_version,
-        "split": meta["split"],
-        "policy": meta["policy"],
-        "seed": meta["seed"],
-        "config": meta["config"],
-        "knowgen_version": knowgen_version,
-        "git_hash": git,
-        "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "n_samples": len(samples),
         "n_requested": len(tasks),
         "n_evaluated": len(judged),
         "n_not_evaluated": len(samples) - len(judged),
-        "n_fallback_generation": sum(1 for s in samples if s.get("fallback_generation")),
         "wise": agg,
         "k_score": None,
         "scores": {"overall_avg": {"avg_scores": {"overall": overall}, "count": len(judged)},
