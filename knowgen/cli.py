@@ -68,6 +68,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--judge-prompt-from", metavar="PATH", default=None,
                    help="rubric file for the image (or WISE) judge, read at run time; "
                    "same as adding prompt_from=PATH to its spec")
+    p.add_argument("--variant", default=None, choices=("legacy", "verified"),
+                   help="WISE variant; same as adding variant=... to --benchmark wise:...")
     p.add_argument("--system-prompt-from", metavar="PATH", default=None,
                    help="system prompt for an LLM policy (openai, transformers), read at run "
                    "time from a file of a local upstream checkout (.txt/.md whole; .py: its "
@@ -88,6 +90,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         cfg.env.image_judge = _with_prompt_from(cfg.env.image_judge, args.judge_prompt_from)
     if args.system_prompt_from:
         cfg.policy = _with_arg(cfg.policy, "system_prompt_from", args.system_prompt_from)
+    if args.variant:
+        cfg.env.benchmark = _with_arg(cfg.env.benchmark, "variant", args.variant)
     outcome = run_eval(cfg, run_dir=args.run_dir, progress=not args.no_progress)
     if outcome.summary.get("rubric") == "wise":
         from knowgen.eval.wise_run import wise_table

@@ -137,7 +137,7 @@ class Registry:
         self._plugins_loaded = True
         try:
             eps = metadata.entry_points(group=PLUGIN_GROUP)
-        except Exception:  # pragma: no cover - broken metadata should not break knowgen
+        except Exception:  # noqa: BLE001  # pragma: no cover - broken metadata must not break knowgen
             logger.warning("Could not read entry points of group %s", PLUGIN_GROUP)
             return
         prefix = self.kind + "."

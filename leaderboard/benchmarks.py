@@ -15,11 +15,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from knowgen.leaderboard.report import Report
-from knowgen.leaderboard.schema import BenchmarkInfo
-
 from knowgen.errors import KnowgenError
 from knowgen.eval.runner import select_tasks
+from knowgen.leaderboard.report import Report
+from knowgen.leaderboard.schema import BenchmarkInfo
 from knowgen.registry import BENCHMARKS
 from knowgen.types import Task
 

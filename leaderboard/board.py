@@ -25,6 +25,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from knowgen.errors import DataError
+from knowgen.eval.scoring import DIMENSIONS
 from knowgen.leaderboard.benchmarks import BenchmarkSpecs
 from knowgen.leaderboard.checks import LoadedSubmission, open_submission
 from knowgen.leaderboard.images import downscale
@@ -32,9 +34,6 @@ from knowgen.leaderboard.rejudge import DEFAULT_TOLERANCE, rejudge
 from knowgen.leaderboard.report import Report, SubmissionError, SubmissionLimits
 from knowgen.leaderboard.schema import FORMAT_VERSION
 from knowgen.leaderboard.scoring import sample_overall
-
-from knowgen.errors import DataError
-from knowgen.eval.scoring import DIMENSIONS
 
 logger = logging.getLogger(__name__)
 

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ValidationError
+
 from knowgen.leaderboard.archive import (
     MARKER,
     open_tree,
@@ -43,8 +45,6 @@ from knowgen.leaderboard.scoring import (
     recompute,
     rubric_of,
 )
-from pydantic import BaseModel, ValidationError
-
 from knowgen.types import Task
 
 logger = logging.getLogger(__name__)

@@ -12,8 +12,9 @@ import logging
 import warnings
 from pathlib import Path
 
-from knowgen.leaderboard.report import Report, SubmissionLimits
 from PIL import Image, UnidentifiedImageError
+
+from knowgen.leaderboard.report import Report, SubmissionLimits
 
 logger = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ import math
 import random
 from typing import Any
 
-from knowgen.leaderboard.scoring import sample_overall
 from PIL import Image
 
 from knowgen.errors import KnowgenError
+from knowgen.leaderboard.scoring import sample_overall
 from knowgen.registry import IMAGE_JUDGES
 
 logger = logging.getLogger(__name__)

@@ -14,12 +14,11 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from knowgen.leaderboard.report import Report
-from knowgen.leaderboard.schema import SampleRecord
-
 from knowgen.errors import DataError
 from knowgen.eval.scoring import DIMENSIONS, SampleScore, aggregate_knowgen
 from knowgen.eval.wise_scoring import score_wise_records
+from knowgen.leaderboard.report import Report
+from knowgen.leaderboard.schema import SampleRecord
 from knowgen.types import ImageJudgement
 
 logger = logging.getLogger(__name__)

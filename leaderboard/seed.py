@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from knowgen.errors import DataError
 from knowgen.leaderboard.benchmarks import IDENTITY_ARGS, BenchmarkSpecs
 from knowgen.leaderboard.board import add
 from knowgen.leaderboard.schema import FORMAT_VERSION, SubmissionMeta
-
-from knowgen.errors import DataError
 from knowgen.registry import parse_spec
 
 logger = logging.getLogger(__name__)

@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from knowgen.eval.rundir import atomic_write_text
 from knowgen.leaderboard.archive import unsafe_reason
 from knowgen.leaderboard.board import ENTRIES, load_entries
 from knowgen.leaderboard.site_assets import SORT_JS, STYLE_CSS
-
-from knowgen.eval.rundir import atomic_write_text
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,6 @@ from typing import Any
 
 from knowgen.envs.protocol import format_answer
 from knowgen.reference_policies.common import request_of
-
 from knowgen.types import Answer
 
 

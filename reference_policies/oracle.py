@@ -11,7 +11,6 @@ from typing import Any
 
 from knowgen.envs.protocol import format_answer, format_tool_call, img_id_number
 from knowgen.reference_policies.common import ordinal, parse_images
-
 from knowgen.types import Answer, ReferenceImage, RequiredEntity, Task
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,6 @@ from typing import Any
 
 from knowgen.envs.protocol import format_answer, format_tool_call
 from knowgen.reference_policies.common import parse_images, parse_search, request_of
-
 from knowgen.types import Answer, ReferenceImage
 
 _MALFORMED = (

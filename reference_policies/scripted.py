@@ -21,7 +21,6 @@ from typing import Any
 
 from knowgen.envs.protocol import format_answer, format_tool_call, img_id_number
 from knowgen.reference_policies import common as c
-
 from knowgen.types import Answer, ReferenceImage
 
 logger = logging.getLogger(__name__)

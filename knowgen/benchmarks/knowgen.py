@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from knowgen.benchmarks.base import SingleSplitBenchmark
-from knowgen.errors import DataError
+from knowgen.errors import ConfigError, DataError
 from knowgen.types import KNOWGEN_GROUPS, Task, resolve_path
 
 logger = logging.getLogger(__name__)
@@ -121,7 +121,11 @@ class KnowGenBenchmark(SingleSplitBenchmark):
 
     name = "knowgen"
 
-    def __init__(self, path: str, records: str | None = None):
+    def __init__(self, path: str | None = None, records: str | None = None):
+        if not path:
+            raise ConfigError("KnowGen is read from a local copy of the released benchmark: "
+                              "pass --benchmark knowgen:path=/data/KnowGen-Bench (the folder "
+                              "holding the records file and the ground-truth images).")
         self.records_file = find_records_file(path, records)
         digest = hashlib.sha256(self.records_file.read_bytes()).hexdigest()
         self.version = f"sha256:{digest[:12]}"

@@ -36,7 +36,7 @@ from typing import Any
 from PIL import Image
 
 from knowgen.benchmarks.base import SingleSplitBenchmark
-from knowgen.errors import DataError
+from knowgen.errors import ConfigError, DataError
 from knowgen.eval.wise_scoring import WISE_IDS, category_of, check_variant, format_id_ranges
 from knowgen.types import Task, resolve_path
 
@@ -131,7 +131,11 @@ class WiseBenchmark(SingleSplitBenchmark):
 
     name = "wise"
 
-    def __init__(self, path: str, variant: str = "verified", strict: bool = True):
+    def __init__(self, path: str | None = None, variant: str = "verified", strict: bool = True):
+        if not path:
+            raise ConfigError("WISE is read from a local copy of its JSON files: pass "
+                              "--benchmark wise:path=/data/WISE (the folder of the upstream "
+                              "data files), optionally with --variant legacy|verified.")
         self.variant = check_variant(variant)
         self.folder = find_wise_folder(path, variant)
         self.version = f"wise-{variant}"

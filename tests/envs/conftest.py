@@ -1,8 +1,8 @@
 """Shared fixtures: one world benchmark (tmp cache) and one set of backends per session."""
 
 import pytest
-from knowgen.envs.searchgen import SearchGenEnv
 
+from knowgen.envs.searchgen import SearchGenEnv
 from knowgen.registry import (
     BROWSERS,
     GENERATORS,

@@ -1,6 +1,7 @@
 """Observation formatting: search blocks, image ids, pages, truncation, prompt, rewards."""
 
 import pytest
+
 from knowgen.agents.prompt import (
     REQUEST_HEADER,
     build_first_observation,
@@ -10,7 +11,6 @@ from knowgen.agents.prompt import (
 from knowgen.envs import observations as fmt
 from knowgen.envs.rewards import combine, compute_reward, passes_reference_gate
 from knowgen.envs.spaces import UnicodeText
-
 from knowgen.types import ImageHit, Page, SearchHit
 
 

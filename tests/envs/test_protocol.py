@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from knowgen.envs.protocol import (
     MAX_REFERENCES,
     format_answer,
@@ -10,7 +11,6 @@ from knowgen.envs.protocol import (
     img_id_number,
     parse_action,
 )
-
 from knowgen.types import Answer, ReferenceImage
 
 KNOWN = ["IMG_001", "IMG_002", "IMG_003", "IMG_004", "IMG_005", "IMG_006", "IMG_010"]

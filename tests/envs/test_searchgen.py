@@ -8,13 +8,13 @@ from gymnasium.error import ResetNeeded
 from gymnasium.utils.env_checker import check_env
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from PIL import Image
+
 from knowgen.envs import ENV_ID
 from knowgen.envs.protocol import format_answer, format_tool_call
 from knowgen.envs.rewards import combine
-from knowgen.reference_policies.common import parse_images
-from PIL import Image
-
 from knowgen.errors import ConfigError, UnknownNameError
+from knowgen.reference_policies.common import parse_images
 from knowgen.types import Answer, ReferenceImage
 from knowgen.world.data import load_world
 

@@ -235,3 +235,30 @@ def test_judge_prompt_from_sends_the_file_text(tmp_path, monkeypatch):
         assert str(rubric) in config["image_judge"]
     finally:
         server.close()
+
+
+def test_missing_benchmark_path_says_what_to_pass(capsys):
+    """`--benchmark wise` (or knowgen) without a path says what to pass."""
+    from knowgen.cli import main
+
+    assert main(["eval", "--benchmark", "wise", "--limit", "1", "--no-progress"]) == 2
+    assert "wise:path=" in capsys.readouterr().err.replace("\n", "")
+    assert main(["eval", "--benchmark", "knowgen", "--limit", "1", "--no-progress"]) == 2
+    assert "knowgen:path=" in capsys.readouterr().err.replace("\n", "")
+
+
+def test_variant_flag_selects_the_wise_variant(tmp_path, capsys):
+    folder = copy_prompts(tmp_path / "wise", "legacy")
+    run = tmp_path / "run"
+    rc = main_eval(["eval", "--benchmark", f"wise:path={folder},strict=false", "--variant",
+                    "legacy", "--judge", "offline", "--policy", "direct", "--limit", "2",
+                    "--run-dir", str(run), "--no-progress"])
+    assert rc == 0, capsys.readouterr().out
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["wise"]["variant"] == "legacy" and summary["n_evaluated"] == 2
+
+
+def main_eval(argv):
+    from knowgen.cli import main
+
+    return main(argv)

@@ -6,8 +6,17 @@ import pytest
 
 from knowgen.errors import DataError, UnknownNameError
 from knowgen.eval.wise_scoring import (
-    WISE_RANGES, WISE_WEIGHTS, WiseLegacyJudgement, WiseVerifiedJudgement, category_ids,
-    category_of, format_id_ranges, score_wise, score_wise_records, weighted_overall, wiscore,
+    WISE_RANGES,
+    WISE_WEIGHTS,
+    WiseLegacyJudgement,
+    WiseVerifiedJudgement,
+    category_ids,
+    category_of,
+    format_id_ranges,
+    score_wise,
+    score_wise_records,
+    weighted_overall,
+    wiscore,
 )
 
 # Published verified leaderboard rows (judge Qwen3.5-35B-A3B), see REFERENCE.md.

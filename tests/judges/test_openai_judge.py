@@ -18,7 +18,11 @@ from knowgen.eval.wise_scoring import WiseLegacyJudgement, WiseVerifiedJudgement
 from knowgen.judges.base import ImageJudge, TextJudge
 from knowgen.judges.openai_client import ChatClient, JudgeAPIError, parse_retry_after, request_key
 from knowgen.judges.openai_judge import (
-    OpenAIImageJudge, OpenAITextJudge, OpenAIWiseJudge, answer_text, encode_image,
+    OpenAIImageJudge,
+    OpenAITextJudge,
+    OpenAIWiseJudge,
+    answer_text,
+    encode_image,
 )
 from knowgen.judges.rubrics import JudgeResponseError
 from knowgen.types import Answer, ReferenceImage, ResolvedReference, Task
@@ -432,7 +436,10 @@ def test_image_reply_validation_is_strict(reply, message):
 
 def test_reply_parsing_forms():
     from knowgen.judges.rubrics import (
-        parse_image_reply, parse_text_reply, parse_wise_legacy_reply, parse_wise_verified_reply,
+        parse_image_reply,
+        parse_text_reply,
+        parse_wise_legacy_reply,
+        parse_wise_verified_reply,
     )
 
     nested = ('Verdict {draft} then {"rationale": "r", "scores": {"faithfulness": 0.5, '

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import snapshot
+
 from knowgen.leaderboard import SubmissionError, SubmissionLimits, add, validate
 from knowgen.leaderboard.seed import write_submission
 

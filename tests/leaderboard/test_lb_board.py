@@ -5,14 +5,14 @@ import re
 
 import pytest
 import yaml
-from knowgen.leaderboard import add, build, load_entries
-from knowgen.leaderboard.cli import main
-from knowgen.leaderboard.seed import write_submission
 from PIL import Image
 
 from knowgen.errors import DataError
 from knowgen.eval.results import sample_scores
 from knowgen.eval.scoring import aggregate_knowgen
+from knowgen.leaderboard import add, build, load_entries
+from knowgen.leaderboard.cli import main
+from knowgen.leaderboard.seed import write_submission
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 

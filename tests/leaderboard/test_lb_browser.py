@@ -21,8 +21,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from knowgen.leaderboard import load_entries, seed_board
 from PIL import Image, ImageStat
+
+from knowgen.leaderboard import load_entries, seed_board
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ws_sync = pytest.importorskip("websockets.sync.client")

@@ -3,11 +3,11 @@
 import json
 
 import pytest
-from knowgen.leaderboard import validate
-from knowgen.leaderboard.schema import SCHEMA_PATH, schema_text
 
 from knowgen.eval.results import sample_scores
 from knowgen.eval.scoring import aggregate_knowgen
+from knowgen.leaderboard import validate
+from knowgen.leaderboard.schema import SCHEMA_PATH, schema_text
 
 
 def _wheres(report, severity="error"):

@@ -3,12 +3,12 @@
 import json
 
 import yaml
-from knowgen.leaderboard import add, build, validate
 from PIL import Image
 
 from knowgen.benchmarks.wise import WISE_FILES
 from knowgen.eval.runner import select_tasks
 from knowgen.eval.wise_scoring import WISE_RANGES, score_wise_records
+from knowgen.leaderboard import add, build, validate
 
 UPSTREAM = {"culture": "Cultural knowledge", "time": "Time", "space": "Space",
             "biology": "Biology", "physics": "Physical Knowledge", "chemistry": "Chemistry"}

@@ -4,6 +4,7 @@ import json
 import shutil
 
 import pytest
+
 from knowgen.leaderboard import add, build, seed_board, submission_meta, write_submission
 
 pytestmark = pytest.mark.slow

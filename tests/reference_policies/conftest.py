@@ -1,6 +1,7 @@
 """Shared fixtures: the world benchmark (tmp cache) and one SearchGenEnv over its test split."""
 
 import pytest
+
 from knowgen.envs.searchgen import SearchGenEnv
 
 

@@ -3,10 +3,10 @@
 from collections import defaultdict
 
 import pytest
+
 from knowgen.envs.protocol import parse_action
 from knowgen.envs.searchgen import SearchGenEnv
 from knowgen.reference_policies.scripted import in_list, plan_request, split_list
-
 from knowgen.registry import POLICIES
 
 
