@@ -76,6 +76,14 @@ class SFTSettings:
     epochs: float = 3.0
     """Passes over the data with the assistant-only loss."""
 
+    augment_copies: int = 0
+    """Pseudo-named copies of each record added to the data (:mod:`knowgen.agents.augment`):
+    the task's entity names, capitals and clue values replaced by invented names, so that
+    the loss falls only by copying names from the context. 0 trains on the records as they are."""
+
+    augment_seed: int = 0
+    """Seed of the invented names."""
+
     lm_warmup_epochs: float = 0.0
     """Passes over the same transcripts first with the loss on every token (requests and
     tool results included). A model trained from scratch learns to read and copy from its
@@ -184,6 +192,15 @@ class GRPOSettings:
 
     mask_truncated_completions: bool = True
     """Leave episodes cut at ``max_completion_length`` out of the loss."""
+
+    use_vllm: bool = False
+    """Generate rollouts with vLLM (GPU only; ``pip install vllm``)."""
+
+    vllm_mode: str = "server"
+    """``server``: a separate ``trl vllm-serve`` process; ``colocate``: inside the trainer."""
+
+    vllm_server_base_url: str | None = None
+    """Address of the ``trl vllm-serve`` server (server mode), e.g. ``http://10.0.0.2:8000``."""
 
     logging_steps: int = 1
     """Log every N steps."""

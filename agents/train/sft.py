@@ -184,6 +184,10 @@ def run_sft(cfg: TrainConfig) -> Path:
 
     out_dir = Path(cfg.output_dir) / "sft"
     records = sft_records(cfg)
+    if cfg.sft.augment_copies:
+        from knowgen.agents.augment import augment_records
+
+        records = augment_records(records, cfg.sft.augment_copies, cfg.sft.augment_seed)
     tokenizer = obtain_tokenizer(cfg, records)
     lengths = token_lengths(tokenizer, records)
     kept = [r for r, n in zip(records, lengths) if n <= cfg.sft.max_length]

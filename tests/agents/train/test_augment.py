@@ -1,0 +1,113 @@
+"""Entity-name augmentation: consistent pseudo-names across a whole expert episode."""
+
+import json
+import re
+
+import pytest
+
+from knowgen.agents.augment import augment_records, make_replacer, real_names, task_surfaces
+from knowgen.agents.expert_data import play_episode, turns_to_messages
+from knowgen.errors import ConfigError
+from knowgen.world.data import load_world
+
+TEMPLATES = ("flag_named", "flag_by_capital", "flag_by_currency", "flag_by_neighbours",
+             "flag_by_language", "logo_named", "two_flags")
+
+
+@pytest.fixture(scope="module")
+def records(shared_backends):
+    """Real scripted episodes, one task of each template of the world's train split."""
+    from knowgen.config import EnvConfig
+    from knowgen.envs.searchgen import SearchGenEnv
+    from knowgen.reference_policies.scripted import ScriptedPolicy
+
+    env = SearchGenEnv(EnvConfig(split="train", top_k=3), **shared_backends)
+    out = []
+    for template in TEMPLATES:
+        for task in [t for t in env.tasks if t.facts.template == template][:4]:
+            episode = play_episode(env, ScriptedPolicy(), task.id)
+            if episode["reward"] >= 0.75:  # as the expert data keeps only paid episodes
+                out.append({"messages": turns_to_messages(episode["request"], episode["turns"]),
+                            "tools": "[]", "task_id": task.id})
+                break
+    assert len(out) >= len(TEMPLATES) - 1
+    return out, {t.id: t for t in env.tasks}
+
+
+def _text(record):
+    parts = []
+    for m in record["messages"]:
+        parts.append(str(m.get("content") or ""))
+        parts.extend(c["function"]["arguments"] for c in m.get("tool_calls") or [])
+    return "\n".join(parts)
+
+
+def _count(word, text):
+    return len(re.findall(r"(?<![^\W_])" + re.escape(word) + r"(?![^\W_])", text))
+
+
+def _image_queries(record):
+    return [json.loads(c["function"]["arguments"])["query"]
+            for m in record["messages"] for c in m.get("tool_calls") or []
+            if c["function"]["name"] == "image_search"]
+
+
+@pytest.mark.slow
+def test_names_are_replaced_consistently_everywhere(records):
+    recs, tasks = records
+    world = load_world()
+    real = real_names(world)
+    augmented = augment_records(recs, copies=2, seed=7)
+    assert len(augmented) == 3 * len(recs) and augmented[: len(recs)] == recs
+    for n, aug in enumerate(augmented[len(recs):]):
+        original = recs[n % len(recs)]
+        task = tasks[original["task_id"]]
+        assert [m["role"] for m in aug["messages"]] == [m["role"] for m in original["messages"]]
+        before, after = _text(original), _text(aug)
+        mapping = aug["pseudo_names"]
+        surfaces = {s.text for s in task_surfaces(task, world)}
+        assert {e.name for e in task.facts.entities} <= surfaces <= set(mapping)
+        for surface in surfaces:
+            pseudo = mapping[surface]
+            assert pseudo.casefold() not in real and pseudo != surface
+            assert _count(surface, after) == 0, surface
+            assert _count(pseudo, after) == _count(surface, before)
+            if surface.upper() != surface:
+                assert mapping[surface.upper()] == pseudo.upper()
+                assert _count(pseudo.upper(), after) == _count(surface.upper(), before)
+        for entity in task.facts.entities:
+            pseudo = mapping[entity.name]
+            assert _count(pseudo, after) > 2
+            if entity.name in original["messages"][1]["content"]:
+                assert pseudo in aug["messages"][1]["content"]
+            tool_text = "".join(m["content"] for m in aug["messages"] if m["role"] == "tool")
+            assert pseudo in tool_text and pseudo.upper() in aug["messages"][-1]["content"]
+            queries = " ".join(_image_queries(original))
+            if entity.name in queries:
+                assert pseudo in " ".join(_image_queries(aug))
+
+
+@pytest.mark.slow
+def test_augmentation_is_deterministic_under_a_seed(records):
+    recs, _ = records
+    first = augment_records(recs, copies=1, seed=3)
+    assert first == augment_records(recs, copies=1, seed=3)
+    assert first != augment_records(recs, copies=1, seed=4)
+    assert augment_records(recs, copies=0) == recs
+
+
+def test_replacer_matches_whole_words_only():
+    world = load_world()
+    names = {e.name for e in world.entities.values()}
+    assert {"Niger", "Nigeria"} <= names
+    replace = make_replacer({"Niger": "Zobaru", "NIGER": "ZOBARU"})
+    text = "Niger borders Nigeria; NIGER vs NIGERIA; wiki/Niger_logo"
+    assert replace(text) == "Zobaru borders Nigeria; ZOBARU vs NIGERIA; wiki/Zobaru_logo"
+
+
+def test_bad_inputs_raise_config_errors():
+    record = {"messages": [{"role": "user", "content": "Flag of Peru"}], "task_id": "nope"}
+    with pytest.raises(ConfigError, match="no world task"):
+        augment_records([record], copies=1)
+    with pytest.raises(ConfigError, match=">= 0"):
+        augment_records([record], copies=-1)
