@@ -45,7 +45,10 @@ def load_agent(path: str | Path) -> tuple[Any, Any, dict[str, Any]]:
     if not meta_path.is_file():
         raise ConfigError(f"{str(folder)!r} is not a knowgen checkpoint (no {AGENT_FILE}); "
                           "train one with `knowgen train sft`.")
-    model = AutoModelForCausalLM.from_pretrained(str(folder))
+    import torch
+
+    # Full precision for CPU evaluation even when the checkpoint is stored in float16.
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
     model.eval()
     return model, load_tokenizer(folder), json.loads(meta_path.read_text(encoding="utf-8"))
 

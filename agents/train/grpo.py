@@ -76,8 +76,29 @@ def grpo_arguments(cfg: TrainConfig, out_dir: Path) -> Any:
         max_tool_calling_iterations=max(1, g.max_turns - 1),
         mask_truncated_completions=g.mask_truncated_completions, logging_steps=g.logging_steps,
         save_steps=g.save_steps, save_total_limit=g.save_total_limit, seed=g.seed,
-        report_to=["tensorboard"], bf16=False, fp16=False, use_cpu=not _has_cuda(),
-        disable_tqdm=False, dataloader_num_workers=0)
+        report_to=["tensorboard"], bf16=_bf16(), fp16=False, use_cpu=not _has_cuda(),
+        disable_tqdm=False, dataloader_num_workers=0, **_vllm_arguments(g))
+
+
+def _bf16() -> bool:
+    """bf16 on GPUs that support it; full precision on CPU."""
+    if not _has_cuda():
+        return False
+    import torch
+
+    return bool(torch.cuda.is_bf16_supported())
+
+
+def _vllm_arguments(g: Any) -> dict[str, Any]:
+    """GRPOConfig's vLLM fields, set only when vLLM is asked for."""
+    if not g.use_vllm:
+        return {}
+    if g.vllm_mode not in ("server", "colocate"):
+        raise ConfigError(f"grpo.vllm_mode must be 'server' or 'colocate', not {g.vllm_mode!r}.")
+    out: dict[str, Any] = {"use_vllm": True, "vllm_mode": g.vllm_mode}
+    if g.vllm_mode == "server" and g.vllm_server_base_url:
+        out["vllm_server_base_url"] = g.vllm_server_base_url
+    return out
 
 
 def task_ids_of(cfg: TrainConfig) -> list[str]:
