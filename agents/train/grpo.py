@@ -113,20 +113,22 @@ def task_ids_of(cfg: TrainConfig) -> list[str]:
 
 def build_grpo_trainer(cfg: TrainConfig, out_dir: Path | None = None) -> Any:
     """A ready ``GRPOTrainer`` (model from :func:`grpo_init_dir`, environments from the world)."""
-    import os
+    import warnings
 
     from transformers import AutoModelForCausalLM
     from trl import GRPOTrainer
 
-    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # a warning switch, not a setting
     init = grpo_init_dir(cfg)
     out_dir = out_dir or Path(cfg.output_dir) / "grpo"
     tokenizer = load_tokenizer(init)
     model = AutoModelForCausalLM.from_pretrained(str(init))
-    return GRPOTrainer(
-        model=model, processing_class=tokenizer, reward_funcs=[searchgen_reward],
-        train_dataset=grpo_dataset(cfg, task_ids_of(cfg)), args=grpo_arguments(cfg, out_dir),
-        environment_factory=make_env_factory(env_config(cfg)))
+    with warnings.catch_warnings():
+        # environment_factory is experimental in TRL 1.16; the version is pinned for that reason.
+        warnings.filterwarnings("ignore", message=".*'environment_factory'.*experimental")
+        return GRPOTrainer(
+            model=model, processing_class=tokenizer, reward_funcs=[searchgen_reward],
+            train_dataset=grpo_dataset(cfg, task_ids_of(cfg)), args=grpo_arguments(cfg, out_dir),
+            environment_factory=make_env_factory(env_config(cfg)))
 
 
 def run_grpo(cfg: TrainConfig) -> Path:
