@@ -19,15 +19,26 @@ PER_FILE = 3
 KEY_ENV = "KNOWGEN_TEST_WISE_KEY"
 
 
+# First prompt id of each of the three upstream files, per variant (their documented ranges).
+FIRST_IDS = {"legacy": (1, 401, 701), "verified": (1, 401, 641)}
+
+
 def copy_prompts(dest: Path, variant: str) -> Path:
-    """The first PER_FILE prompts of each of the variant's three files."""
+    """The first PER_FILE prompts of each of the variant's three files.
+
+    Taken from the local copy of WISE when there is one; otherwise written in the
+    upstream record format with prompts of our own, so the test runs anywhere.
+    """
     src = WISE_DATA / variant
-    if not all((src / n).is_file() for n in WISE_FILES[variant]):
-        pytest.skip(f"WISE prompt files not found under {src}")
     dest.mkdir(parents=True, exist_ok=True)
-    for name in WISE_FILES[variant]:
-        data = json.loads((src / name).read_text(encoding="utf-8"))
-        (dest / name).write_text(json.dumps(data[:PER_FILE]), encoding="utf-8")
+    for name, first in zip(WISE_FILES[variant], FIRST_IDS[variant]):
+        if (src / name).is_file():
+            data = json.loads((src / name).read_text(encoding="utf-8"))[:PER_FILE]
+        else:
+            data = [{"prompt_id": first + k, "Prompt": f"A red umbrella in the rain, scene {k}",
+                     "Explanation": "The umbrella is red.", "Category": name.split(".")[0],
+                     "Subcategory": "test"} for k in range(PER_FILE)]
+        (dest / name).write_text(json.dumps(data), encoding="utf-8")
     return dest
 
 
