@@ -9,7 +9,7 @@ The registered policies build it with a backend:
 
 * ``openai:model=NAME,base_url=URL`` (any OpenAI-compatible endpoint, e.g. ``vllm serve``);
 * ``transformers:path=DIR`` (a local checkpoint written by ``knowgen train``);
-* ``gen-searcher-tiny`` (the small checkpoint shipped inside the package).
+* ``gen-searcher-tiny`` (a small checkpoint packaged inside the package, when one is installed).
 
 Example:
     >>> from knowgen.registry import POLICIES
@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 ACTION_FORMATS = ("text", "message")
 TINY_CHECKPOINT = "gen-searcher-tiny"
-"""Folder name of the shipped checkpoint under ``knowgen/agents/checkpoints/``."""
+"""Folder name of the packaged checkpoint under ``knowgen/agents/checkpoints/``."""
 _IMAGE_LINE_PREFIX = "IMG_"
 
 
@@ -278,13 +278,13 @@ def transformers_policy(path: str | None = None, device: str = "auto", dtype: st
 
 
 def tiny_checkpoint_dir() -> Path:
-    """The folder of the checkpoint shipped inside the package (it may be absent)."""
+    """The folder of the checkpoint packaged inside the package (it may be absent)."""
     folder = resources.files("knowgen.agents").joinpath("checkpoints", TINY_CHECKPOINT)
     return Path(str(folder))
 
 
 def tiny_policy(device: str = "cpu", seed: int = 0, **kwargs: Any) -> GenSearcherAgent:
-    """The small trained agent shipped with the package (``--policy gen-searcher-tiny``).
+    """The small trained agent packaged with knowgen, when present (``--policy gen-searcher-tiny``).
 
     Args:
         device: Where to run it (``"cpu"`` is fast enough for this model).
@@ -297,8 +297,9 @@ def tiny_policy(device: str = "cpu", seed: int = 0, **kwargs: Any) -> GenSearche
     folder = tiny_checkpoint_dir()
     if not (folder / "config.json").is_file():
         raise DataError(
-            f"The shipped agent checkpoint is missing at {folder}. Build it with "
-            f"`knowgen train tiny --out {folder}` (or pass a checkpoint you trained with "
-            "--policy transformers:path=DIR).")
+            f"No gen-searcher-tiny checkpoint is installed at {folder} (this release ships "
+            "none). Train one with `knowgen train tiny --out runs/tiny` and evaluate it with "
+            "--policy transformers:path=runs/tiny/final, or copy that folder to "
+            f"{folder} to make it the packaged one.")
     return transformers_policy(str(folder), device=device, seed=seed, name=TINY_CHECKPOINT,
                                **kwargs)

@@ -277,7 +277,7 @@ def test_tiny_checkpoint_location_and_missing_message(monkeypatch, tmp_path):
     folder = tiny_checkpoint_dir()
     assert folder == Path(knowgen.agents.__file__).parent / "checkpoints" / "gen-searcher-tiny"
     monkeypatch.setattr(policy_mod, "tiny_checkpoint_dir", lambda: tmp_path / "absent")
-    with pytest.raises(DataError, match="knowgen train tiny --out"):
+    with pytest.raises(DataError, match="knowgen train tiny --out runs/tiny"):
         policy_mod.tiny_policy()
     with pytest.raises(ConfigError, match="path=DIR"):
         policy_mod.transformers_policy()
