@@ -57,6 +57,11 @@ class ExpertDataConfig:
     benchmark: str = "world"
     """Benchmark spec of the environment."""
 
+    caps: bool = True
+    """``scripted`` only: write banner names in capitals itself (``"ALBANIA"``); False
+    copies them as the sources spell them and asks the generator for capital letters,
+    which a small model trained from scratch can learn (copying, not upper-casing)."""
+
     top_k: int = 3
     """Results per search and image search (small keeps transcripts short)."""
 
@@ -76,11 +81,11 @@ class ExpertDataConfig:
     """Further :class:`~knowgen.config.EnvConfig` fields for the environment."""
 
 
-def _make_expert(name: str) -> Any:
+def _make_expert(name: str, caps: bool = True) -> Any:
     if name == "scripted":
         from knowgen.reference_policies.scripted import ScriptedPolicy
 
-        return ScriptedPolicy()
+        return ScriptedPolicy(caps=caps)
     if name == "oracle":
         from knowgen.reference_policies.oracle import OraclePolicy
 
@@ -156,7 +161,7 @@ def generate_expert_data(config: ExpertDataConfig) -> tuple[list[dict[str, Any]]
     """
     from knowgen.envs.searchgen import SearchGenEnv
 
-    policy = _make_expert(config.expert)
+    policy = _make_expert(config.expert, config.caps)
     env = SearchGenEnv(EnvConfig(benchmark=config.benchmark, split=config.split,
                                  top_k=config.top_k), **config.env_overrides)
     tools = json.dumps(tool_schemas(), ensure_ascii=False)

@@ -226,13 +226,18 @@ class ScriptedPolicy:
     Args:
         seed: Unused (the policy is deterministic).
         max_browse: Most pages read per clue before giving up on it.
+        caps: Write names that must appear in capitals already capitalised
+            (``"ALBANIA"``); when False, write them as the sources spell them and
+            ask the generator for capital letters (``"Albania" in capital
+            letters``), which a model can copy from its context.
     """
 
     name = "scripted"
 
-    def __init__(self, seed: int = 0, max_browse: int = 4):
+    def __init__(self, seed: int = 0, max_browse: int = 4, caps: bool = True):
         self.seed = seed
         self.max_browse = max_browse
+        self.caps = bool(caps)
         self.plan = Plan()
         self._script: Script | None = None
         self._started = self._finished = False
@@ -363,13 +368,18 @@ class ScriptedPolicy:
             names = [g.name for g in self.plan.goals if g.name] or ["the requested subject"]
             prompt = f"A clean poster showing the official {what} of " + " and ".join(names)
         texts = self._texts()
+        in_caps = " in capital letters" if self._named_texts() and not self.caps else ""
         if texts:
-            prompt += ", with the text " + ", then ".join(f'"{_plain(t)}"' for t in texts)
+            prompt += ", with the text " + ", then ".join(f'"{_plain(t)}"{in_caps}' for t in texts)
             prompt += " on a banner below"
         return format_answer(Answer(prompt + ".", refs), think="Answering with what I found.")
 
+    def _named_texts(self) -> bool:
+        """True when the banner texts are the entities' names (not quoted captions)."""
+        return self.plan.versus or self.plan.caps_names
+
     def _texts(self) -> list[str]:
-        names = [c.caps(g.name) for g in self.plan.goals if g.name]
+        names = [c.caps(g.name) if self.caps else g.name for g in self.plan.goals if g.name]
         if self.plan.versus and len(names) == 2:
             return [f"{names[0]} VS {names[1]}"]
         if self.plan.caps_names:

@@ -43,13 +43,17 @@ logger = logging.getLogger(__name__)
 
 _QUOTED = re.compile(r'"([^"]*)"|\u201c([^\u201c\u201d]*)\u201d')
 _PLACEHOLDER_SIZE = (480, 320)
+_IN_CAPITALS = re.compile(r"\s*,?\s*(?:written\s+|printed\s+)?(?:in\s+(?:capital\s+letters|capitals"
+                          r"|upper[- ]?case|all\s+caps))\b", re.IGNORECASE)
 
 
 def quoted_texts(prompt: str, limit: int = MAX_TEXTS) -> list[str]:
     """The strings ``prompt`` puts in double quotes, in order, de-duplicated.
 
     Straight (``"..."``) and curly (``“...”``) quotes are recognised; whitespace
-    inside a quote is collapsed and blank quotes are skipped.
+    inside a quote is collapsed and blank quotes are skipped. A quote followed by
+    "in capital letters" (or "in capitals", "in upper case", "in all caps") is
+    returned in upper case, as a generator following the instruction would draw it.
 
     Args:
         prompt: Any text.
@@ -58,6 +62,8 @@ def quoted_texts(prompt: str, limit: int = MAX_TEXTS) -> list[str]:
     found: list[str] = []
     for match in _QUOTED.finditer(prompt):
         text = clean_text(match.group(1) if match.group(1) is not None else match.group(2))
+        if _IN_CAPITALS.match(prompt, match.end()):
+            text = text.upper()
         if text and text not in found:
             found.append(text)
         if len(found) >= limit:

@@ -91,3 +91,11 @@ def test_load_image_matches_the_file(world):
     with Image.open(path) as direct:
         expected = np.asarray(direct.convert("RGBA"))
     assert np.array_equal(np.asarray(load_image(path).convert("RGBA")), expected)
+
+
+def test_quoted_text_followed_by_capital_letters_is_upper_cased():
+    prompt = ('A poster with the text "Albania" in capital letters, then "Peru" below, '
+              'and “Côte d\'Ivoire” written in capitals.')
+    assert quoted_texts(prompt) == ["ALBANIA", "Peru", "CÔTE D'IVOIRE"]
+    assert quoted_texts('"x" in upper-case, "y", in all caps') == ["X", "Y"]
+    assert quoted_texts('"a" is in the capital letters section') == ["a"]

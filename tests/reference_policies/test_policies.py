@@ -132,3 +132,21 @@ def test_neighbour_list_helpers():
     assert not in_list("Equatorial Guinea, Mali", "Guinea")
     assert not in_list("Guinea-Bissau and Mali", "Guinea")
     assert {"Croatia", "Serbia", "Bosnia and Herzegovina"} <= set(split_list(text))
+
+
+def test_scripted_without_caps_copies_names_and_asks_for_capitals(env, play):
+    """caps=False writes banner names as found plus "in capital letters"; the compositor
+    draws them in capitals and the judge reads the caption as with caps=True."""
+    tasks = [t for t in env.tasks if plan_request(t.prompt).caps_names
+             or plan_request(t.prompt).versus][:4]
+    assert tasks
+    for task in tasks:
+        _, info, _ = play(POLICIES.create("scripted", caps=False), task.id)
+        prompt = info["answer"]["gen_prompt"]
+        assert '" in capital letters' in prompt, prompt
+        quoted = prompt.split('"')[1]
+        assert quoted != quoted.upper(), prompt  # written as the sources spell it
+        judged = info["image_judgement"]
+        assert judged["text_accuracy"] == 1 and judged["visual_correctness"] == 1, judged
+        _, caps_info, _ = play(POLICIES.create("scripted"), task.id)
+        assert caps_info["image_judgement"]["overall"] == judged["overall"]
