@@ -219,7 +219,8 @@ class TransformersBackend:
     The tokenizer's chat template renders the conversation with the tools; the
     reply is cut at ``<|im_end|>`` and returned as text (the model writes its
     tool calls as ``<tool_call>{...}</tool_call>``). Decoding settings not given
-    here come from the folder's ``knowgen_agent.json``.
+    here, the tools and the context view (``view``: how tool results are shown,
+    :mod:`knowgen.envs.views`) come from the folder's ``knowgen_agent.json``.
 
     Args:
         path: Model folder (config.json, model weights, tokenizer.json, tokenizer_config.json).
@@ -250,6 +251,7 @@ class TransformersBackend:
         settings = read_agent_file(self.path)
         self.system_prompt: str | None = settings.get("system_prompt")
         self.tools: list[dict[str, Any]] | None = settings.get("tools")
+        self.view: str = str(settings.get("view") or "full")
         gen = {"max_new_tokens": 512, "temperature": 0.6, "top_p": 0.9, "do_sample": True,
                **settings.get("generation", {})}
         given = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,

@@ -9,7 +9,7 @@ The registered policies build it with a backend:
 
 * ``openai:model=NAME,base_url=URL`` (any OpenAI-compatible endpoint, e.g. ``vllm serve``);
 * ``transformers:path=DIR`` (a local checkpoint written by ``knowgen train``);
-* ``gen-searcher-tiny`` (a small checkpoint packaged inside the package, when one is installed).
+* ``gen-searcher-tiny`` (the small checkpoint shipped inside the package).
 
 Example:
     >>> from knowgen.registry import POLICIES
@@ -118,6 +118,12 @@ def _build_messages(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
     return build_messages(*args, **kwargs)
 
 
+def _view_function(view: str | None) -> Any:
+    from knowgen.envs.views import view_function
+
+    return view_function(view)
+
+
 def _listed_images(observation: str) -> dict[str, str]:
     """``IMG_### -> local_path`` for the images an observation lists."""
     from knowgen.reference_policies.common import parse_images
@@ -192,8 +198,10 @@ class GenSearcherAgent:
             reseed(episode_seed(self.seed, info.get("task_id")))
 
     def messages(self) -> list[dict[str, Any]]:
-        """The conversation so far, in the backend's message format."""
-        return _build_messages(self.request, list(self.turns), fmt=self.backend.fmt,
+        """The conversation so far, in the backend's message format and context view."""
+        view = _view_function(getattr(self.backend, "view", None))
+        turns = [(action, view(obs) if isinstance(obs, str) else obs) for action, obs in self.turns]
+        return _build_messages(self.request, turns, fmt=self.backend.fmt,
                                system=self.system_prompt or None,
                                images=dict(self.image_paths) if self.images else None)
 
@@ -297,9 +305,9 @@ def tiny_policy(device: str = "cpu", seed: int = 0, **kwargs: Any) -> GenSearche
     folder = tiny_checkpoint_dir()
     if not (folder / "config.json").is_file():
         raise DataError(
-            f"No gen-searcher-tiny checkpoint is installed at {folder} (this release ships "
-            "none). Train one with `knowgen train tiny --out runs/tiny` and evaluate it with "
-            "--policy transformers:path=runs/tiny/final, or copy that folder to "
-            f"{folder} to make it the packaged one.")
+            f"No gen-searcher-tiny checkpoint is installed at {folder} (it ships inside the "
+            "knowgen package; reinstall knowgen). To build one: `knowgen train tiny --out "
+            "runs/tiny`, then --policy transformers:path=runs/tiny/final, or copy that folder "
+            f"to {folder}.")
     return transformers_policy(str(folder), device=device, seed=seed, name=TINY_CHECKPOINT,
                                **kwargs)

@@ -31,6 +31,7 @@ from typing import Any
 from knowgen.config import EnvConfig
 from knowgen.envs.messages import strip_tool_response
 from knowgen.envs.protocol import format_tool_call
+from knowgen.envs.views import view_function
 from knowgen.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -77,8 +78,11 @@ def final_assistant_text(completion: list[dict[str, Any]] | str) -> str | None:
     return f"<think>{reasoning}</think>\n{content}" if reasoning else content
 
 
-class SearchGenToolEnv:
-    """One rollout's environment for ``GRPOTrainer(environment_factory=...)``.
+class ToolEnvBase:
+    """What every adapter shares: the wrapped environment, ``reset``, stepping, the reward.
+
+    Subclasses add the tool methods TRL offers to the model; ``view`` names the
+    context view (:mod:`knowgen.envs.views`) their tool results are written in.
 
     Args:
         env: A ready :class:`~knowgen.envs.searchgen.SearchGenEnv`; when None one is
@@ -100,6 +104,9 @@ class SearchGenToolEnv:
         self.reward = 0.0
         self.info: dict[str, Any] = {}
         self.done = False
+
+    view = "full"
+    """Context view of the tool results (``"full"``: as the environment writes them)."""
 
     def _ensure_env(self) -> Any:
         if self.env is None:
@@ -139,10 +146,36 @@ class SearchGenToolEnv:
         obs, reward, terminated, truncated, self.info = self.env.step(action)
         if terminated or truncated:
             self.done, self.reward = True, float(reward)
-        return tool_message_content(obs)
+        if self.view == "full":
+            return tool_message_content(obs)
+        return view_function(self.view)(obs)
 
     def _call(self, name: str, arguments: dict[str, Any]) -> str:
         return self._step(format_tool_call(name, arguments))
+
+    def _finish(self, text: str | None) -> float:
+        """Hand the final assistant text to the environment and return the reward."""
+        if self.done or self.env is None or self.env.task is None:
+            return self.reward
+        if text is None or not self.env.task:
+            self.done = True
+            return self.reward
+        _obs, reward, terminated, truncated, self.info = self.env.step(text)
+        # An answer that does not parse ends the rollout unpaid (the model has no next turn).
+        self.done, self.reward = True, float(reward) if (terminated or truncated) else 0.0
+        return self.reward
+
+
+class SearchGenToolEnv(ToolEnvBase):
+    """One rollout's environment for ``GRPOTrainer(environment_factory=...)``, with all four tools.
+
+    Args:
+        env: A ready :class:`~knowgen.envs.searchgen.SearchGenEnv`; when None one is
+            built from ``config`` on the first :meth:`reset`.
+        config: Settings of the built environment (``alpha`` sets the reward weights:
+            0 pays the image judge only, 1 the text judge only).
+        backends: Ready backends to share (``benchmark``, ``text_search``, ...).
+    """
 
     def browse(self, url: str, query: str) -> str:
         """Read a web page and return the parts relevant to the query.
@@ -177,17 +210,32 @@ class SearchGenToolEnv:
         """
         return self._call("search", {"queries": queries})
 
-    def _finish(self, text: str | None) -> float:
-        """Hand the final assistant text to the environment and return the reward."""
-        if self.done or self.env is None or self.env.task is None:
-            return self.reward
-        if text is None or not self.env.task:
-            self.done = True
-            return self.reward
-        _obs, reward, terminated, truncated, self.info = self.env.step(text)
-        # An answer that does not parse ends the rollout unpaid (the model has no next turn).
-        self.done, self.reward = True, float(reward) if (terminated or truncated) else 0.0
-        return self.reward
+class CompactSearchGenToolEnv(ToolEnvBase):
+    """The adapter for small models: two tools with short schemas and compact results.
+
+    Only ``search`` and ``image_search`` are offered (the compact view drops page
+    addresses, so ``browse`` and ``fetch_image`` would have nothing to act on) and
+    tool results come in the ``compact`` view of :mod:`knowgen.envs.views`; the
+    rendered prompt is about a third as long as with :class:`SearchGenToolEnv`.
+    """
+
+    view = "compact"
+
+    def image_search(self, query: str) -> str:
+        """Image search; cite results by their IMG_ id.
+
+        Args:
+            query: e.g. "Flag of Peru".
+        """
+        return self._call("image_search", {"query": query})
+
+    def search(self, queries: list[str]) -> str:
+        """Web search.
+
+        Args:
+            queries: One to five queries.
+        """
+        return self._call("search", {"queries": queries})
 
 
 class SearchGenAnswerToolEnv(SearchGenToolEnv):
@@ -243,8 +291,23 @@ def tool_schemas(cls: type = SearchGenToolEnv) -> list[dict[str, Any]]:
     return [get_json_schema(getattr(bare, name)) for name in tool_names(cls)]
 
 
+def adapter_class(view: str = "full", answer_tool: bool = False) -> type[ToolEnvBase]:
+    """The adapter class for a context view (and answer style).
+
+    Raises:
+        ConfigError: for an unknown view, or the answer tool with the compact view.
+    """
+    view_function(view)  # validates the name
+    if view == "compact":
+        if answer_tool:
+            raise ConfigError("The compact view has no answer tool; answer with an <answer> "
+                              "block (answer_tool=False) or use view='full'.")
+        return CompactSearchGenToolEnv
+    return SearchGenAnswerToolEnv if answer_tool else SearchGenToolEnv
+
+
 def make_env_factory(config: EnvConfig | None = None, *, answer_tool: bool = False,
-                     **overrides: Any) -> Callable[[], SearchGenToolEnv]:
+                     view: str = "full", **overrides: Any) -> Callable[[], ToolEnvBase]:
     """A factory of adapters whose environments share one set of backends.
 
     The first environment is built on the first call; later ones reuse its
@@ -255,13 +318,14 @@ def make_env_factory(config: EnvConfig | None = None, *, answer_tool: bool = Fal
         config: Environment settings (``split="train"`` for training).
         answer_tool: Build :class:`SearchGenAnswerToolEnv` (answer as a tool, reward
             from ``get_reward``) instead of :class:`SearchGenToolEnv`.
+        view: ``"compact"`` builds :class:`CompactSearchGenToolEnv` (see :func:`adapter_class`).
         **overrides: :class:`~knowgen.config.EnvConfig` fields overriding ``config``.
     """
     cfg = replace(config if config is not None else EnvConfig(), **overrides)
     shared: dict[str, Any] = {}
-    cls = SearchGenAnswerToolEnv if answer_tool else SearchGenToolEnv
+    cls = adapter_class(view, answer_tool)
 
-    def factory() -> SearchGenToolEnv:
+    def factory() -> ToolEnvBase:
         from knowgen.envs.searchgen import SearchGenEnv
 
         if not shared:
@@ -273,7 +337,7 @@ def make_env_factory(config: EnvConfig | None = None, *, answer_tool: bool = Fal
     return factory
 
 
-def searchgen_reward(completions: list[Any], environments: list[SearchGenToolEnv] | None = None,
+def searchgen_reward(completions: list[Any], environments: list[ToolEnvBase] | None = None,
                      **kwargs: Any) -> list[float]:
     """TRL reward function: each rollout's environment judges its final answer.
 

@@ -166,3 +166,26 @@ def test_answer_tool_variant_owns_its_reward(shared_backends):
     schema = {s["function"]["name"]: s for s in tool_schemas(SearchGenAnswerToolEnv)}["answer"]
     assert set(schema["function"]["parameters"]["required"]) == {"gen_prompt", "reference_images"}
     assert isinstance(make_env_factory(config, answer_tool=True)(), SearchGenAnswerToolEnv)
+
+
+def test_compact_adapter_offers_two_short_tools_and_compact_results(shared_backends):
+    from knowgen.envs.trl_env import CompactSearchGenToolEnv, adapter_class
+    from knowgen.envs.views import compact_observation
+
+    assert adapter_class("compact") is CompactSearchGenToolEnv
+    assert tool_names(CompactSearchGenToolEnv) == ["image_search", "search"]
+    assert len(json.dumps(tool_schemas(CompactSearchGenToolEnv))) < 0.5 * len(
+        json.dumps(tool_schemas()))
+    config = EnvConfig(split="test", top_k=3)
+    compact = CompactSearchGenToolEnv(SearchGenEnv(config, **shared_backends), config)
+    full = _env(shared_backends, top_k=3)
+    task_id = full.env.tasks[0].id
+    compact.reset(task_id=task_id)
+    full.reset(task_id=task_id)
+    got, want = compact.image_search("Flag of Peru"), full.image_search("Flag of Peru")
+    assert got == compact_observation(want) and got.startswith("IMG_001: Flag of Peru")
+    assert compact.search(["capital Lima"]) == compact_observation(full.search(["capital Lima"]))
+    with pytest.raises(ConfigError, match="answer tool"):
+        adapter_class("compact", answer_tool=True)
+    with pytest.raises(ConfigError, match="full, compact"):
+        make_env_factory(config, view="short")
