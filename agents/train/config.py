@@ -84,6 +84,22 @@ class SFTSettings:
     augment_seed: int = 0
     """Seed of the invented names."""
 
+    copy_steps: int = 0
+    """Optimiser steps of copy pre-training before SFT (:mod:`knowgen.agents.copy_pretrain`):
+    synthetic sequences whose random token spans recur, on which only copying lowers the loss.
+    A model built from scratch forms the attention circuit that copies names from its context
+    there in about a thousand short steps, far sooner than from agent transcripts. 0 skips it;
+    ignored with ``init`` (a pretrained model copies already)."""
+
+    copy_length: int = 48
+    """Tokens per copy pre-training sequence."""
+
+    copy_batch_size: int = 32
+    """Sequences per copy pre-training step."""
+
+    copy_learning_rate: float = 2e-3
+    """Peak learning rate of copy pre-training."""
+
     lm_warmup_epochs: float = 0.0
     """Passes over the same transcripts first with the loss on every token (requests and
     tool results included). A model trained from scratch learns to read and copy from its
@@ -244,6 +260,12 @@ class TrainConfig:
 
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     """System message of the agent (data, training and inference)."""
+
+    view: str = "full"
+    """Context view of tool results (:mod:`knowgen.envs.views`): ``full`` shows them as the
+    environment writes them with all four tools; ``compact`` shows titles, snippets and image
+    ids only, with the two search tools and short schemas (about a third of the tokens: what
+    a small model trained from scratch on a CPU can afford). Stored with the checkpoint."""
 
     data: ExpertDataConfig = field(default_factory=ExpertDataConfig)
     """Expert data generation."""

@@ -128,7 +128,7 @@ def build_grpo_trainer(cfg: TrainConfig, out_dir: Path | None = None) -> Any:
         return GRPOTrainer(
             model=model, processing_class=tokenizer, reward_funcs=[searchgen_reward],
             train_dataset=grpo_dataset(cfg, task_ids_of(cfg)), args=grpo_arguments(cfg, out_dir),
-            environment_factory=make_env_factory(env_config(cfg)))
+            environment_factory=make_env_factory(env_config(cfg), view=cfg.view))
 
 
 def run_grpo(cfg: TrainConfig) -> Path:
@@ -146,4 +146,4 @@ def run_grpo(cfg: TrainConfig) -> Path:
             raise ConfigError(f"grpo.resume is set but {out_dir} holds no checkpoint; unset it.")
     trainer.train(resume_from_checkpoint=resume)
     return save_agent(trainer.model, trainer.processing_class, out_dir / "final",
-                      cfg.system_prompt, cfg.generation)
+                      cfg.system_prompt, cfg.generation, cfg.view)

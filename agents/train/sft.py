@@ -27,7 +27,8 @@ from knowgen.agents.tiny import (
     qwen3_chat_template,
 )
 from knowgen.agents.train.config import GenerationSettings, TrainConfig
-from knowgen.envs.trl_env import tool_schemas
+from knowgen.envs.trl_env import adapter_class, tool_schemas
+from knowgen.envs.views import apply_view, uses_browse
 from knowgen.errors import ConfigError
 from knowgen.fileio import atomic_write_text
 
@@ -38,12 +39,13 @@ AGENT_FILE = "knowgen_agent.json"
 
 
 def save_agent(model: Any, tokenizer: Any, out_dir: str | Path, system_prompt: str,
-               generation: GenerationSettings) -> Path:
+               generation: GenerationSettings, view: str = "full") -> Path:
     """Write a checkpoint folder that inference renders exactly as training did.
 
     The folder holds the Hugging Face model and tokenizer (with the Qwen3 chat
     template) and ``knowgen_agent.json``:
-    ``{"system_prompt", "tools", "generation": {max_new_tokens, temperature, top_p, do_sample}}``.
+    ``{"system_prompt", "tools", "view", "generation": {max_new_tokens, temperature, top_p,
+    do_sample}}`` (``view``: the context view of tool results, :mod:`knowgen.envs.views`).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -53,7 +55,8 @@ def save_agent(model: Any, tokenizer: Any, out_dir: str | Path, system_prompt: s
     tokenizer.save_pretrained(out)
     meta = {
         "system_prompt": system_prompt,
-        "tools": tool_schemas(),
+        "tools": tool_schemas(adapter_class(view)),
+        "view": view,
         "generation": {"max_new_tokens": generation.max_new_tokens,
                        "temperature": generation.temperature, "top_p": generation.top_p,
                        "do_sample": generation.do_sample},
@@ -66,7 +69,23 @@ def save_agent(model: Any, tokenizer: Any, out_dir: str | Path, system_prompt: s
 
 
 def sft_records(cfg: TrainConfig) -> list[dict[str, Any]]:
-    """The SFT records: read from ``cfg.sft.data`` or generated (and saved) from the expert."""
+    """The SFT records in the run's context view (see :func:`expert_records`)."""
+    records = expert_records(cfg)
+    if cfg.view == "full":
+        return records
+    kept = [r for r in records if not uses_browse(r)]
+    if len(kept) < len(records):
+        logger.info("The %s view has no browse tool: %d of %d records that browse are left out",
+                    cfg.view, len(records) - len(kept), len(records))
+    tools = json.dumps(tool_schemas(adapter_class(cfg.view)), ensure_ascii=False)
+    out = [apply_view(r, cfg.view, cfg.system_prompt) for r in kept]
+    for record in out:
+        record["tools"] = tools
+    return out
+
+
+def expert_records(cfg: TrainConfig) -> list[dict[str, Any]]:
+    """The expert records: read from ``cfg.sft.data`` or generated (and saved) from the expert."""
     if cfg.sft.data:
         return read_jsonl(cfg.sft.data)
     path = Path(cfg.output_dir) / "sft_data.jsonl"
@@ -125,8 +144,11 @@ def obtain_tokenizer(cfg: TrainConfig, records: list[dict[str, Any]]) -> Any:
     source = cfg.tokenizer.path or cfg.sft.init
     if source:
         return load_tokenizer(source)
-    tokenizer = train_tokenizer(tokenizer_texts(records), cfg.tokenizer.vocab_size,
-                                cfg.tokenizer.min_frequency)
+    size, min_freq = cfg.tokenizer.vocab_size, cfg.tokenizer.min_frequency
+    draft = train_tokenizer(tokenizer_texts(records), size, min_freq)
+    # Trained again on the transcripts as the chat template renders them, so that the
+    # template's own words (the tools preamble) get tokens of their own too.
+    tokenizer = train_tokenizer([render(draft, r) for r in records], size, min_freq)
     tokenizer.save_pretrained(str(Path(cfg.output_dir) / "tokenizer"))
     return tokenizer
 
@@ -159,6 +181,33 @@ def sft_arguments(cfg: TrainConfig, out_dir: Path, lm_warmup: bool = False) -> A
         report_to=["tensorboard"], train_sampling_strategy="group_by_length",
         dataloader_num_workers=0, bf16=False, fp16=False, use_cpu=not _has_cuda(),
         packing=False, disable_tqdm=False, dataset_num_proc=None)
+
+
+def resume_point(cfg: TrainConfig, out_dir: Path) -> str | None:
+    """The checkpoint to resume from (``sft.resume``), else None.
+
+    Raises:
+        ConfigError: when ``sft.resume`` is set and ``out_dir`` holds no checkpoint.
+    """
+    if not cfg.sft.resume:
+        return None
+    resume = _last_checkpoint(out_dir)
+    if resume is None:
+        raise ConfigError(f"sft.resume is set but {out_dir} holds no checkpoint; unset it.")
+    return resume
+
+
+def copy_pretrain(cfg: TrainConfig, model: Any, tokenizer: Any) -> dict[str, Any]:
+    """Run the copy pre-training stage on ``model`` (in place) and return its statistics."""
+    from knowgen.agents.copy_pretrain import CopyTask, ordinary_token_ids, pretrain_copying
+
+    s = cfg.sft
+    if _has_cuda():
+        model.to("cuda")
+    return pretrain_copying(model, ordinary_token_ids(tokenizer), steps=s.copy_steps,
+                            batch=s.copy_batch_size, task=CopyTask(length=s.copy_length),
+                            learning_rate=s.copy_learning_rate, seed=s.seed,
+                            eval_every=max(1, s.copy_steps // 5))
 
 
 def _has_cuda() -> bool:
@@ -199,13 +248,12 @@ def run_sft(cfg: TrainConfig) -> Path:
                           f"(shortest: {min(lengths, default=0)}); raise sft.max_length.")
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "token_stats.json", json.dumps(stats, indent=2) + "\n")
+    resume = resume_point(cfg, out_dir)
     model = obtain_model(cfg, tokenizer)
+    if cfg.sft.copy_steps > 0 and resume is None and not cfg.sft.init:
+        copy_stats = copy_pretrain(cfg, model, tokenizer)
+        atomic_write_text(out_dir / "copy_pretrain.json", json.dumps(copy_stats, indent=2) + "\n")
     dataset = Dataset.from_list([{"messages": r["messages"], "tools": r["tools"]} for r in kept])
-    resume = None
-    if cfg.sft.resume:
-        resume = _last_checkpoint(out_dir)
-        if resume is None:
-            raise ConfigError(f"sft.resume is set but {out_dir} holds no checkpoint; unset it.")
     if cfg.sft.lm_warmup_epochs > 0 and resume is None:
         warmup = SFTTrainer(model=model, args=sft_arguments(cfg, out_dir / "lm_warmup", True),
                             train_dataset=dataset, processing_class=tokenizer)
@@ -215,4 +263,4 @@ def run_sft(cfg: TrainConfig) -> Path:
                          processing_class=tokenizer)
     trainer.train(resume_from_checkpoint=resume)
     return save_agent(trainer.model, tokenizer, out_dir / "final", cfg.system_prompt,
-                      cfg.generation)
+                      cfg.generation, cfg.view)

@@ -32,7 +32,7 @@ def test_set_values_are_typed_and_checked():
     with pytest.raises(ConfigError, match="key=value"):
         parse_set_options(["sft.epochs"])
     cfg = load_train_config("tiny", parse_set_options(["grpo.alpha=0", "model.layers=6"]))
-    assert cfg.grpo.alpha == 0.0 and cfg.model.layers == 6 and cfg.sft.learning_rate == 1e-3
+    assert cfg.grpo.alpha == 0.0 and cfg.model.layers == 6 and cfg.sft.learning_rate == 1.5e-3
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ from knowgen.agents.train.grpo import build_grpo_trainer, grpo_arguments, run_gr
 from knowgen.agents.train.sft import AGENT_FILE
 from knowgen.config import EnvConfig
 from knowgen.envs.searchgen import SearchGenEnv
-from knowgen.envs.trl_env import tool_schemas
+from knowgen.envs.trl_env import CompactSearchGenToolEnv, tool_schemas
 from knowgen.errors import ConfigError
 from knowgen.world.data import load_world
 
@@ -22,7 +22,8 @@ def test_smoke_grpo_runs_two_steps_and_saves(smoke_run):
     assert (final / "model.safetensors").is_file() and (final / AGENT_FILE).is_file()
     assert list((final.parent / "runs").rglob("events.out.tfevents.*"))
     meta = json.loads((final / AGENT_FILE).read_text())
-    assert meta["tools"] == tool_schemas() and meta["system_prompt"] == cfg.system_prompt
+    assert meta["tools"] == tool_schemas(CompactSearchGenToolEnv) and meta["view"] == "compact"
+    assert meta["system_prompt"] == cfg.system_prompt
 
 
 @pytest.mark.slow
@@ -97,6 +98,7 @@ def test_tool_results_are_masked_and_the_reward_is_the_envs(smoke_run, shared_ba
     rewards = trainer._metrics["train"]["rewards/searchgen_reward/mean"]
     assert rewards[-1] == pytest.approx(expected)
     prompt = tok.decode(out["prompt_ids"][0][out["prompt_mask"][0].bool()])
-    for schema in tool_schemas():
+    assert "local_path" not in masked  # the compact view of the smoke preset
+    for schema in tool_schemas(CompactSearchGenToolEnv):
         assert json.dumps(schema, ensure_ascii=False) in prompt
     assert task.prompt in prompt and torch.all(out["advantages"] == 0)

@@ -9,7 +9,7 @@ import torch
 from knowgen.agents.expert_data import read_jsonl
 from knowgen.agents.train.config import load_train_config
 from knowgen.agents.train.sft import AGENT_FILE, run_sft, sft_arguments
-from knowgen.envs.trl_env import tool_schemas
+from knowgen.envs.trl_env import CompactSearchGenToolEnv, tool_schemas
 from knowgen.errors import ConfigError
 
 
@@ -19,7 +19,11 @@ def test_smoke_sft_writes_a_complete_checkpoint(smoke_run):
     for name in ("config.json", "model.safetensors", "tokenizer.json", AGENT_FILE):
         assert (final / name).is_file(), name
     meta = json.loads((final / AGENT_FILE).read_text())
-    assert meta["system_prompt"] == cfg.system_prompt and meta["tools"] == tool_schemas()
+    assert meta["system_prompt"] == cfg.system_prompt and meta["view"] == "compact"
+    assert meta["tools"] == tool_schemas(CompactSearchGenToolEnv)
+    copied = json.loads((final.parent / "copy_pretrain.json").read_text())
+    assert copied["steps"] == cfg.sft.copy_steps and copied["curve"][-1][0] == cfg.sft.copy_steps
+    assert 0 <= copied["copy_accuracy_after"] <= 1
     assert meta["generation"]["max_new_tokens"] == cfg.generation.max_new_tokens
     assert sorted(p.name for p in (final.parent).glob("checkpoint-*")) == [
         "checkpoint-2", "checkpoint-4"]
@@ -110,7 +114,7 @@ def test_warmup_stage_trains_every_token(tmp_path):
     cfg = load_train_config("tiny", {"sft.lm_warmup_epochs": 0.5, "sft.max_steps": 9})
     warm, main = sft_arguments(cfg, tmp_path, True), sft_arguments(cfg, tmp_path)
     assert not warm.assistant_only_loss and warm.num_train_epochs == 0.5 and warm.max_steps == -1
-    assert main.assistant_only_loss and main.num_train_epochs == 2 and main.max_steps == 9
+    assert main.assistant_only_loss and main.num_train_epochs == 4 and main.max_steps == 9
 
 
 def test_unknown_setting_is_refused_with_a_hint():
@@ -118,3 +122,45 @@ def test_unknown_setting_is_refused_with_a_hint():
         load_train_config("smoke", {"sft.epoch": 2})
     with pytest.raises(ConfigError, match="preset"):
         load_train_config("huge")
+
+
+def test_compact_records_show_what_the_agent_shows_its_model(tmp_path, expert_records,
+                                                             shared_backends):
+    """Train/inference consistency of the compact view: replaying an SFT record's turns
+    through the agent gives the same system prompt, request and tool messages."""
+    from knowgen.agents.expert_data import write_jsonl
+    from knowgen.agents.policy import GenSearcherAgent
+    from knowgen.agents.train.sft import sft_records
+    from knowgen.config import EnvConfig
+    from knowgen.envs.searchgen import SearchGenEnv
+    from knowgen.envs.trl_env import CompactSearchGenToolEnv
+
+    data = write_jsonl(expert_records, tmp_path / "d.jsonl")
+    cfg = load_train_config("smoke", {"output_dir": str(tmp_path), "sft.data": str(data),
+                                      "view": "compact"})
+    records = sft_records(cfg)
+    schemas = tool_schemas(CompactSearchGenToolEnv)
+    assert records and all(json.loads(r["tools"]) == schemas for r in records)
+    record = max(records, key=lambda r: len(r["messages"]))
+    replies = iter(m for m in record["messages"] if m["role"] == "assistant")
+    prompts = []
+
+    class Replay:
+        fmt, view, tools, system_prompt = "hf", "compact", schemas, cfg.system_prompt
+
+        def complete(self, messages, tools):
+            prompts.append(messages)
+            return dict(next(replies))
+
+    env = SearchGenEnv(EnvConfig(split="train", top_k=3), **shared_backends)
+    agent = GenSearcherAgent(Replay())
+    obs, info = env.reset(options={"task_id": record["task_id"]})
+    done = False
+    while not done:
+        obs, _, term, trunc, info = env.step(agent.act(obs, info))
+        done = term or trunc
+    assert info["answer"] is not None and agent.tools == schemas
+    want = [(m["role"], m.get("content")) for m in record["messages"][:-1]
+            if m["role"] != "assistant"]
+    assert [(m["role"], m.get("content")) for m in prompts[-1] if m["role"] != "assistant"] == want
+    assert "IMG_001" in want[-1][1] and "local_path" not in want[-1][1]
