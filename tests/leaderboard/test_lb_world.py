@@ -59,3 +59,22 @@ def test_rejudging_flags_inflated_scores_only(world_runs, tmp_path):
     assert any(c.startswith("summary.json: k_score") for c in bad["corrections"])
     text = build(board, tmp_path / "site").read_text()
     assert text.count('class="flagged"') == 1
+
+
+def test_board_seeded_with_the_bundled_agent(world_runs, tmp_path):
+    """The packaged gen-searcher-tiny agent's run seeds the board beside a reference policy."""
+    pytest.importorskip("transformers")
+    from knowgen.agents.policy import tiny_checkpoint_dir
+    from knowgen.cli import main
+
+    if not (tiny_checkpoint_dir() / "config.json").is_file():
+        pytest.skip("no gen-searcher-tiny checkpoint is installed")
+    run = tmp_path / "gen-searcher-tiny"
+    assert main(["eval", "--policy", "gen-searcher-tiny", "--limit", "3", "--benchmark",
+                 world_runs["spec"], "--run-dir", str(run), "--no-progress"]) == 0
+    entries = seed_board([world_runs["runs"]["direct"], run], tmp_path / "board",
+                         tmp_path / "site")
+    summary = json.loads((run / "summary.json").read_text())
+    assert [e["submission"]["agent"] for e in entries] == ["direct", "gen-searcher-tiny"]
+    assert entries[1]["scores"]["headline"] == summary["k_score"] and not entries[1]["corrections"]
+    assert "gen-searcher-tiny" in (tmp_path / "site" / "index.html").read_text()
