@@ -169,12 +169,7 @@ class ToolEnvBase:
 class SearchGenToolEnv(ToolEnvBase):
     """One rollout's environment for ``GRPOTrainer(environment_factory=...)``, with all four tools.
 
-    Args:
-        env: A ready :class:`~knowgen.envs.searchgen.SearchGenEnv`; when None one is
-            built from ``config`` on the first :meth:`reset`.
-        config: Settings of the built environment (``alpha`` sets the reward weights:
-            0 pays the image judge only, 1 the text judge only).
-        backends: Ready backends to share (``benchmark``, ``text_search``, ...).
+    Built like :class:`ToolEnvBase` (``env``, ``config``, ``backends``).
     """
 
     def browse(self, url: str, query: str) -> str:
