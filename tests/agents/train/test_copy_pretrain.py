@@ -56,7 +56,7 @@ def test_a_tiny_model_learns_to_copy():
 def test_zero_steps_and_bad_arguments(tmp_path):
     from knowgen.agents.tiny import build_tiny_model, train_tokenizer
 
-    tokenizer = train_tokenizer(["one two three four"] * 10, 280)
+    tokenizer = train_tokenizer(["one two three four"] * 10, 300)
     model = build_tiny_model(tokenizer, hidden=32, layers=1, heads=2)
     stats = pretrain_copying(model, ordinary_token_ids(tokenizer), steps=0)
     assert stats["steps"] == 0 and stats["copy_accuracy_after"] == stats["copy_accuracy_before"]
