@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,20 @@ MARKUP_TOKENS: tuple[str, ...] = (
     "<think>", "</think>", "<answer>", "</answer>",
 )
 """Protocol tags kept as single tokens that decoding keeps (as Qwen3 does)."""
+PROTOCOL_PHRASES: tuple[str, ...] = (
+    '{"name": "search", "arguments": {"queries": ["',
+    '{"name": "image_search", "arguments": {"query": "',
+    '{"name": "browse", "arguments": {"url": "',
+    '{"name": "fetch_image", "arguments": {"url": "',
+    '", "query": "', '"]}}', '"}}',
+    '{"gen_prompt": "', '", "reference_images": [{"img_id": "',
+    '", "note": "', '"}, {"img_id": "', '"}]}',
+)
+"""JSON skeleton of tool calls and answers, as the chat template renders them.
+
+Each phrase is one token, so a small model spends its capacity on the values it
+has to fill in (queries, names, image ids) rather than on spelling the protocol.
+"""
 TEMPLATE_NAME = "qwen3.jinja"
 """File name of the chat template inside ``trl/chat_templates``."""
 
@@ -66,13 +80,15 @@ def qwen3_chat_template() -> str:
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 4096,
-                    min_frequency: int = 2) -> Any:
+                    min_frequency: int = 2, phrases: Sequence[str] = ()) -> Any:
     """Train a byte-level BPE tokenizer carrying the Qwen3 chat tokens and template.
 
     Args:
         texts: Training text (e.g. rendered chat transcripts of the SFT data).
         vocab_size: Vocabulary size, special and markup tokens included.
         min_frequency: Least count for a merge to be learnt.
+        phrases: Multi-character strings kept as single (decodable) tokens, such
+            as :data:`PROTOCOL_PHRASES`.
 
     Returns:
         A ``transformers.PreTrainedTokenizerFast`` with ``eos_token="<|im_end|>"``,
@@ -85,7 +101,8 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 4096,
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    reserved = len(SPECIAL_TOKENS) + len(MARKUP_TOKENS)
+    kept = list(MARKUP_TOKENS) + [p for p in phrases if p not in MARKUP_TOKENS]
+    reserved = len(SPECIAL_TOKENS) + len(kept)
     if vocab_size < 256 + reserved + 16:
         raise ConfigError(f"vocab_size {vocab_size} is too small; use at least {256 + reserved + 16}.")
     tok = Tokenizer(models.BPE())
@@ -93,11 +110,11 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 4096,
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, min_frequency=min_frequency, show_progress=False,
-        special_tokens=list(SPECIAL_TOKENS) + list(MARKUP_TOKENS),
+        special_tokens=list(SPECIAL_TOKENS) + kept,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(_strip_reserved(texts), trainer=trainer)
+    tok.train_from_iterator(_strip_reserved(texts, SPECIAL_TOKENS + tuple(kept)), trainer=trainer)
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
-    tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in MARKUP_TOKENS])
+    tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in kept])
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, eos_token=IM_END, pad_token=BOS_TOKEN, unk_token=None,
         model_max_length=32768, clean_up_tokenization_spaces=False)
@@ -106,10 +123,11 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 4096,
     return fast
 
 
-def _strip_reserved(texts: Iterable[str]) -> Iterable[str]:
+def _strip_reserved(texts: Iterable[str], reserved: Sequence[str]) -> Iterable[str]:
     """Texts with the reserved tokens removed, so merges never swallow them."""
+    ordered = sorted(reserved, key=len, reverse=True)
     for text in texts:
-        for token in SPECIAL_TOKENS + MARKUP_TOKENS:
+        for token in ordered:
             text = text.replace(token, " ")
         yield text
 

@@ -36,6 +36,16 @@ class TokenizerSettings:
     min_frequency: int = 2
     """Least count for a BPE merge."""
 
+    protocol_phrases: bool = True
+    """Keep the JSON skeleton of tool calls and answers as single tokens
+    (``knowgen.agents.tiny.PROTOCOL_PHRASES``)."""
+
+    world_pages: bool = False
+    """Also learn merges from the offline world's page texts (the agent's search
+    corpus, every split's entities included), so the names it reads in results
+    and must copy take few tokens. Only the vocabulary sees the pages; the model
+    learns nothing about an entity from it."""
+
 
 @dataclass
 class ModelSettings:

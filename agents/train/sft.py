@@ -114,6 +114,13 @@ def tokenizer_texts(records: list[dict[str, Any]]) -> list[str]:
     return texts
 
 
+def world_page_texts() -> list[str]:
+    """Title and text of every page of the offline world."""
+    from knowgen.world.data import load_world
+
+    return [f"{page.title}\n{page.text}" for page in load_world().pages.values()]
+
+
 def render(tokenizer: Any, record: dict[str, Any]) -> str:
     """A record rendered by the tokenizer's (inference) chat template."""
     tools = record.get("tools")
@@ -139,16 +146,19 @@ def length_stats(lengths: list[int]) -> dict[str, float]:
 
 def obtain_tokenizer(cfg: TrainConfig, records: list[dict[str, Any]]) -> Any:
     """Load the configured tokenizer (or the init model's), else train one on ``records``."""
-    from knowgen.agents.tiny import train_tokenizer
+    from knowgen.agents.tiny import PROTOCOL_PHRASES, train_tokenizer
 
     source = cfg.tokenizer.path or cfg.sft.init
     if source:
         return load_tokenizer(source)
-    size, min_freq = cfg.tokenizer.vocab_size, cfg.tokenizer.min_frequency
-    draft = train_tokenizer(tokenizer_texts(records), size, min_freq)
+    settings = cfg.tokenizer
+    extra = world_page_texts() if settings.world_pages else []
+    options = {"vocab_size": settings.vocab_size, "min_frequency": settings.min_frequency,
+               "phrases": PROTOCOL_PHRASES if settings.protocol_phrases else ()}
+    draft = train_tokenizer(tokenizer_texts(records) + extra, **options)
     # Trained again on the transcripts as the chat template renders them, so that the
     # template's own words (the tools preamble) get tokens of their own too.
-    tokenizer = train_tokenizer([render(draft, r) for r in records], size, min_freq)
+    tokenizer = train_tokenizer([render(draft, r) for r in records] + extra, **options)
     tokenizer.save_pretrained(str(Path(cfg.output_dir) / "tokenizer"))
     return tokenizer
 

@@ -164,3 +164,29 @@ def test_compact_records_show_what_the_agent_shows_its_model(tmp_path, expert_re
             if m["role"] != "assistant"]
     assert [(m["role"], m.get("content")) for m in prompts[-1] if m["role"] != "assistant"] == want
     assert "IMG_001" in want[-1][1] and "local_path" not in want[-1][1]
+
+
+def test_world_pages_give_names_fewer_tokens(tmp_path, expert_records):
+    """With tokenizer.world_pages the vocabulary also learns from the search corpus, so a
+    test-split name the agent must copy from a result takes fewer tokens."""
+    from knowgen.agents.train.sft import obtain_tokenizer
+
+    names = [" Argentina", " Ouagadougou", " Kazakhstan", " Saudi Arabia"]
+    sizes = {}
+    for pages in (False, True):
+        cfg = load_train_config("smoke", {"output_dir": str(tmp_path / str(pages)),
+                                          "tokenizer.vocab_size": 1200,
+                                          "tokenizer.world_pages": pages})
+        tokenizer = obtain_tokenizer(cfg, sft_records_of(cfg, expert_records, tmp_path))
+        sizes[pages] = sum(len(tokenizer(n, add_special_tokens=False)["input_ids"])
+                           for n in names)
+        assert (tmp_path / str(pages) / "tokenizer" / "tokenizer.json").is_file()
+    assert sizes[True] < sizes[False]
+
+
+def sft_records_of(cfg, records, tmp_path):
+    from knowgen.agents.expert_data import write_jsonl
+    from knowgen.agents.train.sft import sft_records
+
+    cfg.sft.data = str(write_jsonl(records, tmp_path / "records.jsonl"))
+    return sft_records(cfg)

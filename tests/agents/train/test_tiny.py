@@ -7,6 +7,7 @@ import trl
 
 from knowgen.agents.tiny import (
     MARKUP_TOKENS,
+    PROTOCOL_PHRASES,
     SPECIAL_TOKENS,
     build_tiny_model,
     count_parameters,
@@ -47,6 +48,29 @@ def test_chat_tokens_are_single_ids_and_survive_decoding(tokenizer, page_texts):
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     assert tokenizer.decode(ids) == text
     assert tokenizer.decode(tokenizer(page_texts[3])["input_ids"]) == page_texts[3]
+
+
+def test_protocol_phrases_are_single_tokens_in_rendered_turns(page_texts):
+    tokenizer = train_tokenizer(page_texts, vocab_size=1000, phrases=PROTOCOL_PHRASES)
+    assert len(tokenizer) == 1000
+    messages = [
+        {"role": "user", "content": "Show the flag of Peru."},
+        {"role": "assistant", "content": "<think>\nLook it up.\n</think>", "tool_calls": [
+            {"type": "function", "function": {"name": "image_search",
+                                              "arguments": {"query": "Flag of Peru"}}}]},
+        {"role": "tool", "content": "IMG_001: Flag of Peru"},
+        {"role": "assistant", "content": '<answer>{"gen_prompt": "The flag of Peru.", '
+         '"reference_images": [{"img_id": "IMG_001", "note": "flag"}]}</answer>'}]
+    text = tokenizer.apply_chat_template(messages, tokenize=False)
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    pieces = [tokenizer.decode([i]) for i in ids]
+    for phrase in ('{"name": "image_search", "arguments": {"query": "', '"}}',
+                   '{"gen_prompt": "', '", "reference_images": [{"img_id": "',
+                   '", "note": "', '"}]}'):
+        assert phrase in pieces, phrase
+    assert tokenizer.decode(ids) == text
+    plain = train_tokenizer(page_texts, vocab_size=1000)
+    assert len(ids) < len(plain(text, add_special_tokens=False)["input_ids"])
 
 
 def test_saved_tokenizer_reloads_identically(tokenizer, tmp_path, page_texts):
