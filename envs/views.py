@@ -4,7 +4,9 @@ A large model reads the environment's tool results as they are. A small model
 trained from scratch on a CPU learns faster from short transcripts: the
 ``compact`` view keeps what a decision needs (result titles, snippets, image ids
 and titles, page text) and drops what only costs tokens (addresses, local paths,
-result banners, the per-turn budget notice). Training data and inference must
+result banners, the per-turn budget notice) and shows at most
+:data:`COMPACT_RESULTS` results per query, so that what a model reads does not
+depend on the environment's ``top_k``. Training data and inference must
 use the same view; ``knowgen train`` stores it in the checkpoint's
 ``knowgen_agent.json`` and the agent applies it when it talks to the model.
 
@@ -31,11 +33,15 @@ from knowgen.errors import ConfigError
 VIEWS: tuple[str, ...] = ("full", "compact")
 """Names of the context views."""
 
+COMPACT_RESULTS = 3
+"""Results per query (web or image search) that the compact view keeps: the first ones."""
+
 _BANNER = re.compile(r"^--- .* ---$")
 _BUDGET = re.compile(r"^\[Tool calls left: \d+\. Turns left: \d+\.\]$")
 _DETAIL = re.compile(r"^\s+(?:url|local_path|page_url):")
 _LINK = re.compile(r"^\[(?P<title>[^\]]*)\]\([^)]*\)\s*(?P<rest>.*)$")
 _PAGE_URL = re.compile(r"^URL: \S+$")
+_IMAGE_ENTRY = re.compile(r"^IMG_\d+:")
 
 
 def compact_line(line: str) -> str | None:
@@ -52,10 +58,26 @@ def compact_line(line: str) -> str | None:
     return line.rstrip()
 
 
-def compact_observation(observation: str) -> str:
-    """A tool observation in the compact view (wrapper removed, details dropped)."""
-    lines = (compact_line(x) for x in strip_tool_response(str(observation)).splitlines())
-    kept = [x for x in lines if x is not None]
+def compact_observation(observation: str, max_results: int | None = COMPACT_RESULTS) -> str:
+    """A tool observation in the compact view (wrapper removed, details dropped).
+
+    Args:
+        observation: The environment's observation text.
+        max_results: Results kept per result block (one block per query); ``None``
+            keeps them all.
+    """
+    kept: list[str] = []
+    seen, skipping = 0, False
+    for line in strip_tool_response(str(observation)).splitlines():
+        stripped = line.strip()
+        if _BANNER.match(stripped):
+            seen, skipping = 0, False
+        elif _LINK.match(stripped) or _IMAGE_ENTRY.match(stripped):
+            seen += 1
+            skipping = max_results is not None and seen > max_results
+        out = compact_line(line)
+        if out is not None and not (skipping and stripped):
+            kept.append(out)
     text = "\n".join(kept)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 

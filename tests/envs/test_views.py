@@ -46,6 +46,25 @@ def test_compact_page_keeps_the_text(observations):
     assert "national flag of Albania uses the colours" in compact
 
 
+def test_compact_view_keeps_the_first_three_results_of_each_query(make_env):
+    """What the compact view shows does not depend on the environment's top_k."""
+    shown = {}
+    for top_k in (3, 5):
+        env = make_env(split="train", top_k=top_k)
+        env.reset(options={"task_index": 0})
+        search, *_ = env.step(format_tool_call(
+            "search", {"queries": ["capital Tirana", "Albania"]}))
+        images, *_ = env.step(format_tool_call("image_search", {"query": "Flag of Albania"}))
+        shown[top_k] = (compact_observation(search), compact_observation(images))
+    assert shown[5] == shown[3]
+    search, images = shown[5]
+    assert len([x for x in search.splitlines() if x]) == 6 and len(images.splitlines()) == 3
+    env = make_env(split="train", top_k=5)
+    env.reset(options={"task_index": 0})
+    images, *_ = env.step(format_tool_call("image_search", {"query": "Flag of Albania"}))
+    assert len(compact_observation(images, max_results=None).splitlines()) == 5
+
+
 def test_final_turn_notice_is_kept():
     obs = ("<tool_response>\nIMG_001: Flag of Peru\n  url: https://x/p.png\n</tool_response>\n\n"
            "This is the final turn: answer now.")
