@@ -7,7 +7,7 @@
 # reward only (grpo.alpha=0) in runs/tiny-image and the text reward only (grpo.alpha=1) in
 # runs/tiny-text. Rows whose checkpoint is missing are skipped.
 set -euo pipefail
-LIMIT=${1:-27}
+LIMIT=${1:-90}
 OUT=${2:-runs/agent-results}
 KG=${KNOWGEN:-knowgen}
 mkdir -p "$OUT"
