@@ -345,11 +345,13 @@ class ScriptedPolicy:
                     return
 
     def _find_image(self, goal: Goal) -> Script:
-        query = f"Flag of {goal.name}" if goal.kind == "flag" else f"{goal.name} logo"
+        # The name follows a word (never the opening quote), as in the request and the
+        # results, so that a model imitating these turns copies the same tokens.
+        query = f"{goal.kind.capitalize()} of {goal.name}"
         obs = yield format_tool_call("image_search", {"query": query})
         pick = _official(c.parse_images(obs), goal)
         if pick is None:
-            obs = yield format_tool_call("image_search", {"query": goal.name})
+            obs = yield format_tool_call("image_search", {"query": f"Image of {goal.name}"})
             pick = _official(c.parse_images(obs), goal)
         if pick is not None:
             goal.img_id = pick.img_id
