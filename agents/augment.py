@@ -12,6 +12,15 @@ it from the context does.
 Entities are found from the record's ``task_id`` through the world benchmark's
 task facts (both splits are searched, the train split first).
 
+Pseudo-names come in two styles. ``syllables`` builds words from random
+syllables. ``pieces`` builds them from the tokenizer's own word pieces (one to
+three per word, kept only when the tokenizer splits the word back into exactly
+those pieces), so that every piece a name can be made of is an assistant target
+somewhere in the data. A piece that is never a target has its output logit
+pushed down by every update, and the model cannot write a name containing it
+even while it attends to it; names never seen in training are full of such
+pieces. A whole pseudo word is still never a real name.
+
 Example:
     >>> records = augment_records(read_jsonl("sft.jsonl"), copies=2, seed=0)
 """
@@ -80,7 +89,57 @@ def pseudo_word(rng: random.Random) -> str:
     return word.capitalize()
 
 
-def pseudo_for(surface: Surface, rng: random.Random, forbidden: set[str]) -> str:
+WordMaker = Callable[[random.Random], str]
+"""Makes one pseudo word from a random source."""
+
+
+class PieceWords:
+    """Pseudo words made of a tokenizer's alphabetic word pieces.
+
+    A word is a word-initial piece that starts with a capital letter (``" Arm"``)
+    followed by zero to two continuation pieces (``"flow"``); it is kept only
+    when the tokenizer splits it back into exactly those pieces.
+
+    Args:
+        tokenizer: A Hugging Face tokenizer whose pieces decode to text.
+
+    Raises:
+        ConfigError: when the vocabulary has no such pieces.
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.starts: list[int] = []
+        self.continuations: list[int] = []
+        special = set(getattr(tokenizer, "all_special_ids", []) or [])
+        added = set(getattr(tokenizer, "added_tokens_decoder", {}) or {})
+        for i in range(len(tokenizer)):
+            if i in special or i in added:
+                continue
+            text = tokenizer.decode([i])
+            if not text.isascii():
+                continue
+            if text[:1] == " " and text[1:].isalpha() and text[1].isupper():
+                self.starts.append(i)
+            elif text.isalpha():
+                self.continuations.append(i)
+        if not self.starts or not self.continuations:
+            raise ConfigError("The tokenizer has no alphabetic word pieces to make pseudo-names "
+                              "of; use sft.augment_names=syllables.")
+
+    def __call__(self, rng: random.Random) -> str:
+        """A pseudo word (without its leading space); syllables when no draw splits back."""
+        for _ in range(20):
+            ids = [rng.choice(self.starts)]
+            ids += [rng.choice(self.continuations) for _ in range(rng.choice((0, 1, 1, 2)))]
+            word = self.tokenizer.decode(ids)
+            if self.tokenizer(word, add_special_tokens=False)["input_ids"] == ids:
+                return word[1:]
+        return pseudo_word(rng)
+
+
+def pseudo_for(surface: Surface, rng: random.Random, forbidden: set[str],
+               word: WordMaker = pseudo_word) -> str:
     """A pseudo string for ``surface``, never in ``forbidden`` (case-folded).
 
     Names keep their number of words; codes keep their length.
@@ -90,7 +149,7 @@ def pseudo_for(surface: Surface, rng: random.Random, forbidden: set[str]) -> str
             out = "".join(rng.choice(LETTERS) for _ in surface.text)
         else:
             words = max(1, len(surface.text.split()))
-            out = " ".join(pseudo_word(rng) for _ in range(words))
+            out = " ".join(word(rng) for _ in range(words))
         parts = {out.casefold(), *(w.casefold() for w in out.split())}
         if not parts & forbidden:
             return out
@@ -142,14 +201,14 @@ def _variants(original: str, pseudo: str, kind: str) -> dict[str, str]:
 
 
 def build_mapping(surfaces: Iterable[Surface], rng: random.Random,
-                  forbidden: set[str]) -> dict[str, str]:
+                  forbidden: set[str], word: WordMaker = pseudo_word) -> dict[str, str]:
     """Original surface form -> pseudo form, distinct pseudo strings per record."""
     mapping: dict[str, str] = {}
     used = set(forbidden)
     for surface in surfaces:
         if surface.text in mapping:
             continue
-        pseudo = pseudo_for(surface, rng, used)
+        pseudo = pseudo_for(surface, rng, used, word)
         used.add(pseudo.casefold())
         used.update(w.casefold() for w in pseudo.split())
         for original, replacement in _variants(surface.text, pseudo, surface.kind).items():
@@ -194,7 +253,8 @@ def task_index(world: World, seed: int = 0) -> dict[str, Task]:
 
 
 def augment_records(records: list[dict[str, Any]], copies: int, seed: int = 0,
-                    world: World | None = None, task_seed: int = 0) -> list[dict[str, Any]]:
+                    world: World | None = None, task_seed: int = 0,
+                    word: WordMaker = pseudo_word) -> list[dict[str, Any]]:
     """The records followed by ``copies`` pseudo-named copies of each.
 
     Args:
@@ -203,6 +263,7 @@ def augment_records(records: list[dict[str, Any]], copies: int, seed: int = 0,
         seed: Seed of the pseudo-names (the result is deterministic per seed).
         world: The world (the shipped one when None).
         task_seed: Seed of the world benchmark whose task ids the records carry.
+        word: Maker of pseudo words (:func:`pseudo_word`, or a :class:`PieceWords`).
 
     Returns:
         The original records, then the copies, each with ``"augmented": k`` and
@@ -226,7 +287,7 @@ def augment_records(records: list[dict[str, Any]], copies: int, seed: int = 0,
             if task is None:
                 raise ConfigError(f"Record {n} has task_id {record.get('task_id')!r}, which is no "
                                   "world task; augmentation needs records from `knowgen train data`.")
-            mapping = build_mapping(task_surfaces(task, world), rng, forbidden)
+            mapping = build_mapping(task_surfaces(task, world), rng, forbidden, word)
             augmented = replace_in_record(record, make_replacer(mapping))
             augmented["augmented"] = k
             augmented["pseudo_names"] = mapping

@@ -94,6 +94,12 @@ class SFTSettings:
     augment_seed: int = 0
     """Seed of the invented names."""
 
+    augment_names: str = "syllables"
+    """How invented names are made: ``syllables`` (random syllables; the tokenizer is
+    trained on the augmented data) or ``pieces`` (the tokenizer's own word pieces; the
+    tokenizer is trained first, on the records as they are), which makes every piece a
+    name can be made of a target somewhere in the data."""
+
     copy_steps: int = 0
     """Optimiser steps of copy pre-training before SFT (:mod:`knowgen.agents.copy_pretrain`):
     synthetic sequences whose random token spans recur, on which only copying lowers the loss.
@@ -259,6 +265,10 @@ class GenerationSettings:
 
     do_sample: bool = False
     """Sample (true) or decode greedily (false)."""
+
+    format_retries: int = 0
+    """Sampled replies the agent asks for when a reply breaks the protocol (no parsable
+    tool call or answer) before handing it over (``GenSearcherAgent(format_retries=)``)."""
 
 
 @dataclass

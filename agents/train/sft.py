@@ -45,7 +45,8 @@ def save_agent(model: Any, tokenizer: Any, out_dir: str | Path, system_prompt: s
     The folder holds the Hugging Face model and tokenizer (with the Qwen3 chat
     template) and ``knowgen_agent.json``:
     ``{"system_prompt", "tools", "view", "generation": {max_new_tokens, temperature, top_p,
-    do_sample}}`` (``view``: the context view of tool results, :mod:`knowgen.envs.views`).
+    do_sample, format_retries}}`` (``view``: the context view of tool results,
+    :mod:`knowgen.envs.views`).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -59,7 +60,8 @@ def save_agent(model: Any, tokenizer: Any, out_dir: str | Path, system_prompt: s
         "view": view,
         "generation": {"max_new_tokens": generation.max_new_tokens,
                        "temperature": generation.temperature, "top_p": generation.top_p,
-                       "do_sample": generation.do_sample},
+                       "do_sample": generation.do_sample,
+                       "format_retries": generation.format_retries},
         "stop": tokenizer.eos_token,
         "parameters": count_parameters(model),
     }
@@ -163,6 +165,36 @@ def obtain_tokenizer(cfg: TrainConfig, records: list[dict[str, Any]]) -> Any:
     return tokenizer
 
 
+AUGMENT_NAMES = ("syllables", "pieces")
+"""Styles of invented names (``sft.augment_names``)."""
+
+
+def augmented_records(cfg: TrainConfig,
+                      records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Any]:
+    """The records with ``sft.augment_copies`` pseudo-named copies, and the run's tokenizer.
+
+    With ``syllables`` names the tokenizer is trained on the augmented records; with
+    ``pieces`` it is obtained first and the names are made of its word pieces.
+
+    Raises:
+        ConfigError: for an unknown ``sft.augment_names``.
+    """
+    from knowgen.agents.augment import PieceWords, augment_records
+
+    s = cfg.sft
+    if s.augment_names not in AUGMENT_NAMES:
+        raise ConfigError(f"sft.augment_names must be one of {', '.join(AUGMENT_NAMES)}, "
+                          f"got {s.augment_names!r}.")
+    if not s.augment_copies:
+        return records, obtain_tokenizer(cfg, records)
+    if s.augment_names == "syllables":
+        records = augment_records(records, s.augment_copies, s.augment_seed)
+        return records, obtain_tokenizer(cfg, records)
+    tokenizer = obtain_tokenizer(cfg, records)
+    return augment_records(records, s.augment_copies, s.augment_seed,
+                           word=PieceWords(tokenizer)), tokenizer
+
+
 def obtain_model(cfg: TrainConfig, tokenizer: Any) -> Any:
     """Load ``cfg.sft.init`` or build a tiny model from ``cfg.model``."""
     if cfg.sft.init:
@@ -242,12 +274,7 @@ def run_sft(cfg: TrainConfig) -> Path:
     from trl import SFTTrainer
 
     out_dir = Path(cfg.output_dir) / "sft"
-    records = sft_records(cfg)
-    if cfg.sft.augment_copies:
-        from knowgen.agents.augment import augment_records
-
-        records = augment_records(records, cfg.sft.augment_copies, cfg.sft.augment_seed)
-    tokenizer = obtain_tokenizer(cfg, records)
+    records, tokenizer = augmented_records(cfg, sft_records(cfg))
     lengths = token_lengths(tokenizer, records)
     kept = [r for r, n in zip(records, lengths) if n <= cfg.sft.max_length]
     stats = {"all": length_stats(lengths),

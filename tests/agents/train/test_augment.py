@@ -5,7 +5,13 @@ import re
 
 import pytest
 
-from knowgen.agents.augment import augment_records, make_replacer, real_names, task_surfaces
+from knowgen.agents.augment import (
+    PieceWords,
+    augment_records,
+    make_replacer,
+    real_names,
+    task_surfaces,
+)
 from knowgen.agents.expert_data import play_episode, turns_to_messages
 from knowgen.errors import ConfigError
 from knowgen.world.data import load_world
@@ -111,3 +117,54 @@ def test_bad_inputs_raise_config_errors():
         augment_records([record], copies=1)
     with pytest.raises(ConfigError, match=">= 0"):
         augment_records([record], copies=-1)
+
+
+@pytest.fixture(scope="module")
+def page_tokenizer():
+    """A byte-level BPE trained here on the world's pages (as ``tokenizer.world_pages`` does)."""
+    from knowgen.agents.tiny import train_tokenizer
+    from knowgen.agents.train.sft import world_page_texts
+
+    return train_tokenizer(world_page_texts()[:400], vocab_size=1200)
+
+
+def test_piece_words_split_back_into_the_pieces_they_were_made_of(page_tokenizer):
+    import random
+
+    words = PieceWords(page_tokenizer)
+    assert words.starts and words.continuations
+    for i in words.starts[:50]:
+        text = page_tokenizer.decode([i])
+        assert text[0] == " " and text[1].isupper() and text[1:].isalpha()
+    rng = random.Random(0)
+    made = [words(rng) for _ in range(300)]
+    covered = set()
+    for word in made:
+        ids = page_tokenizer(" " + word, add_special_tokens=False)["input_ids"]
+        assert 1 <= len(ids) <= 3 and ids[0] in words.starts, word
+        assert all(i in words.continuations for i in ids[1:]), word
+        covered.update(ids)
+    # pieces are drawn evenly: 300 words already use a few hundred distinct pieces
+    assert len(covered) > 250
+    assert made == [PieceWords(page_tokenizer)(r) for r in [random.Random(0)] for _ in range(300)]
+
+
+@pytest.mark.slow
+def test_piece_names_cover_pieces_and_are_never_real_names(records, page_tokenizer):
+    recs, _ = records
+    real = real_names(load_world())
+    words = PieceWords(page_tokenizer)
+    augmented = augment_records(recs, copies=3, seed=1, word=words)[len(recs):]
+    targets = set()
+    for aug in augmented:
+        for surface, pseudo in aug["pseudo_names"].items():
+            assert pseudo.casefold() not in real and pseudo != surface
+            if surface.isupper() or "_" in pseudo or not pseudo[:1].isalpha():
+                continue
+            for word in pseudo.split():
+                targets.update(page_tokenizer(" " + word, add_special_tokens=False)["input_ids"])
+        assistant = " ".join(str(m.get("content") or "") for m in aug["messages"]
+                             if m["role"] == "assistant")
+        assert any(p in assistant for p in aug["pseudo_names"].values())
+    assert targets <= set(words.starts) | set(words.continuations)
+    assert len(targets) > 20

@@ -22,7 +22,7 @@ def test_train_sft_then_grpo_then_eval_from_the_command_line(tmp_path, expert_re
     meta = json.loads((grpo_final / "knowgen_agent.json").read_text())
     # the smoke preset trains in the compact view: two tools, stored with the checkpoint
     assert {t["function"]["name"] for t in meta["tools"]} == {"image_search", "search"}
-    assert meta["view"] == "compact"
+    assert meta["view"] == "compact" and meta["generation"]["format_retries"] == 1
     capsys.readouterr()
 
     cache = world_benchmark.gt_dir.parent.parent

@@ -190,3 +190,29 @@ def sft_records_of(cfg, records, tmp_path):
 
     cfg.sft.data = str(write_jsonl(records, tmp_path / "records.jsonl"))
     return sft_records(cfg)
+
+
+def test_piece_names_are_made_after_the_tokenizer(tmp_path, expert_records):
+    """With sft.augment_names=pieces the tokenizer is trained on the records as they are,
+    then each renamed copy's names are made of that tokenizer's word pieces."""
+    from knowgen.agents.augment import PieceWords
+    from knowgen.agents.train.sft import augmented_records, obtain_tokenizer
+
+    cfg = load_train_config("smoke", {"output_dir": str(tmp_path / "a"),
+                                      "sft.augment_copies": 2, "sft.augment_names": "pieces"})
+    records = sft_records_of(cfg, expert_records[:4], tmp_path)
+    out, tokenizer = augmented_records(cfg, records)
+    assert len(out) == 3 * len(records) and out[:len(records)] == records
+    plain = copy.deepcopy(cfg)
+    plain.output_dir = str(tmp_path / "b")
+    assert tokenizer.get_vocab() == obtain_tokenizer(plain, records).get_vocab()
+    pieces = PieceWords(tokenizer)
+    words = [w for r in out[len(records):] for s, p in r["pseudo_names"].items()
+             if s.istitle() for w in p.split()]
+    splits = [tokenizer(" " + w, add_special_tokens=False)["input_ids"] for w in words]
+    made = [ids for ids in splits if len(ids) <= 3 and ids[0] in pieces.starts
+            and set(ids[1:]) <= set(pieces.continuations)]
+    assert len(words) >= 8 and len(made) >= 0.8 * len(words)
+    cfg.sft.augment_names = "letters"
+    with pytest.raises(ConfigError, match="augment_names must be one of syllables, pieces"):
+        augmented_records(cfg, records)
