@@ -232,6 +232,8 @@ class TransformersBackend:
         top_p: Nucleus sampling mass.
         do_sample: Sample (True) or decode greedily (False).
         seed: Seed of the sampling sequence; equal seeds give equal replies.
+        stop_loops: End a reply early once it repeats one short piece over and over
+            (:func:`repeating_tail`).
 
     Raises:
         MissingDependencyError: without torch or transformers (install ``knowgen[train]``).
@@ -242,8 +244,10 @@ class TransformersBackend:
 
     def __init__(self, path: str | Path, device: str = "auto", dtype: str = "auto",
                  max_new_tokens: int | None = None, temperature: float | None = None,
-                 top_p: float | None = None, do_sample: bool | None = None, seed: int = 0):
+                 top_p: float | None = None, do_sample: bool | None = None, seed: int = 0,
+                 stop_loops: bool = True):
         torch, transformers = _import_torch_stack()
+        self.stop_loops = bool(stop_loops)
         self.path = Path(path).expanduser()
         if not (self.path / "config.json").is_file():
             raise DataError(f"{self.path} is not a model folder (no config.json). Point path= at "
@@ -272,6 +276,7 @@ class TransformersBackend:
                             "written by `knowgen train`.")
         self._seed, self._calls = int(seed), 0
         self.last_new_tokens = 0
+        self.last_new_ids: list[int] = []
         logger.info("Loaded agent model %s on %s (%s)", self.path, self.device, self.model.dtype)
 
     def __repr__(self) -> str:
@@ -291,14 +296,31 @@ class TransformersBackend:
     def complete(self, messages: list[dict[str, Any]],
                  tools: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
         """Generate the assistant's reply (text up to ``<|im_end|>``)."""
+        return self._generate(messages, tools, bool(self.generation["do_sample"]))
+
+    def resample(self, messages: list[dict[str, Any]],
+                 tools: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Another reply to the same conversation, sampled even when decoding is greedy.
+
+        Uses the folder's temperature and top-p (0.6 and 0.9 when it has none); the
+        agent asks for it when a reply breaks the protocol.
+        """
+        return self._generate(messages, tools, True)
+
+    def _generate(self, messages: list[dict[str, Any]],
+                  tools: Sequence[dict[str, Any]] | None, sample: bool) -> dict[str, Any]:
         torch = self._torch
         prompt = self.render(messages, tools)
         encoded = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
         ids = encoded["input_ids"].to(self.device)
         gen = dict(self.generation)
-        sampling = {"do_sample": bool(gen["do_sample"])}
-        if sampling["do_sample"]:
-            sampling.update(temperature=float(gen["temperature"]), top_p=float(gen["top_p"]))
+        sampling: dict[str, Any] = {"do_sample": sample}
+        if sample:
+            temperature = float(gen["temperature"])
+            sampling.update(temperature=temperature if temperature > 0 else 0.6,
+                            top_p=float(gen["top_p"]))
+        if self.stop_loops:
+            sampling["stopping_criteria"] = _loop_stop(torch, ids.shape[1])
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.end_id
         devices = [self.device] if self.device.startswith("cuda") else []
         with torch.random.fork_rng(devices=devices), torch.inference_mode():
@@ -309,9 +331,39 @@ class TransformersBackend:
                 pad_token_id=pad, **sampling)
         self._calls += 1
         new = out[0, ids.shape[1]:].tolist()
-        self.last_new_tokens = len(new)
+        self.last_new_tokens, self.last_new_ids = len(new), new
         text = self.tokenizer.decode(new, skip_special_tokens=False)
         return {"role": "assistant", "content": clean_reply(text)}
+
+
+def repeating_tail(ids: Sequence[int], max_period: int = 16, repeats: int = 4,
+                   min_tokens: int = 16) -> bool:
+    """Whether ``ids`` ends in one piece of at most ``max_period`` tokens written over and over.
+
+    The tail must hold ``repeats`` copies of the piece and at least ``min_tokens``
+    tokens. A small model that starts such a loop rarely leaves it before its
+    token budget runs out.
+    """
+    for period in range(1, max_period + 1):
+        span = max(period * repeats, min_tokens)
+        if len(ids) < span:
+            break
+        tail = ids[-span:]
+        if all(tail[i] == tail[i - period] for i in range(period, span)):
+            return True
+    return False
+
+
+def _loop_stop(torch: Any, prompt_length: int) -> Any:
+    """Stopping criteria that end a reply stuck in :func:`repeating_tail`."""
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class LoopStop(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            done = [repeating_tail(row[prompt_length:].tolist()) for row in input_ids]
+            return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([LoopStop()])
 
 
 def clean_reply(text: str) -> str:

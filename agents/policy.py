@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import json
 import logging
+import re
 import zlib
 from collections.abc import Mapping
 from importlib import resources
@@ -30,6 +31,7 @@ from typing import Any
 
 from knowgen.agents.llm import ChatBackend, OpenAIChatBackend, TransformersBackend
 from knowgen.agents.prompt import TOOL_SCHEMAS, build_system_prompt, split_first_observation
+from knowgen.envs.protocol import parse_action
 from knowgen.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ ACTION_FORMATS = ("text", "message")
 TINY_CHECKPOINT = "gen-searcher-tiny"
 """Folder name of the packaged checkpoint under ``knowgen/agents/checkpoints/``."""
 _IMAGE_LINE_PREFIX = "IMG_"
+_IMAGE_ID = re.compile(r"\bIMG_\d+\b", re.IGNORECASE)
 
 
 def load_system_prompt(path: str | Path) -> str:
@@ -152,6 +155,10 @@ class GenSearcherAgent:
             written as ``<tool_call>`` blocks); ``"message"``: the assistant message dict.
         seed: Seeds each episode's sampling together with its task id.
         name: Policy name shown in runs and results.
+        format_retries: When a reply breaks the protocol (no parsable tool call or answer),
+            ask the backend's ``resample`` for up to this many more (sampled) replies and
+            hand over the first that parses, else the last. 0 hands every first reply
+            over as it is.
 
     Raises:
         ConfigError: for an unknown ``action_format`` or an unreadable prompt file.
@@ -160,10 +167,16 @@ class GenSearcherAgent:
     def __init__(self, backend: ChatBackend, system_prompt: str | None = None,
                  system_prompt_from: str | Path | None = None, images: bool = False,
                  tools: bool = True, action_format: str = "text", seed: int = 0,
-                 name: str = "gen-searcher"):
+                 name: str = "gen-searcher", format_retries: int = 0):
         if action_format not in ACTION_FORMATS:
             raise ConfigError(f"Unknown action_format {action_format!r}; use one of "
                               f"{', '.join(ACTION_FORMATS)}.")
+        if int(format_retries) < 0:
+            raise ConfigError(f"format_retries must be >= 0, got {format_retries}.")
+        if format_retries and not callable(getattr(backend, "resample", None)):
+            raise ConfigError(f"format_retries needs a backend that can resample a reply; "
+                              f"{type(backend).__name__} cannot. Leave format_retries at 0.")
+        self.format_retries = int(format_retries)
         if system_prompt is None and system_prompt_from:
             system_prompt = load_system_prompt(system_prompt_from)
         self.backend = backend
@@ -212,10 +225,22 @@ class GenSearcherAgent:
         elif self._last_action is not None:
             self.turns.append((self._last_action, str(observation)))
             self.image_paths.update(_listed_images(str(observation)))
-        reply = self.backend.complete(self.messages(), self.tools)
+        messages, tools = self.messages(), self.tools
+        reply = self.backend.complete(messages, tools)
+        for attempt in range(self.format_retries):
+            if self._parses(reply):
+                break
+            logger.debug("Reply %d broke the protocol; asking again", attempt + 1)
+            reply = self.backend.resample(messages, tools)
         action: Any = dict(reply) if self.action_format == "message" else message_to_text(reply)
         self._last_action = action
         return action
+
+    def _parses(self, reply: Mapping[str, Any]) -> bool:
+        """Whether ``reply`` is a well-formed tool call or answer (citing ids seen so far)."""
+        shown = {m.group(0).upper() for _, obs in self.turns
+                 for m in _IMAGE_ID.finditer(str(obs))}
+        return parse_action(message_to_text(reply), shown).kind != "invalid"
 
 
 # ------------------------------------------------------------------ factories
@@ -264,11 +289,15 @@ def transformers_policy(path: str | None = None, device: str = "auto", dtype: st
                         top_p: float | None = None, do_sample: bool | None = None,
                         images: bool = False, tools: bool = True,
                         system_prompt: str | None = None, system_prompt_from: str | None = None,
-                        seed: int = 0, name: str = "transformers") -> GenSearcherAgent:
+                        seed: int = 0, name: str = "transformers",
+                        format_retries: int | None = None,
+                        stop_loops: bool = True) -> GenSearcherAgent:
     """The agent on a local checkpoint folder (``--policy transformers:path=DIR``).
 
-    Decoding settings left as ``None`` come from the checkpoint's ``knowgen_agent.json``.
-    See :class:`~knowgen.agents.llm.TransformersBackend` for the arguments.
+    Decoding settings left as ``None`` come from the checkpoint's ``knowgen_agent.json``
+    (``format_retries``: its ``generation.format_retries``, else 0). See
+    :class:`~knowgen.agents.llm.TransformersBackend` and :class:`GenSearcherAgent` for
+    the arguments.
 
     Raises:
         ConfigError: without ``path``.
@@ -279,10 +308,12 @@ def transformers_policy(path: str | None = None, device: str = "auto", dtype: st
                           "--policy transformers:path=DIR (a checkpoint of `knowgen train`).")
     backend = TransformersBackend(path, device=device, dtype=dtype, max_new_tokens=max_new_tokens,
                                   temperature=temperature, top_p=top_p, do_sample=do_sample,
-                                  seed=seed)
+                                  seed=seed, stop_loops=stop_loops)
+    if format_retries is None:
+        format_retries = int(backend.generation.get("format_retries", 0))
     return GenSearcherAgent(backend, system_prompt=system_prompt,
                             system_prompt_from=system_prompt_from, images=images, tools=tools,
-                            seed=seed, name=name)
+                            seed=seed, name=name, format_retries=format_retries)
 
 
 def tiny_checkpoint_dir() -> Path:

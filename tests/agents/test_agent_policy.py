@@ -416,3 +416,69 @@ def test_transformers_backend_errors(monkeypatch, tmp_path):
     pytest.importorskip("torch")
     with pytest.raises(DataError, match="not a model folder"):
         TransformersBackend(tmp_path / "nothing-here")
+
+
+def test_repeating_tail_finds_short_loops_only():
+    from knowgen.agents.llm import repeating_tail
+
+    assert repeating_tail([5] * 16)
+    assert not repeating_tail([5] * 15)
+    assert repeating_tail([1, 2, 3] + [7, 8, 9, 10, 11] * 4)
+    assert not repeating_tail([7, 8, 9, 10, 11] * 3)
+    # a list of references repeats its skeleton but not its ids
+    answer = [j for i in range(6) for j in (40, 41, 100 + i, 42, 43, 44)]
+    assert not repeating_tail(answer)
+    assert not repeating_tail(list(range(200)))
+
+
+@pytest.mark.slow
+def test_loop_guard_ends_a_greedy_reply_stuck_in_a_loop(tiny_agent_dir, short_env, one_entity_task):
+    from knowgen.agents.llm import repeating_tail
+    from knowgen.agents.policy import transformers_policy
+
+    def first_reply(**kwargs):
+        policy = transformers_policy(path=str(tiny_agent_dir), device="cpu", temperature=0.0,
+                                     **kwargs)
+        obs, info = short_env.reset(options={"task_id": one_entity_task.id})
+        policy.reset(obs, info)
+        policy.act(obs, info)
+        return policy.backend.last_new_ids, policy.backend
+
+    unguarded, backend = first_reply(stop_loops=False)
+    # the random model falls into a loop and writes until its budget runs out
+    assert backend.last_new_tokens == backend.generation["max_new_tokens"]
+    assert repeating_tail(unguarded)
+    guarded, backend = first_reply()
+    assert backend.last_new_tokens < backend.generation["max_new_tokens"]
+    assert repeating_tail(guarded) and guarded == unguarded[:len(guarded)]
+
+
+@pytest.mark.slow
+def test_format_retries_resample_replies_that_break_the_protocol(
+        tiny_agent_dir, short_env, one_entity_task):
+    from knowgen.agents.policy import transformers_policy
+
+    def act(**kwargs):
+        policy = transformers_policy(path=str(tiny_agent_dir), device="cpu", seed=2,
+                                     temperature=0.0, **kwargs)
+        obs, info = short_env.reset(options={"task_id": one_entity_task.id})
+        policy.reset(obs, info)
+        return policy.act(obs, info), policy.backend
+
+    once, backend = act()
+    assert backend._calls == 1 and parse_action(once).kind == "invalid"
+    retried, backend = act(format_retries=2)
+    # the random model never writes a valid turn: one greedy reply, then two sampled ones
+    assert backend._calls == 3 and parse_action(retried).kind == "invalid"
+    assert retried != once
+    again, _ = act(format_retries=2)
+    assert again == retried  # resampling follows the policy seed
+
+
+def test_format_retries_need_a_backend_that_resamples(serve):
+    server = serve(lambda body, n: {"content": "hello"})
+    backend = OpenAIChatBackend("m", base_url=server.base_url, api_key_env=KEY_ENV)
+    with pytest.raises(ConfigError, match="resample"):
+        GenSearcherAgent(backend, format_retries=1)
+    with pytest.raises(ConfigError, match=">= 0"):
+        GenSearcherAgent(backend, format_retries=-1)
