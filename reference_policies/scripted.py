@@ -369,26 +369,12 @@ class ScriptedPolicy:
         else:
             names = [g.name for g in self.plan.goals if g.name] or ["the requested subject"]
             prompt = f"A clean poster showing the official {what} of " + " and ".join(names)
-        texts = self._banner()
-        if texts:
-            prompt += ", with the text " + ", then ".join(texts) + " on a banner below"
-        return format_answer(Answer(prompt + ".", refs), think="Answering with what I found.")
-
-    def _banner(self) -> list[str]:
-        """The banner texts as the answer quotes them.
-
-        With ``caps`` off, a text that is an entity's name in capitals (asked for by
-        name, or quoted in the request as ``"IVORY COAST"``) is written as the name is
-        spelt, followed by "in capital letters".
-        """
         texts = self._texts()
-        if self.caps:
-            return [f'"{_plain(t)}"' for t in texts]
-        if self._named_texts():
-            return [f'"{_plain(t)}" in capital letters' for t in texts]
-        names = {c.caps(g.name): g.name for g in self.plan.goals if g.name}
-        return [f'"{_plain(names[t])}" in capital letters' if t in names else f'"{_plain(t)}"'
-                for t in texts]
+        in_caps = " in capital letters" if self._named_texts() and not self.caps else ""
+        if texts:
+            prompt += ", with the text " + ", then ".join(f'"{_plain(t)}"{in_caps}' for t in texts)
+            prompt += " on a banner below"
+        return format_answer(Answer(prompt + ".", refs), think="Answering with what I found.")
 
     def _named_texts(self) -> bool:
         """True when the banner texts are the entities' names (not quoted captions)."""
