@@ -111,11 +111,9 @@ class PieceWords:
         self.tokenizer = tokenizer
         self.starts: list[int] = []
         self.continuations: list[int] = []
-        special = set(getattr(tokenizer, "all_special_ids", []) or [])
-        added = set(getattr(tokenizer, "added_tokens_decoder", {}) or {})
-        for i in range(len(tokenizer)):
-            if i in special or i in added:
-                continue
+        from knowgen.agents.copy_pretrain import ordinary_token_ids
+
+        for i in ordinary_token_ids(tokenizer):
             text = tokenizer.decode([i])
             if not text.isascii():
                 continue
