@@ -22,10 +22,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from knowgen.agents.grammar import ReplyGrammar, allowed_tokens
 from knowgen.errors import ConfigError, DataError, KnowgenError, MissingDependencyError
 from knowgen.judges.openai_client import ChatClient, JudgeAPIError, _Transient, request_key
 
@@ -35,6 +37,10 @@ AGENT_FILE = "knowgen_agent.json"
 """File beside a checkpoint's model files: system prompt, tool schemas, decoding settings."""
 END_OF_TURN = "<|im_end|>"
 _STRIP_TOKENS = ("<|endoftext|>", "<|im_start|>")
+_SAMPLED_KEEP = 20
+"""Allowed tokens a sampled step chooses among under the grammar."""
+_FIRST_CANDIDATES = 64
+_IMAGE_ID = re.compile(r"IMG_\d{3,}", re.IGNORECASE)
 
 
 class AgentBackendError(KnowgenError):
@@ -234,6 +240,9 @@ class TransformersBackend:
         seed: Seed of the sampling sequence; equal seeds give equal replies.
         stop_loops: End a reply early once it repeats one short piece over and over
             (:func:`repeating_tail`).
+        grammar: Constrained decoding: only tokens that keep the turn a well-formed tool
+            call or answer (:mod:`knowgen.agents.grammar`). ``None``: the folder's
+            ``generation.grammar``, else off.
 
     Raises:
         MissingDependencyError: without torch or transformers (install ``knowgen[train]``).
@@ -245,7 +254,7 @@ class TransformersBackend:
     def __init__(self, path: str | Path, device: str = "auto", dtype: str = "auto",
                  max_new_tokens: int | None = None, temperature: float | None = None,
                  top_p: float | None = None, do_sample: bool | None = None, seed: int = 0,
-                 stop_loops: bool = True):
+                 stop_loops: bool = True, grammar: bool | None = None):
         torch, transformers = _import_torch_stack()
         self.stop_loops = bool(stop_loops)
         self.path = Path(path).expanduser()
@@ -264,6 +273,8 @@ class TransformersBackend:
         if float(gen["temperature"]) <= 0:
             gen["do_sample"] = False
         self.generation = gen
+        self.grammar = bool(gen.get("grammar", False) if grammar is None else grammar)
+        self._token_texts: list[str] | None = None
         self.device = _pick_device(torch, device)
         self._torch = torch
         self.tokenizer = transformers.PreTrainedTokenizerFast.from_pretrained(str(self.path))
@@ -321,6 +332,9 @@ class TransformersBackend:
                             top_p=float(gen["top_p"]))
         if self.stop_loops:
             sampling["stopping_criteria"] = _loop_stop(torch, ids.shape[1])
+        if self.grammar:
+            sampling["logits_processor"] = self._grammar_processor(
+                messages, tools, ids.shape[1], keep=_SAMPLED_KEEP if sample else 1)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.end_id
         devices = [self.device] if self.device.startswith("cuda") else []
         with torch.random.fork_rng(devices=devices), torch.inference_mode():
@@ -334,6 +348,60 @@ class TransformersBackend:
         self.last_new_tokens, self.last_new_ids = len(new), new
         text = self.tokenizer.decode(new, skip_special_tokens=False)
         return {"role": "assistant", "content": clean_reply(text)}
+
+
+    def _grammar_processor(self, messages: list[dict[str, Any]],
+                           tools: Sequence[dict[str, Any]] | None, prompt_length: int,
+                           keep: int) -> Any:
+        """Logits processor that keeps the reply inside :class:`ReplyGrammar`."""
+        if self._token_texts is None:
+            self._token_texts = [self.tokenizer.decode([i]) for i in range(len(self.tokenizer))]
+        shown = {m.upper() for msg in messages if msg.get("role") == "tool"
+                 for m in _IMAGE_ID.findall(str(msg.get("content", "")))}
+        start = ReplyGrammar(tools or self.tools or (), shown)
+        return _grammar_logits(self._torch, start, self._token_texts, self.end_id, prompt_length,
+                               keep)
+
+
+def _grammar_logits(torch: Any, start: ReplyGrammar, texts: Sequence[str], end_id: int,
+                    prompt_length: int, keep: int = 1) -> Any:
+    """Logits processor list: all but the ``keep`` likeliest allowed tokens get ``-inf``.
+
+    ``keep`` is 1 for greedy decoding. Candidates are checked likeliest first: the
+    top 64, then the rest of the vocabulary while fewer than ``keep`` were allowed.
+    Each row keeps its own reading of the reply; a row whose reply left the grammar
+    anyway (no token of the vocabulary was allowed) is not constrained further.
+    """
+    from transformers import LogitsProcessor, LogitsProcessorList
+
+    class GrammarLogits(LogitsProcessor):
+        def __init__(self) -> None:
+            self.rows: list[ReplyGrammar | None] = []
+            self.seen = prompt_length
+
+        def __call__(self, input_ids: Any, scores: Any) -> Any:
+            if not self.rows:
+                self.rows = [start.copy() for _ in range(input_ids.shape[0])]
+            new = input_ids[:, self.seen:].tolist()
+            self.seen = input_ids.shape[1]
+            for row, tokens in enumerate(new):
+                reading = self.rows[row]
+                if reading is None or not reading.feed("".join(texts[t] for t in tokens)):
+                    self.rows[row] = None
+                    continue
+                top = torch.topk(scores[row], min(_FIRST_CANDIDATES, scores.shape[1])).indices
+                allowed = allowed_tokens(reading, top.tolist(), texts, end_id, keep)
+                if len(allowed) < keep:
+                    ranked = torch.argsort(scores[row], descending=True).tolist()
+                    allowed = allowed_tokens(reading, ranked, texts, end_id, keep)
+                if allowed:
+                    keep_ids = torch.tensor(allowed, device=scores.device)
+                    masked = torch.full_like(scores[row], float("-inf"))
+                    masked[keep_ids] = scores[row, keep_ids]
+                    scores[row] = masked
+            return scores
+
+    return LogitsProcessorList([GrammarLogits()])
 
 
 def repeating_tail(ids: Sequence[int], max_period: int = 16, repeats: int = 4,

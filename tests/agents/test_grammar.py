@@ -1,0 +1,139 @@
+"""The action-protocol grammar of constrained decoding, against the real protocol parser."""
+
+import json
+
+import pytest
+
+from knowgen.agents.grammar import ReplyGrammar, allowed_tokens, answer_schema, tool_call_schema
+from knowgen.agents.prompt import TOOL_SCHEMAS
+from knowgen.envs.protocol import MAX_REFERENCES, format_answer, format_tool_call, parse_action
+from knowgen.types import Answer, ReferenceImage
+
+IDS = ["IMG_001", "IMG_002", "IMG_003"]
+
+
+def grammar(**kwargs):
+    return ReplyGrammar(tools=kwargs.get("tools", TOOL_SCHEMAS), answer_ids=kwargs.get("ids", IDS))
+
+
+def reads(text, **kwargs):
+    g = grammar(**kwargs)
+    return g.feed(text) and g.complete
+
+
+@pytest.mark.parametrize("name,args", [
+    ("search", {"queries": ["capital Paris", "currency EUR"]}),
+    ("image_search", {"query": "Flag of Peru", "top_k": 3}),
+    ("browse", {"url": "https://encyclopedia.world.invalid/wiki/Peru", "query": "capital"}),
+    ("fetch_image", {"url": "https://media.world.invalid/flag-pe.png"}),
+])
+def test_every_tool_call_the_protocol_writes_is_read_to_the_end(name, args):
+    text = format_tool_call(name, args, think="Look it up.")
+    assert parse_action(text).kind == "tool"
+    assert reads(text)
+    assert reads(text.replace("\n", ""))  # whitespace between the parts is optional
+
+
+def test_answers_with_escaped_quotes_and_references_are_read_to_the_end():
+    answer = Answer('A poster of the flag with the words "PERU" \\ below.',
+                    (ReferenceImage("IMG_001", "flag"), ReferenceImage("IMG_003", "")))
+    text = format_answer(answer, think="Done.")
+    assert parse_action(text, IDS).kind == "answer"
+    assert reads(text)
+
+
+@pytest.mark.parametrize("text,why", [
+    ('<tool_call>{"name": "search", "arguments": {"queries": ["Peru"}}</tool_call>',
+     "a list closed with a brace"),
+    ('<tool_call>{"name": "lookup", "arguments": {}}</tool_call>', "an unknown tool"),
+    ('<tool_call>{"name": "search", "arguments": {"query": "Peru"}}</tool_call>',
+     "an argument the named tool does not take"),
+    ('<tool_call>{"name": "search", "arguments": {"queries": []}}</tool_call>',
+     "an empty query list"),
+    ('<tool_call>{"name": "image_search", "arguments": {"query": ""}}</tool_call>',
+     "an empty query"),
+    (('<tool_call>{"name": "image_search", "arguments": {"query": "a", "top_k": 2.5}}'
+     '</tool_call>'), "a fractional top_k"),
+    ('<answer>{"gen_prompt": "x", "reference_images": [{"img_id": "IMG_009"}]}</answer>',
+     "an image id no tool result showed"),
+    (('<answer>{"gen_prompt": "x", "reference_images": [{"img_id": "IMG_001"}, '
+     '{"img_id": "IMG_001"}]}</answer>'), "the same reference twice"),
+    ('<answer>{"gen_prompt": "x", "reference_images": []}</tool_call>', "the wrong closing tag"),
+    (('<think>a</think><tool_call>{"name": "search", "arguments": {"queries": ["a"]}}'
+     '</tool_call><answer>'), "text after the turn"),
+    ('<think>a <tool_call>', "an action inside the think block"),
+    ('<answer>{"gen_prompt": "line\nbreak", "reference_images": []}</answer>',
+     "a raw line break inside a string"),
+    ('<answer>{"gen_prompt": "x </answer>', "a closing tag inside a string"),
+    ("Sure! <answer>", "text before the turn"),
+])
+def test_what_the_protocol_refuses_is_refused_as_it_is_written(text, why):
+    assert not reads(text), why
+    assert parse_action(text, ["IMG_001"]).kind == "invalid", why
+
+
+def test_the_grammar_is_stricter_than_the_parser_where_small_models_slip():
+    no_refs = '<answer>{"gen_prompt": "Peru"}</answer>'
+    assert parse_action(no_refs).kind == "answer" and not reads(no_refs)
+    assert reads('<answer>{"gen_prompt": "Peru", "reference_images": []}</answer>')
+    blanks = ('<think>a</think>\n\n\n<tool_call>{"name": "search", "arguments": '
+              '{"queries": ["a"]}}</tool_call>')
+    assert parse_action(blanks).kind == "tool" and not reads(blanks)
+    assert reads('<think>a \n\n\n b</think>\n\n<answer>{"gen_prompt": "x  \\n\\n  y", '
+                 '"reference_images": []}</answer>')  # free text keeps its blanks
+
+
+def test_a_refused_piece_leaves_the_reading_unchanged_for_accepts():
+    g = grammar()
+    assert g.feed('<think>x</think>\n\n<tool_call>\n{"name": "search", "arguments": '
+                  '{"queries": ["Peru')
+    assert not g.accepts('"}}')
+    assert g.accepts('"]}}') and g.accepts('", "Lima"]}}\n</tool_call>')
+    assert g.feed('"]}}\n</tool_call>') and g.complete
+
+
+def test_tools_and_ids_bound_the_schemas():
+    answer_only = ReplyGrammar(tools=(), answer_ids=["IMG_002"])
+    assert not answer_only.accepts("<tool_call>")
+    assert answer_only.accepts('<answer>{"gen_prompt": "x", "reference_images": '
+                               '[{"img_id": "IMG_002"}]}</answer>')
+    assert answer_schema(["IMG_001"] * 9)["properties"]["reference_images"]["maxItems"] == 1
+    many = [f"IMG_{i:03d}" for i in range(1, 9)]
+    refs = ", ".join(json.dumps({"img_id": i}) for i in many[:MAX_REFERENCES + 1])
+    g = ReplyGrammar(answer_ids=many)
+    assert not g.feed(f'<answer>{{"gen_prompt": "x", "reference_images": [{refs}]}}</answer>')
+    schema = tool_call_schema(TOOL_SCHEMAS)
+    assert schema["properties"]["name"]["enum"] == sorted(t["function"]["name"]
+                                                          for t in TOOL_SCHEMAS)
+
+
+def test_allowed_tokens_keep_the_likeliest_valid_ones_in_order():
+    texts = ['"}}', '"]}}', "\n</tool_call>", " Lima", "<|im_end|>", "", '"]']
+    g = grammar()
+    g.feed('<think>x</think><tool_call>{"name": "search", "arguments": {"queries": ["Peru')
+    ranked = [4, 0, 5, 1, 3, 6, 2]
+    assert allowed_tokens(g, ranked, texts, end_id=4) == [1, 3, 6]
+    assert allowed_tokens(g, ranked, texts, end_id=4, keep=1) == [1]
+    g.feed('"]}}</tool_call>')
+    assert allowed_tokens(g, ranked, texts, end_id=4) == [4]
+
+
+def test_the_logits_processor_masks_what_breaks_the_turn():
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from knowgen.agents.llm import _grammar_logits
+
+    texts = ['"}}', '"]}}', "\n</tool_call>", " Lima", "<|im_end|>", "<tool_call>", "{"]
+    start = grammar()
+    start.feed('<think>x</think>')
+    processors = _grammar_logits(torch, start, texts, end_id=4, prompt_length=2, keep=20)
+    prefix = '{"name": "search", "arguments": {"queries": ["Peru'
+    texts.append(prefix)
+    ids = torch.tensor([[9, 9, 5, len(texts) - 1]])
+    scores = torch.tensor([[5.0, 4.0, 3.0, 2.0, 1.0, 0.0, 0.0, 0.0]])
+    out = processors(ids, scores.clone())
+    assert out[0].argmax().item() == 1  # '"]}}' instead of the likelier '"}}'
+    assert torch.isinf(out[0, [0, 2, 4, 5, 7]]).all()
+    assert out[0, 3] == 2.0 and out[0, 6] == 0.0  # ' Lima' and '{' may go on the query
+    done = processors(torch.tensor([[9, 9, 5, len(texts) - 1, 1, 2]]), scores.clone())
+    assert done[0].argmax().item() == 4 and torch.isinf(done[0, :4]).all()
