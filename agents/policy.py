@@ -159,6 +159,10 @@ class GenSearcherAgent:
             ask the backend's ``resample`` for up to this many more (sampled) replies and
             hand over the first that parses, else the last. 0 hands every first reply
             over as it is.
+        drop_invalid_turns: Leave turns that broke the protocol, and the environment's
+            error replies to them, out of the conversation the model sees next, so it
+            tries again from a context like those it was trained on. A model trained only
+            on clean transcripts rarely recovers once an error is in its context.
 
     Raises:
         ConfigError: for an unknown ``action_format`` or an unreadable prompt file.
@@ -167,7 +171,8 @@ class GenSearcherAgent:
     def __init__(self, backend: ChatBackend, system_prompt: str | None = None,
                  system_prompt_from: str | Path | None = None, images: bool = False,
                  tools: bool = True, action_format: str = "text", seed: int = 0,
-                 name: str = "gen-searcher", format_retries: int = 0):
+                 name: str = "gen-searcher", format_retries: int = 0,
+                 drop_invalid_turns: bool = False):
         if action_format not in ACTION_FORMATS:
             raise ConfigError(f"Unknown action_format {action_format!r}; use one of "
                               f"{', '.join(ACTION_FORMATS)}.")
@@ -177,6 +182,8 @@ class GenSearcherAgent:
             raise ConfigError(f"format_retries needs a backend that can resample a reply; "
                               f"{type(backend).__name__} cannot. Leave format_retries at 0.")
         self.format_retries = int(format_retries)
+        self.drop_invalid_turns = bool(drop_invalid_turns)
+        self.dropped_turns = 0
         if system_prompt is None and system_prompt_from:
             system_prompt = load_system_prompt(system_prompt_from)
         self.backend = backend
@@ -188,6 +195,7 @@ class GenSearcherAgent:
         self.turns: list[tuple[Any, str]] = []
         self.image_paths: dict[str, str] = {}
         self._last_action: Any = None
+        self._last_valid = True
 
     @property
     def tools(self) -> list[dict[str, Any]] | None:
@@ -206,6 +214,7 @@ class GenSearcherAgent:
                                   max_turns=info.get("max_turns", 10),
                                   max_tool_calls=info.get("max_tool_calls", 8)))
         self.turns, self.image_paths, self._last_action = [], {}, None
+        self._last_valid, self.dropped_turns = True, 0
         reseed = getattr(self.backend, "reseed", None)
         if callable(reseed):
             reseed(episode_seed(self.seed, info.get("task_id")))
@@ -223,15 +232,21 @@ class GenSearcherAgent:
         if self._last_action is None and not self.turns and not self.request:
             self.reset(observation, info)
         elif self._last_action is not None:
-            self.turns.append((self._last_action, str(observation)))
-            self.image_paths.update(_listed_images(str(observation)))
+            if self._last_valid or not self.drop_invalid_turns:
+                self.turns.append((self._last_action, str(observation)))
+                self.image_paths.update(_listed_images(str(observation)))
+            else:
+                self.dropped_turns += 1
         messages, tools = self.messages(), self.tools
         reply = self.backend.complete(messages, tools)
+        valid = self._parses(reply)
         for attempt in range(self.format_retries):
-            if self._parses(reply):
+            if valid:
                 break
             logger.debug("Reply %d broke the protocol; asking again", attempt + 1)
             reply = self.backend.resample(messages, tools)
+            valid = self._parses(reply)
+        self._last_valid = valid
         action: Any = dict(reply) if self.action_format == "message" else message_to_text(reply)
         self._last_action = action
         return action
@@ -291,11 +306,13 @@ def transformers_policy(path: str | None = None, device: str = "auto", dtype: st
                         system_prompt: str | None = None, system_prompt_from: str | None = None,
                         seed: int = 0, name: str = "transformers",
                         format_retries: int | None = None,
-                        stop_loops: bool = True) -> GenSearcherAgent:
+                        stop_loops: bool = True, grammar: bool | None = None,
+                        drop_invalid_turns: bool | None = None) -> GenSearcherAgent:
     """The agent on a local checkpoint folder (``--policy transformers:path=DIR``).
 
     Decoding settings left as ``None`` come from the checkpoint's ``knowgen_agent.json``
-    (``format_retries``: its ``generation.format_retries``, else 0). See
+    (``format_retries``: its ``generation.format_retries``, else 0; ``grammar`` and
+    ``drop_invalid_turns``: its ``generation`` entries, else off). See
     :class:`~knowgen.agents.llm.TransformersBackend` and :class:`GenSearcherAgent` for
     the arguments.
 
@@ -308,12 +325,15 @@ def transformers_policy(path: str | None = None, device: str = "auto", dtype: st
                           "--policy transformers:path=DIR (a checkpoint of `knowgen train`).")
     backend = TransformersBackend(path, device=device, dtype=dtype, max_new_tokens=max_new_tokens,
                                   temperature=temperature, top_p=top_p, do_sample=do_sample,
-                                  seed=seed, stop_loops=stop_loops)
+                                  seed=seed, stop_loops=stop_loops, grammar=grammar)
     if format_retries is None:
         format_retries = int(backend.generation.get("format_retries", 0))
+    if drop_invalid_turns is None:
+        drop_invalid_turns = bool(backend.generation.get("drop_invalid_turns", False))
     return GenSearcherAgent(backend, system_prompt=system_prompt,
                             system_prompt_from=system_prompt_from, images=images, tools=tools,
-                            seed=seed, name=name, format_retries=format_retries)
+                            seed=seed, name=name, format_retries=format_retries,
+                            drop_invalid_turns=drop_invalid_turns)
 
 
 def tiny_checkpoint_dir() -> Path:

@@ -482,3 +482,52 @@ def test_format_retries_need_a_backend_that_resamples(serve):
         GenSearcherAgent(backend, format_retries=1)
     with pytest.raises(ConfigError, match=">= 0"):
         GenSearcherAgent(backend, format_retries=-1)
+
+
+@pytest.mark.parametrize("drop", [False, True])
+def test_drop_invalid_turns_keeps_broken_turns_out_of_the_next_request(
+        serve, world_env, one_entity_task, drop):
+    broken = "<think>Search first.</think> I will look for the flag"
+    expert = searching_model([one_entity_task])
+
+    def script(body, n):  # one turn that breaks the protocol, then the expert
+        return {"content": broken} if n == 0 else expert(body, n)
+
+    server = serve(script)
+    backend = OpenAIChatBackend("m", base_url=server.base_url, api_key_env=KEY_ENV)
+    policy = GenSearcherAgent(backend, drop_invalid_turns=drop)
+    reward, info, actions = play(world_env, policy, one_entity_task.id)
+    assert parse_action(actions[0]).kind == "invalid" and info["last_action"]["kind"] == "answer"
+    assert reward > 0.9 and len(actions) == 3
+    second = json.dumps(server.requests[1]["body"]["messages"])
+    # the env still saw and counted the broken turn; only the model's context leaves it out
+    assert ("I will look for the flag" in second) is not drop
+    assert ("No <tool_call> or <answer>" in second) is not drop
+    assert policy.dropped_turns == int(drop) and len(policy.turns) == 2 - int(drop)
+
+
+@pytest.mark.slow
+def test_packaged_agent_decodes_with_the_grammar_and_finishes_a_turn_it_used_to_break(world_env):
+    """The shipped checkpoint on a two-hop task (its capital is in the request).
+
+    Unconstrained, after copying the country's name into the answer's banner text the
+    model closes the whole answer (``\\"Liechtenstein"}]}``), which is not JSON. With the
+    checkpoint's own settings the grammar refuses that token and the turn parses.
+    Retrained checkpoints may slip elsewhere; then pick another task that shows it.
+    """
+    from knowgen.agents.grammar import ReplyGrammar
+    from knowgen.agents.policy import tiny_policy
+
+    if not (tiny_checkpoint_dir() / "config.json").is_file():
+        pytest.skip("no gen-searcher-tiny checkpoint is installed")
+    task_id = "flag_by_capital-li"
+    constrained = tiny_policy()
+    assert constrained.backend.grammar and constrained.drop_invalid_turns
+    reward, info, actions = play(world_env, constrained, task_id)
+    assert info["last_action"]["kind"] == "answer" and reward > 0.5
+    assert "Liechtenstein" in parse_action(actions[-1], ["IMG_001"]).answer.gen_prompt
+    tools = constrained.backend.tools
+    assert all(ReplyGrammar(tools, ["IMG_001"]).feed(a) for a in actions)
+    _, _, free = play(world_env, tiny_policy(grammar=False, format_retries=0), task_id)
+    assert free[:2] == actions[:2]  # the same searches, then the broken answer
+    assert parse_action(free[2], ["IMG_001"]).kind == "invalid" and '"}]}' in free[2]
