@@ -270,6 +270,14 @@ class GenerationSettings:
     """Sampled replies the agent asks for when a reply breaks the protocol (no parsable
     tool call or answer) before handing it over (``GenSearcherAgent(format_retries=)``)."""
 
+    grammar: bool = False
+    """Constrained decoding: the model may only write tokens that keep its turn a
+    well-formed tool call or answer (:mod:`knowgen.agents.grammar`)."""
+
+    drop_invalid_turns: bool = False
+    """Leave turns that broke the protocol, and the errors they drew, out of the
+    context the model sees next (``GenSearcherAgent(drop_invalid_turns=)``)."""
+
 
 @dataclass
 class TrainConfig:

@@ -45,7 +45,7 @@ def save_agent(model: Any, tokenizer: Any, out_dir: str | Path, system_prompt: s
     The folder holds the Hugging Face model and tokenizer (with the Qwen3 chat
     template) and ``knowgen_agent.json``:
     ``{"system_prompt", "tools", "view", "generation": {max_new_tokens, temperature, top_p,
-    do_sample, format_retries}}`` (``view``: the context view of tool results,
+    do_sample, format_retries, grammar, drop_invalid_turns}}`` (``view``: the context view of tool results,
     :mod:`knowgen.envs.views`).
     """
     out = Path(out_dir)
@@ -61,7 +61,9 @@ def save_agent(model: Any, tokenizer: Any, out_dir: str | Path, system_prompt: s
         "generation": {"max_new_tokens": generation.max_new_tokens,
                        "temperature": generation.temperature, "top_p": generation.top_p,
                        "do_sample": generation.do_sample,
-                       "format_retries": generation.format_retries},
+                       "format_retries": generation.format_retries,
+                       "grammar": generation.grammar,
+                       "drop_invalid_turns": generation.drop_invalid_turns},
         "stop": tokenizer.eos_token,
         "parameters": count_parameters(model),
     }

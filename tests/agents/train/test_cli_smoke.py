@@ -1,10 +1,12 @@
 """The training commands end to end at smoke size, as a user types them, then an eval."""
 
 import json
+import re
 
 import pytest
 
 from knowgen.agents.expert_data import write_jsonl
+from knowgen.agents.grammar import ReplyGrammar
 from knowgen.cli import main
 
 
@@ -23,6 +25,7 @@ def test_train_sft_then_grpo_then_eval_from_the_command_line(tmp_path, expert_re
     # the smoke preset trains in the compact view: two tools, stored with the checkpoint
     assert {t["function"]["name"] for t in meta["tools"]} == {"image_search", "search"}
     assert meta["view"] == "compact" and meta["generation"]["format_retries"] == 1
+    assert meta["generation"]["grammar"] is True
     capsys.readouterr()
 
     cache = world_benchmark.gt_dir.parent.parent
@@ -33,3 +36,9 @@ def test_train_sft_then_grpo_then_eval_from_the_command_line(tmp_path, expert_re
     assert rc == 0, capsys.readouterr().out
     samples = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 2 and all(s["turns"] >= 1 for s in samples)
+    # constrained decoding: every turn is a well-formed start of a tool call or an answer
+    for sample in samples:
+        shown = {i for step in sample["trajectory"]
+                 for i in re.findall(r"IMG_\d{3}", step["observation"])}
+        for step in sample["trajectory"]:
+            assert ReplyGrammar(meta["tools"], shown).feed(step["action"]), step["action"]
