@@ -494,8 +494,8 @@ def test_drop_invalid_turns_keeps_broken_turns_out_of_the_next_request(
         return {"content": broken} if n == 0 else expert(body, n)
 
     server = serve(script)
-    backend = OpenAIChatBackend("m", base_url=server.base_url, api_key_env=KEY_ENV)
-    policy = GenSearcherAgent(backend, drop_invalid_turns=drop)
+    policy = openai_policy(model="m", base_url=server.base_url, api_key_env=KEY_ENV,
+                           drop_invalid_turns=drop)
     reward, info, actions = play(world_env, policy, one_entity_task.id)
     assert parse_action(actions[0]).kind == "invalid" and info["last_action"]["kind"] == "answer"
     assert reward > 0.9 and len(actions) == 3
