@@ -436,14 +436,15 @@ def allowed_tokens(grammar: ReplyGrammar, ranked: Iterable[int], texts: Sequence
     Args:
         grammar: The reading of the reply so far.
         ranked: Token ids, likeliest first.
-        texts: The text of every token id.
+        texts: The text of every token id (ids past its end, as a model's padded
+            vocabulary has, are never allowed).
         end_id: The end-of-turn token, allowed only once the turn is complete.
         keep: How many allowed tokens to collect (1 is enough for greedy decoding).
     """
     allowed: list[int] = []
     for token in ranked:
-        ok = grammar.complete if token == end_id else (
-            bool(texts[token]) and grammar.accepts(texts[token]))
+        text = texts[token] if token < len(texts) else ""
+        ok = grammar.complete if token == end_id else bool(text) and grammar.accepts(text)
         if ok:
             allowed.append(token)
             if len(allowed) >= keep:

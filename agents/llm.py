@@ -355,7 +355,8 @@ class TransformersBackend:
                            keep: int) -> Any:
         """Logits processor that keeps the reply inside :class:`ReplyGrammar`."""
         if self._token_texts is None:
-            self._token_texts = [self.tokenizer.decode([i]) for i in range(len(self.tokenizer))]
+            self._token_texts = [self.tokenizer.decode([i], clean_up_tokenization_spaces=False)
+                                 for i in range(len(self.tokenizer))]
         shown = {m.upper() for msg in messages if msg.get("role") == "tool"
                  for m in _IMAGE_ID.findall(str(msg.get("content", "")))}
         start = ReplyGrammar(tools or self.tools or (), shown)

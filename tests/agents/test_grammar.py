@@ -114,6 +114,7 @@ def test_allowed_tokens_keep_the_likeliest_valid_ones_in_order():
     ranked = [4, 0, 5, 1, 3, 6, 2]
     assert allowed_tokens(g, ranked, texts, end_id=4) == [1, 3, 6]
     assert allowed_tokens(g, ranked, texts, end_id=4, keep=1) == [1]
+    assert allowed_tokens(g, [99, *ranked], texts, end_id=4) == [1, 3, 6]  # padded vocabulary
     g.feed('"]}}</tool_call>')
     assert allowed_tokens(g, ranked, texts, end_id=4) == [4]
 
