@@ -22,12 +22,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from knowgen.agents.grammar import ReplyGrammar, allowed_tokens
+from knowgen.envs.protocol import IMG_ID_PATTERN
 from knowgen.errors import ConfigError, DataError, KnowgenError, MissingDependencyError
 from knowgen.judges.openai_client import ChatClient, JudgeAPIError, _Transient, request_key
 
@@ -40,7 +40,6 @@ _STRIP_TOKENS = ("<|endoftext|>", "<|im_start|>")
 _SAMPLED_KEEP = 20
 """Allowed tokens a sampled step chooses among under the grammar."""
 _FIRST_CANDIDATES = 64
-_IMAGE_ID = re.compile(r"IMG_\d{3,}", re.IGNORECASE)
 
 
 class AgentBackendError(KnowgenError):
@@ -357,8 +356,8 @@ class TransformersBackend:
         if self._token_texts is None:
             self._token_texts = [self.tokenizer.decode([i], clean_up_tokenization_spaces=False)
                                  for i in range(len(self.tokenizer))]
-        shown = {m.upper() for msg in messages if msg.get("role") == "tool"
-                 for m in _IMAGE_ID.findall(str(msg.get("content", "")))}
+        shown = {m.group(0).upper() for msg in messages if msg.get("role") == "tool"
+                 for m in IMG_ID_PATTERN.finditer(str(msg.get("content", "")))}
         start = ReplyGrammar(tools or self.tools or (), shown)
         return _grammar_logits(self._torch, start, self._token_texts, self.end_id, prompt_length,
                                keep)
