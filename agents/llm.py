@@ -70,9 +70,13 @@ class _MessageClient(ChatClient):
     def _reply_text(self, raw: bytes) -> str:
         return json.dumps(read_assistant_message(raw))
 
-    def complete_body(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Send ``body`` as it is (or answer from the cache) and return the message."""
-        key = request_key(body)
+    def complete_body(self, body: dict[str, Any], attempt: int = 0) -> dict[str, Any]:
+        """Send ``body`` as it is (or answer from the cache) and return the message.
+
+        ``attempt`` > 0 marks a resampled reply to the same request: it is cached apart
+        from the first reply but never sent (strict servers refuse unknown fields).
+        """
+        key = request_key({**body, "knowgen_attempt": attempt} if attempt else body)
         cached = self.cache.get(key) if self.cache else None
         text = cached if cached is not None else self._send(body)
         if self.cache and cached is None:
@@ -148,7 +152,7 @@ class OpenAIChatBackend:
                          "max_tokens": int(max_tokens)}
         self.client = _MessageClient(model, base_url=base_url, api_key_env=api_key_env or None,
                                      timeout=timeout, max_retries=retries, cache_dir=cache_dir)
-        self._seed, self._calls = seed, 0
+        self._seed, self._calls, self._attempt = seed, 0, 0
 
     def __repr__(self) -> str:
         return f"OpenAIChatBackend(model={self.model!r}, url={self.client.url!r})"
@@ -175,13 +179,29 @@ class OpenAIChatBackend:
         Raises:
             AgentBackendError: when the endpoint refused the request or kept failing.
         """
+        self._attempt = 0
+        return self._send(self.body(messages, tools))
+
+    def resample(self, messages: list[dict[str, Any]],
+                 tools: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Another reply to the same conversation, sampled even when ``temperature`` is 0.
+
+        The agent asks for it when a reply breaks the protocol (``format_retries``).
+        A greedy backend samples its retries at temperature 0.6; with a seed, each retry
+        sends the next seed; with a cache, each retry is cached under its own key.
+        """
         body = self.body(messages, tools)
+        if body["temperature"] <= 0:
+            body["temperature"] = 0.6
+        self._attempt += 1
+        return self._send(body, self._attempt)
+
+    def _send(self, body: dict[str, Any], attempt: int = 0) -> dict[str, Any]:
         self._calls += 1
         try:
-            message = self.client.complete_body(body)
+            return self.client.complete_body(body, attempt)
         except JudgeAPIError as exc:
             raise AgentBackendError(str(exc)) from None
-        return message
 
 
 # ---------------------------------------------------------------- transformers

@@ -265,7 +265,8 @@ def openai_policy(model: str | None = None, base_url: str = "https://api.openai.
                   retries: int = 3, cache_dir: str | None = None, images: bool = False,
                   tools: bool = True, system_prompt: str | None = None,
                   system_prompt_from: str | None = None, action_format: str = "text",
-                  seed: int = 0, drop_invalid_turns: bool = False) -> GenSearcherAgent:
+                  seed: int = 0, format_retries: int = 0,
+                  drop_invalid_turns: bool = False) -> GenSearcherAgent:
     """The agent on an OpenAI-compatible endpoint (``--policy openai:model=...,base_url=...``).
 
     Args:
@@ -284,6 +285,8 @@ def openai_policy(model: str | None = None, base_url: str = "https://api.openai.
         system_prompt_from: A file to read the system prompt from.
         action_format: ``"text"`` or ``"message"`` (see :class:`GenSearcherAgent`).
         seed: Policy seed (sent as the request seed, per episode and turn).
+        format_retries: Ask again, up to this many times, when a reply breaks the
+            protocol (see :class:`GenSearcherAgent` and ``OpenAIChatBackend.resample``).
         drop_invalid_turns: Leave broken turns out of the model's context (see
             :class:`GenSearcherAgent`).
 
@@ -299,6 +302,7 @@ def openai_policy(model: str | None = None, base_url: str = "https://api.openai.
     return GenSearcherAgent(backend, system_prompt=system_prompt,
                             system_prompt_from=system_prompt_from, images=images, tools=tools,
                             action_format=action_format, seed=seed, name="openai",
+                            format_retries=format_retries,
                             drop_invalid_turns=drop_invalid_turns)
 
 

@@ -326,13 +326,45 @@ def test_knowgen_eval_runs_the_openai_policy(serve, world_env, tmp_path, monkeyp
     assert len(server.requests) == sum(s["turns"] for s in samples)
 
 
-def test_format_retries_need_a_backend_that_resamples(serve):
-    server = serve(lambda body, n: {"content": "hello"})
-    backend = OpenAIChatBackend("m", base_url=server.base_url, api_key_env=KEY_ENV)
-    with pytest.raises(ConfigError, match="resample"):
-        GenSearcherAgent(backend, format_retries=1)
+def test_format_retries_need_a_backend_that_resamples():
+    class OneShot:
+        fmt = "openai"
+
+        def complete(self, messages, tools):
+            return {"role": "assistant", "content": "hello"}
+
+    with pytest.raises(ConfigError, match="OneShot cannot"):
+        GenSearcherAgent(OneShot(), format_retries=1)
     with pytest.raises(ConfigError, match=">= 0"):
-        GenSearcherAgent(backend, format_retries=-1)
+        GenSearcherAgent(OneShot(), format_retries=-1)
+
+
+def test_openai_format_retries_ask_again_and_hand_over_the_reply_that_parses(
+        serve, world_env, one_entity_task, tmp_path):
+    """A broken first reply is resampled; the environment only ever sees valid turns."""
+    expert = searching_model([one_entity_task])
+    seen = {}
+
+    def script(body, n):  # the first reply to each conversation breaks the protocol
+        key = json.dumps(body["messages"])
+        seen[key] = seen.get(key, 0) + 1
+        return {"content": "I will look for it"} if seen[key] == 1 else expert(body, n)
+
+    server = serve(script)
+    options = {"model": "m", "base_url": server.base_url, "api_key_env": KEY_ENV,
+               "temperature": 0, "seed": 3, "format_retries": 1,
+               "cache_dir": str(tmp_path / "cache")}
+    reward, _, actions = play(world_env, openai_policy(**options), one_entity_task.id)
+    assert reward > 0.9 and len(actions) == 2
+    assert all(parse_action(a, ["IMG_001"]).kind != "invalid" for a in actions)
+    bodies = [r["body"] for r in server.requests]
+    assert len(bodies) == 4 and all("knowgen_attempt" not in b for b in bodies)
+    # retries sample even though the policy decodes greedily, each with its own seed
+    assert [b["temperature"] for b in bodies] == [0, 0.6, 0, 0.6]
+    assert len({b["seed"] for b in bodies}) == 4
+    # a rerun reads all four replies, retries included, back from the cache
+    again = play(world_env, openai_policy(**options), one_entity_task.id)
+    assert again[2] == actions and len(server.requests) == 4
 
 
 @pytest.mark.parametrize("drop", [False, True])
