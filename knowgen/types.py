@@ -58,20 +58,26 @@ class TaskFacts:
         required_text: Strings that must be legible in the image (empty: no text needed).
         template: Name of the template that produced the task.
         hops: The reasoning chain, e.g. ``["capital:Paris", "country/fr", "flag"]``.
+        text_case: ``"upper"`` when the request asks for the text in capital
+            letters (the judge then checks the case); ``""`` when any case will do.
     """
 
     entities: tuple[RequiredEntity, ...] = ()
     required_text: tuple[str, ...] = ()
     template: str = ""
     hops: tuple[str, ...] = ()
+    text_case: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "entities": [asdict(e) for e in self.entities],
             "required_text": list(self.required_text),
             "template": self.template,
             "hops": list(self.hops),
         }
+        if self.text_case:
+            out["text_case"] = self.text_case
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TaskFacts:
@@ -80,6 +86,7 @@ class TaskFacts:
             required_text=tuple(data.get("required_text", [])),
             template=data.get("template", ""),
             hops=tuple(data.get("hops", [])),
+            text_case=str(data.get("text_case", "") or ""),
         )
 
 

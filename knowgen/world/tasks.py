@@ -1,18 +1,26 @@
-"""Task generation over the offline world, split by entity.
+"""Task generation over the offline world: three splits that measure generalisation.
 
-Every entity of the world falls into ``train`` or ``test`` by a stable hash
-of the seed and its id (about :data:`TEST_FRACTION` of them in ``test``). A
-task belongs to a split only when all its required entities do, so an agent
-trained on ``train`` is measured on flags and logos it never had to draw.
+Every entity of the world falls into ``train`` or the held-out pool by a
+stable hash of the seed and its id (about :data:`TEST_FRACTION` of them held
+out). A task belongs to a held-out split only when all its required entities
+are held out, and to ``train`` only when none is.
 
-Per split, a seeded RNG samples tasks from each template in
-:data:`~knowgen.world.templates.TEMPLATES`: the ``test`` split holds about
-:data:`TEST_SIZE` tasks spread evenly over the templates, ``train`` up to
-:data:`TRAIN_PER_TEMPLATE` per template.
+* ``train``: training entities, requests worded with the *seen* options of the
+  request grammar (:mod:`knowgen.world.phrasing`).
+* ``test``: entities never seen in training, worded like ``train``.
+* ``test-ood``: entities never seen in training *and* requests whose framing,
+  clue relations and text instructions use options held out of ``train``.
+
+``test`` and ``test-ood`` share the held-out entities but never a task: each
+held-out candidate goes to one of them by a stable hash. Per split a seeded
+RNG samples tasks from each family in
+:data:`~knowgen.world.templates.TEMPLATES`: ``test`` and ``test-ood`` hold
+about :data:`TEST_SIZE` tasks each, spread evenly over the families, ``train``
+up to :data:`TRAIN_PER_TEMPLATE` per family.
 
 Example:
     >>> from knowgen.world.data import load_world
-    >>> tasks = generate_tasks(load_world(), "test", seed=0)
+    >>> tasks = generate_tasks(load_world(), "test-ood", seed=0)
     >>> tasks[0].facts.template
     'flag_named'
 """
@@ -27,23 +35,29 @@ from collections.abc import Iterable
 from knowgen.errors import UnknownNameError
 from knowgen.types import RequiredEntity, Task, TaskFacts
 from knowgen.world.data import World
+from knowgen.world.phrasing import Phraser
 from knowgen.world.templates import TEMPLATES, Answer, Candidate, Clue, Template, WorldFacts
 
 logger = logging.getLogger(__name__)
 
-SPLITS = ("train", "test")
-#: Share of entities held out for the test split.
+SPLITS = ("train", "test", "test-ood")
+#: Splits whose requests use the held-out phrasings.
+OOD_SPLITS = frozenset({"test-ood"})
+#: Share of entities held out of training.
 TEST_FRACTION = 0.35
-#: Target size of the test split (spread over the templates).
-TEST_SIZE = 270
-#: Most tasks per template in the train split.
+#: Target size of the test and test-ood splits (each spread over the families).
+TEST_SIZE = 240
+#: Most tasks per family in the train split.
 TRAIN_PER_TEMPLATE = 150
-#: Bumped whenever templates, wording or sampling change (part of the benchmark version).
-TEMPLATE_VERSION = "1"
+#: Bumped whenever families, wording or sampling change (part of the benchmark version).
+TEMPLATE_VERSION = "2"
 
 
 def entity_split(entity_id: str, seed: int = 0) -> str:
-    """``"test"`` or ``"train"`` for ``entity_id``, stable for a given ``seed``."""
+    """``"test"`` (held out of training) or ``"train"`` for ``entity_id``, stable for a ``seed``.
+
+    The held-out entities serve both ``test`` and ``test-ood``.
+    """
     digest = hashlib.sha256(f"knowgen-world-split|{seed}|{entity_id}".encode()).digest()
     return "test" if int.from_bytes(digest[:8], "big") / 2**64 < TEST_FRACTION else "train"
 
@@ -77,11 +91,32 @@ def resolve_clue(world: World, template: str, clue: Clue, facts: WorldFacts | No
     return get_template(template).resolve(facts or WorldFacts(world), clue)
 
 
-def generate_tasks(world: World, split: str, seed: int = 0) -> list[Task]:
-    """Generate the tasks of ``split`` (``"train"`` or ``"test"``) for ``seed``.
+def _held_out_split(task_id: str, seed: int) -> str:
+    """``"test"`` or ``"test-ood"`` for a held-out candidate (a stable coin flip)."""
+    digest = hashlib.sha256(f"knowgen-world-ood|{seed}|{task_id}".encode()).digest()
+    return "test-ood" if digest[0] % 2 else "test"
 
-    The result is deterministic per ``(world, split, seed)``, listed template by
-    template and, within one, by id. ``gt_image`` is left empty.
+
+def candidate_pools(world: World, split: str, seed: int = 0,
+                    facts: WorldFacts | None = None) -> dict[str, list[Candidate]]:
+    """Per family, every checked candidate that belongs to ``split``."""
+    facts = facts or WorldFacts(world)
+    entity_side = "train" if split == "train" else "test"
+    pools: dict[str, list[Candidate]] = {}
+    for name, template in TEMPLATES.items():
+        pool = [c for c in template.candidates(facts, seed)
+                if all(entity_split(e, seed) == entity_side for e in c.answer)]
+        if split != "train":
+            pool = [c for c in pool if _held_out_split(template.task_id(c), seed) == split]
+        pools[name] = pool
+    return pools
+
+
+def generate_tasks(world: World, split: str, seed: int = 0) -> list[Task]:
+    """Generate the tasks of ``split`` (``"train"``, ``"test"`` or ``"test-ood"``) for ``seed``.
+
+    The result is deterministic per ``(world, split, seed)``, listed family by
+    family and, within one, by id. ``gt_image`` is left empty.
 
     Raises:
         UnknownNameError: for an unknown split.
@@ -89,20 +124,18 @@ def generate_tasks(world: World, split: str, seed: int = 0) -> list[Task]:
     if split not in SPLITS:
         raise UnknownNameError("split", split, SPLITS)
     facts = WorldFacts(world)
-    pools: dict[str, list[Candidate]] = {}
-    for name, template in TEMPLATES.items():
-        pools[name] = [c for c in template.candidates(facts, seed)
-                       if all(entity_split(e, seed) == split for e in c.answer)]
-    if split == "test":
-        quotas = _even_quotas({n: len(p) for n, p in pools.items()}, TEST_SIZE)
-    else:
+    pools = candidate_pools(world, split, seed, facts)
+    if split == "train":
         quotas = {n: min(len(p), TRAIN_PER_TEMPLATE) for n, p in pools.items()}
+    else:
+        quotas = _even_quotas({n: len(p) for n, p in pools.items()}, TEST_SIZE)
+    mode = "ood" if split in OOD_SPLITS else "seen"
     tasks: list[Task] = []
     for name, pool in pools.items():
         rng = random.Random(f"{seed}|{split}|{name}")
         picked = rng.sample(pool, quotas[name])
         template = TEMPLATES[name]
-        built = [_build(template, facts, cand, seed) for cand in picked]
+        built = [build_task(template, facts, cand, seed, mode) for cand in picked]
         tasks.extend(sorted(built, key=lambda t: t.id))
     logger.debug("generated %d %s tasks (seed %d): %s", len(tasks), split, seed, quotas)
     return tasks
@@ -122,25 +155,37 @@ def _even_quotas(available: dict[str, int], total: int) -> dict[str, int]:
     return {name: quotas[name] for name in available}
 
 
-def _build(template: Template, facts: WorldFacts, cand: Candidate, seed: int) -> Task:
+def build_task(template: Template, facts: WorldFacts, cand: Candidate, seed: int,
+               mode: str = "seen") -> Task:
+    """The task of one candidate: its request worded in ``mode``, and its hidden facts.
+
+    Args:
+        template: The candidate's family.
+        facts: Lookups over the world.
+        cand: A checked candidate.
+        seed: The generation seed (the wording RNG is seeded by it and the task id).
+        mode: ``"seen"`` (train and test phrasings) or ``"ood"`` (held-out ones).
+    """
     task_id = template.task_id(cand)
-    rng = random.Random(f"{seed}|prompt|{task_id}")
+    ph = Phraser(random.Random(f"{seed}|prompt|{mode}|{task_id}"), mode)
+    prompt, plan = template.request(facts, cand, ph)
     entities = tuple(
         RequiredEntity(entity_id=e, name=facts.entity(e).name, image_id=facts.entity(e).image_id)
         for e in cand.answer
     )
     return Task(
         id=task_id,
-        prompt=template.prompt(facts, cand, rng),
+        prompt=prompt,
         category=template.category,
         difficulty=template.difficulty,
         facts=TaskFacts(
             entities=entities,
-            required_text=template.required_text(facts, cand),
+            required_text=plan.required,
             template=template.name,
             hops=cand.hops,
+            text_case="upper" if plan.upper else "",
         ),
-        extra={"clue": cand.clue},
+        extra={"clue": cand.clue, "phrasing": list(ph.used)},
     )
 
 

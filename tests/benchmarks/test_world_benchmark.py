@@ -28,7 +28,7 @@ def test_registered_and_follows_the_protocol(tmp_path):
     bench = BENCHMARKS.create(f"world:seed=3,cache_dir={tmp_path}")
     assert isinstance(bench, WorldBenchmark) and isinstance(bench, Benchmark)
     assert bench.name == "world" and bench.seed == 3
-    assert bench.splits() == ["train", "test"]
+    assert bench.splits() == ["train", "test", "test-ood"]
     assert bench.version.startswith(load_world().version + ".t")
     assert bench.gt_dir == (tmp_path / f"world-{bench.fingerprint()}-seed3" / "gt").resolve()
     assert not bench.gt_dir.exists()  # nothing is rendered before tasks are asked for
