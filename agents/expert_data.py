@@ -25,6 +25,7 @@ from typing import Any
 
 from knowgen.config import EnvConfig
 from knowgen.envs.messages import build_messages
+from knowgen.envs.privileged import bind_policy
 from knowgen.envs.protocol import IMG_ID_PATTERN, format_answer, format_tool_call, parse_action
 from knowgen.envs.trl_env import DEFAULT_SYSTEM_PROMPT, tool_schemas
 from knowgen.errors import ConfigError
@@ -118,6 +119,7 @@ def play_episode(env: Any, policy: Any, task_id: str) -> dict[str, Any]:
     Returns:
         ``{"task_id", "request", "turns": [(action, observation)], "reward", "info"}``.
     """
+    bind_policy(policy, env)
     obs, info = env.reset(options={"task_id": task_id})
     policy.reset(obs, info)
     turns: list[tuple[str, str]] = []

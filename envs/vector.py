@@ -48,6 +48,7 @@ import gymnasium as gym
 import numpy as np
 
 from knowgen.envs import ENV_ID, register_envs
+from knowgen.envs.privileged import bind_policy
 from knowgen.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -153,6 +154,7 @@ async def play_episode(env: gym.Env, policy: Any, task_id: str,
         ``{"task_id", "reward", "turns", "terminated", "truncated", "info"}``
         (``info`` is the final step's info).
     """
+    bind_policy(policy, env)
     obs, info = await asyncio.to_thread(env.reset, seed=seed, options={"task_id": task_id})
     policy.reset(obs, info)
     reward, terminated, truncated, turns = 0.0, False, False, 0

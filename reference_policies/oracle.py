@@ -1,7 +1,11 @@
-"""The oracle: knows each task's hidden facts, so it only fetches the right images.
+"""The oracle: reads each task's hidden facts through the environment and fetches the right images.
 
 It is an upper bound for the search part of the problem: with the compositor
-generator its answer reproduces the ground truth exactly.
+generator its answer reproduces the ground truth exactly. It is *privileged*:
+it must be bound to the environment it plays in
+(:func:`knowgen.envs.privileged.bind_policy`, which ``knowgen eval`` and the
+expert-data generator call), and it works for every benchmark whose tasks
+carry facts.
 """
 
 from __future__ import annotations
@@ -9,88 +13,84 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from knowgen.envs.privileged import OfficialImage, privileged_view
 from knowgen.envs.protocol import format_answer, format_tool_call, img_id_number
-from knowgen.reference_policies.common import ordinal, parse_images
-from knowgen.types import Answer, ReferenceImage, RequiredEntity, Task
+from knowgen.errors import ConfigError, DataError
+from knowgen.reference_policies.common import ImageResult, ordinal, parse_images
+from knowgen.types import Answer, ReferenceImage, TaskFacts
 
 logger = logging.getLogger(__name__)
 
 
 class OraclePolicy:
-    """Looks the task up in the world benchmark and answers with its official images.
+    """Answers with each required entity's official image and the required text.
 
-    For each required entity it runs one ``image_search`` for the exact title of
-    the entity's official image, keeps the result with that title, then answers
-    with those references (in entity order) and a prompt quoting the required
-    text in order.
+    For each required entity it runs one ``image_search`` for the title of the
+    entity's official image, keeps the result at that image's address, then
+    answers with those references (in entity order) and a prompt quoting the
+    required text in order (with "in capital letters" when the task asks for it).
 
     Args:
         seed: Unused (the policy is deterministic).
-        benchmark_seed: Seed of the :class:`~knowgen.benchmarks.world.WorldBenchmark`
-            the environment serves (must match to find the task).
-        data_dir: World folder (the shipped world when None).
-        cache_dir: Cache folder of the benchmark's ground-truth images.
+        **_: Settings of earlier versions (``benchmark_seed``, ``data_dir``,
+            ``cache_dir``) are accepted and ignored: the facts come from the environment.
     """
 
     name = "oracle"
+    privileged = True
 
-    def __init__(self, seed: int = 0, benchmark_seed: int = 0, data_dir: str | None = None,
-                 cache_dir: str | None = None):
+    def __init__(self, seed: int = 0, **_: Any):
         self.seed = seed
-        self.benchmark_seed = benchmark_seed
-        self.data_dir = data_dir
-        self.cache_dir = cache_dir
-        self._benchmark: Any = None
-        self._task: Task | None = None
-        self._pending: list[RequiredEntity] = []
-        self._current: RequiredEntity | None = None
-        self._found: list[tuple[str, RequiredEntity]] = []
+        self._env: Any = None
+        self._facts: TaskFacts | None = None
+        self._pending: list[OfficialImage] = []
+        self._current: OfficialImage | None = None
+        self._found: list[tuple[str, OfficialImage]] = []
 
-    @property
-    def benchmark(self) -> Any:
-        """The world benchmark (built on first use)."""
-        if self._benchmark is None:
-            from knowgen.benchmarks.world import WorldBenchmark
-
-            self._benchmark = WorldBenchmark(seed=self.benchmark_seed, data_dir=self.data_dir,
-                                             cache_dir=self.cache_dir)
-        return self._benchmark
+    def bind(self, env: Any) -> None:
+        """Read hidden facts from ``env`` from now on (see :mod:`knowgen.envs.privileged`)."""
+        self._env = env
 
     def reset(self, observation: str, info: dict[str, Any]) -> None:
-        """Look up the task of the new episode by ``info["task_id"]``.
+        """Read the hidden facts of the task the bound environment now serves.
 
         Raises:
-            knowgen.errors.UnknownNameError: when the world benchmark has no such task.
+            ConfigError: when the oracle was never bound to an environment.
+            DataError: when the task carries no hidden facts.
         """
-        self._task = self.benchmark.task(info["task_id"])
-        facts = self._task.facts
-        self._pending = list(facts.entities) if facts else []
+        if self._env is None:
+            raise ConfigError(
+                "The oracle reads hidden facts through the environment: call "
+                "knowgen.envs.privileged.bind_policy(policy, env) before playing "
+                "(knowgen eval does this for you).")
+        view = privileged_view(self._env)
+        if view is None:
+            raise DataError(
+                f"Task {info.get('task_id')!r} carries no hidden facts, so the oracle cannot "
+                "play it; it works on the world benchmark and world task files.")
+        self._facts = view.facts
+        self._pending = list(view.official_images)
         self._current = None
         self._found = []
-
-    def _official_title(self, entity: RequiredEntity) -> str:
-        from knowgen.world.data import load_world
-
-        return load_world(self.data_dir).images[entity.image_id].title
 
     def act(self, observation: str, info: dict[str, Any]) -> str:
         """Search the next entity's official image, or answer once all are found."""
         if self._current is not None:
-            title = self._official_title(self._current)
-            match = [i for i in parse_images(observation) if i.title == title]
-            if match:
-                self._found.append((match[0].img_id, self._current))
+            match = _pick(parse_images(observation), self._current)
+            if match is not None:
+                self._found.append((match.img_id, self._current))
             else:
-                logger.warning("Oracle did not find %r among the image results", title)
+                logger.warning("Oracle did not find %r among the image results",
+                               self._current.title or self._current.name)
             self._current = None
         if self._pending and info.get("tool_calls_left", 0) > 0 and info.get("turns_left", 0) > 1:
             self._current = self._pending.pop(0)
-            return format_tool_call("image_search", {"query": self._official_title(self._current)})
+            query = self._current.title or self._current.name
+            return format_tool_call("image_search", {"query": query})
         return self._answer()
 
     def _answer(self) -> str:
-        assert self._task is not None
-        facts = self._task.facts
+        facts = self._facts
         found = sorted(self._found, key=lambda pair: img_id_number(pair[0]))
         refs = tuple(ReferenceImage(img_id, f"official image of {e.name}") for img_id, e in found)
         parts = [f"the {ordinal(n)} reference image ({_plain(e.name)})"
@@ -98,9 +98,21 @@ class OraclePolicy:
         prompt = "A clean poster showing " + (" beside ".join(parts) if parts else "the request")
         texts = list(facts.required_text) if facts else []
         if texts:
-            quoted = ", then ".join(f'"{_plain(t)}"' for t in texts)
+            case = " in capital letters" if facts and facts.text_case == "upper" else ""
+            quoted = ", then ".join(f'"{_plain(t)}"{case}' for t in texts)
             prompt += f", with the text {quoted} on banners below"
         return format_answer(Answer(prompt + ".", refs), think="Answering with the known facts.")
+
+
+def _pick(images: list[ImageResult], wanted: OfficialImage) -> ImageResult | None:
+    """The listed image at the official picture's address (or, without one, its title)."""
+    for image in images:
+        if wanted.url and image.url == wanted.url:
+            return image
+    for image in images:
+        if wanted.title and image.title == wanted.title:
+            return image
+    return None
 
 
 def _plain(text: str) -> str:

@@ -99,12 +99,14 @@ class _Worker:
 
     def __init__(self, cfg: EvalConfig, benchmark: Any, image_dir: Path, worker_id: int,
                  wise_judge: Any = None):
+        from knowgen.envs.privileged import bind_policy
         from knowgen.envs.searchgen import SearchGenEnv
 
         judges = {"image_judge": NotJudged(), "text_judge": NotJudged()} if wise_judge else {}
         self.env = SearchGenEnv(config=cfg.env, benchmark=benchmark, image_dir=str(image_dir),
                                 **judges)
         self.policy = POLICIES.create(cfg.policy, seed=cfg.seed + worker_id)
+        bind_policy(self.policy, self.env)
         self.seed = cfg.seed
         self.wise_judge = wise_judge
 

@@ -2,6 +2,7 @@
 
 import pytest
 
+from knowgen.envs.privileged import bind_policy
 from knowgen.envs.searchgen import SearchGenEnv
 
 
@@ -27,6 +28,7 @@ def play(env):
     """Play one episode of ``policy`` on ``task_id``; return (reward, final info, turns)."""
 
     def run(policy, task_id):
+        bind_policy(policy, env)
         obs, info = env.reset(options={"task_id": task_id})
         policy.reset(obs, info)
         done, reward, turns = False, 0.0, 0

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from knowgen.config import EnvConfig
+from knowgen.envs.privileged import bind_policy
 from knowgen.envs.protocol import format_tool_call
 from knowgen.envs.searchgen import SearchGenEnv
 from knowgen.envs.trl_env import (
@@ -33,7 +34,7 @@ def _oracle_episode(backends, adapter):
     task = _single_flag_task(adapter)
     request = adapter.reset(task_id=task.id, prompt=[{"role": "user", "content": ""}])
     assert request == task.prompt
-    oracle = OraclePolicy()
+    oracle = bind_policy(OraclePolicy(), adapter.env)
     obs, info = "", dict(adapter.info)
     oracle.reset(obs, info)
     while True:
