@@ -9,11 +9,14 @@ entities and texts that must appear). Scores are on the KnowGen scale
   (:func:`knowgen.judges.matching.find_best`, colour-aware, so look-alikes do
   not pass). All found: 1; some: 0.5; none: 0.
 * **text_accuracy**: each required text must be read back by OCR
-  (:func:`knowgen.judges.textnorm.contains_text`). All read: 1; some (only
-  possible with two texts or more): 0.5; none: 0. With no required text the
-  dimension is N/A (``text_accuracy_na``) and set to 0.5; OCR is then skipped.
-* **faithfulness**: the share of all required elements (entities and texts)
-  present. All: 1; at least half: 0.5; less: 0.
+  (:func:`knowgen.judges.textnorm.read_text`) on its own: a run of whole lines
+  that says exactly that text. Every text read so: 1; none read at all: 0;
+  anything between (some texts missing, a text only found buried inside longer
+  words, or in small letters where the request asked for capitals): 0.5. With
+  no required text the dimension is N/A (``text_accuracy_na``) and set to 0.5;
+  OCR is then skipped.
+* **faithfulness**: the share of all required elements (entities and texts,
+  a buried or wrongly cased text counting as present) present. All: 1; at least half: 0.5; less: 0.
 * **aesthetics**: a no-reference proxy (:func:`aesthetics_proxy`: the mean of
   contrast, colourfulness and sharpness, each mapped to [0, 1]) compared with
   the ground truth's. At least :data:`AESTHETICS_RATIO` of the GT's: 1;
@@ -36,7 +39,7 @@ from PIL import Image, UnidentifiedImageError
 from knowgen.errors import DataError
 from knowgen.judges.matching import find_best
 from knowgen.judges.ocr import get_ocr_engine
-from knowgen.judges.textnorm import contains_text
+from knowgen.judges.textnorm import ABSENT, EXACT, read_text
 from knowgen.types import ImageJudgement, Task
 from knowgen.world.data import load_world
 
@@ -157,10 +160,13 @@ class OfflineImageJudge:
             visual = 1.0
             reasons.append("no entity required")
 
-        found_texts = self._texts(rgb, texts, evidence)
+        readings = self._texts(rgb, texts, facts.text_case == "upper", evidence)
+        found_texts = sum(r != ABSENT for r in readings)
         if texts:
-            reasons.append(f"texts {found_texts}/{len(texts)} read")
-            text_score = _level(found_texts, len(texts))
+            exact = sum(r == EXACT for r in readings)
+            reasons.append(f"texts {exact}/{len(texts)} read exactly"
+                           + (f", {found_texts - exact} only in part" if found_texts > exact else ""))
+            text_score = 1.0 if exact == len(texts) else (0.5 if found_texts else 0.0)
         else:
             text_score = 0.5
             reasons.append("no text required")
@@ -179,15 +185,17 @@ class OfflineImageJudge:
             rationale="; ".join(reasons) + ".", evidence=evidence,
         )
 
-    def _texts(self, image: Image.Image, texts: list[str], evidence: dict[str, Any]) -> int:
-        """How many of ``texts`` OCR reads in ``image`` (no OCR run when there are none)."""
+    def _texts(self, image: Image.Image, texts: list[str], upper: bool,
+               evidence: dict[str, Any]) -> list[str]:
+        """How OCR reads each of ``texts`` in ``image`` (no OCR run when there are none)."""
         if not texts:
-            return 0
+            return []
         engine = get_ocr_engine(self.ocr_name)
         lines = engine.read(image)
-        checks = [{"text": t, "found": contains_text(lines, t)} for t in texts]
+        found = [read_text(lines, t, upper) for t in texts]
+        checks = [{"text": t, "found": r != ABSENT, "reading": r} for t, r in zip(texts, found)]
         evidence.update(ocr_engine=engine.name, ocr_lines=lines, texts=checks)
-        return sum(c["found"] for c in checks)
+        return found
 
     def _blank(self, proxy: dict[str, float], needs_text: bool) -> ImageJudgement:
         return ImageJudgement(

@@ -95,3 +95,56 @@ def contains_text(ocr_lines: Iterable[str], required: str) -> bool:
     dropped = normalize("".join(ch for ch in str(required) if ch.isascii()))
     return (bool(dropped) and len(dropped) >= 0.6 * len(key)
             and any(dropped in hay for hay in haystacks))
+
+
+#: How a required text was read: on its own, only inside longer text, in the wrong case, or not.
+EXACT, BURIED, WRONG_CASE, ABSENT = "exact", "buried", "wrong_case", "absent"
+#: Credit per reading, on the KnowGen scale.
+READING_CREDIT = {EXACT: 1.0, BURIED: 0.5, WRONG_CASE: 0.5, ABSENT: 0.0}
+#: Share of letters that must be capitals when the request asks for capital letters.
+UPPER_SHARE = 0.9
+
+
+def _runs(lines: list[str]) -> Iterable[tuple[int, int, set[str]]]:
+    """Every run of consecutive lines, as ``(first, last, keys)``: the lines folded one by
+    one and joined, and folded as one text (a confusable pair split by a break)."""
+    keys = [normalize(line) for line in lines]
+    for i in range(len(lines)):
+        joined = ""
+        for j in range(i, len(lines)):
+            joined += keys[j]
+            yield i, j, {joined, normalize("".join(lines[i:j + 1]))}
+
+
+def read_text(ocr_lines: Iterable[str], required: str, upper: bool = False) -> str:
+    """How ``required`` can be read in ``ocr_lines``: :data:`EXACT`, :data:`BURIED`,
+    :data:`WRONG_CASE` or :data:`ABSENT`.
+
+    * **exact**: some run of whole consecutive lines reads as ``required`` and
+      nothing else (after :func:`normalize`; a caption split over two lines counts);
+    * **buried**: ``required`` only appears inside longer text (an OCR read of
+      ``United States), with the text`` does not show ``UNITED STATES`` on its own);
+    * **wrong case**: read exactly, but the request asked for capital letters and
+      fewer than :data:`UPPER_SHARE` of the letters are capitals;
+    * **absent**: not read at all (:func:`contains_text` is false).
+
+    Args:
+        ocr_lines: Text lines read from an image, top to bottom.
+        required: The text that must be legible.
+        upper: The request asked for the text in capital letters.
+    """
+    lines = [str(line) for line in ocr_lines]
+    key = normalize(required)
+    if not key:
+        return EXACT
+    dropped = normalize("".join(ch for ch in str(required) if ch.isascii()))
+    targets = {key} | ({dropped} if dropped and len(dropped) >= 0.6 * len(key) else set())
+    for i, j, joined in _runs(lines):
+        if joined & targets:
+            letters = [ch for ch in "".join(lines[i:j + 1]) if ch.isalpha()]
+            if upper and letters and sum(ch.isupper() for ch in letters) < UPPER_SHARE * len(letters):
+                return WRONG_CASE
+            return EXACT
+        if min(map(len, joined)) > len(key) + 64:
+            break
+    return BURIED if contains_text(lines, required) else ABSENT

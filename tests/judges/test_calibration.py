@@ -31,12 +31,12 @@ def picture(world, image_id):
         return img.convert("RGB")
 
 
-def make_task(world, tmp_path, entity_ids, texts, name="t"):
+def make_task(world, tmp_path, entity_ids, texts, name="t", text_case=""):
     ents = tuple(RequiredEntity(e, world.entities[e].name, world.entities[e].image_id)
                  for e in entity_ids)
     path = tmp_path / f"{name}_gt.png"
     task = Task(id=name, prompt="p", category="geography", gt_image=str(path),
-                facts=TaskFacts(entities=ents, required_text=tuple(texts)))
+                facts=TaskFacts(entities=ents, required_text=tuple(texts), text_case=text_case))
     gt = render_gt(task, world)
     gt.save(path)
     return task, gt
@@ -101,11 +101,12 @@ def test_blank_image_scores_zero(world, judge, tmp_path, colour):
     assert verdict.evidence["blank"]
 
 
-@pytest.mark.slow  # OCR of one GT per template: about 5 s
-def test_generated_world_tasks_score_one_on_their_gt(world, judge, tmp_path):
-    """The first task of each template of the test split, judged on its own GT."""
+@pytest.mark.slow  # OCR of one GT per family: about 10 s a split
+@pytest.mark.parametrize("split", ["test", "test-ood"])
+def test_generated_world_tasks_score_one_on_their_gt(world, judge, tmp_path, split):
+    """The first task of each family of the split, judged on its own GT."""
     seen = {}
-    for task in generate_tasks(world, "test", seed=0):
+    for task in generate_tasks(world, split, seed=0):
         seen.setdefault(task.facts.template, task)
     assert seen
     for name, task in sorted(seen.items()):
@@ -117,3 +118,31 @@ def test_generated_world_tasks_score_one_on_their_gt(world, judge, tmp_path):
         verdict = judge.score(task, gt)
         expected = 0.8 if verdict.text_accuracy_na else 1.0
         assert verdict.overall == expected, (name, verdict.rationale)
+
+
+def test_derived_text_without_case_instruction_accepts_any_case(world, judge, tmp_path):
+    task, gt = make_task(world, tmp_path, ["country/td"], ["Chad"])
+    assert judge.score(task, gt).text_accuracy == 1.0
+    shouted = compose([picture(world, "flag/td")], ["CHAD"], (512, 512))
+    assert judge.score(task, shouted).text_accuracy == 1.0
+
+
+def test_case_instruction_is_checked(world, judge, tmp_path):
+    task, gt = make_task(world, tmp_path, ["country/td"], ["CHAD"], text_case="upper")
+    assert judge.score(task, gt).overall == 1.0
+    small = compose([picture(world, "flag/td")], ["Chad"], (512, 512))
+    verdict = judge.score(task, small)
+    assert verdict.text_accuracy == 0.5, verdict.evidence["texts"]
+    assert verdict.evidence["texts"][0]["reading"] == "wrong_case"
+    assert verdict.faithfulness == 1.0  # the text is there, in the wrong case
+
+
+def test_required_text_buried_in_other_words_is_not_full_credit(world, judge, tmp_path):
+    task, _ = make_task(world, tmp_path, ["country/us"], ["UNITED STATES"])
+    buried = compose([picture(world, "flag/us")], ["United States), with the text"], (512, 512))
+    verdict = judge.score(task, buried)
+    assert verdict.text_accuracy == 0.5, verdict.evidence["texts"]
+    assert verdict.evidence["texts"][0]["reading"] == "buried"
+    alone = compose([picture(world, "flag/us")], ["UNITED STATES"], (512, 512))
+    assert judge.score(task, alone).text_accuracy == 1.0
+

@@ -2,7 +2,7 @@
 
 import pytest
 
-from knowgen.judges.textnorm import contains_text, normalize, words
+from knowgen.judges.textnorm import contains_text, normalize, read_text, words
 
 
 @pytest.mark.parametrize("raw, key", [
@@ -49,3 +49,15 @@ def test_stray_line_does_not_merge_with_the_next():
     # "v" + "VIRGIN ..." must not fold to "w" + "irgin ...".
     assert contains_text(["V", "VIRGIN ISLANDS (U.S.)"], "VIRGIN ISLANDS (U.S.)")
     assert contains_text(["COR", "NER SHOP"], "CORNER SHOP")
+
+
+def test_read_text_tells_exact_buried_wrong_case_and_absent():
+    assert read_text(["WELCOME TO", "BURKINA FAS0!"], "Burkina Faso") == "exact"
+    assert read_text(["COR", "NER SHOP"], "CORNER SHOP") == "exact"  # split over two lines
+    assert read_text(["United States), with the text"], "UNITED STATES") == "buried"
+    assert read_text(["Chad"], "CHAD", upper=True) == "wrong_case"
+    assert read_text(["CHAD"], "CHAD", upper=True) == "exact"
+    assert read_text(["Chad"], "CHAD") == "exact"  # no case asked for
+    assert read_text(["Cte d'lvoire"], "Côte d'Ivoire") == "exact"
+    assert read_text(["nothing here"], "CHAD") == "absent"
+    assert read_text([], "...") == "exact"
