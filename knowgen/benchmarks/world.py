@@ -10,11 +10,16 @@ where ``cache_dir`` defaults to ``~/.cache/knowgen`` and the fingerprint
 covers the world's content, the template set and the layout, so a change to
 any of them renders afresh instead of reusing stale pictures.
 
+With ``tasks=FILE`` the benchmark serves the requests of a user's task file
+(:mod:`knowgen.world.taskfile`) instead of the generated splits; every record
+is validated first, and ground truths are rendered from its facts.
+
 Example:
     >>> bench = WorldBenchmark(seed=0)
     >>> bench.splits()
-    ['train', 'test']
-    >>> task = bench.tasks("test")[0]   # gt_image: an absolute path to a PNG
+    ['train', 'test', 'test-ood']
+    >>> task = bench.tasks("test-ood")[0]   # gt_image: an absolute path to a PNG
+    >>> mine = WorldBenchmark(tasks="my_requests.jsonl")
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from knowgen.generators.layout import LAYOUT_VERSION
 from knowgen.types import Task
 from knowgen.world.data import World, load_world
 from knowgen.world.render import render_gt
+from knowgen.world.taskfile import load_task_file
 from knowgen.world.tasks import SPLITS, TEMPLATE_VERSION, generate_tasks
 
 logger = logging.getLogger(__name__)
@@ -56,9 +62,10 @@ class WorldBenchmark:
         seed: Seed of the entity split and of the task sampling.
         data_dir: World folder (default: the one shipped in the package).
         cache_dir: Where ground-truth PNGs are cached (default ``~/.cache/knowgen``).
+        tasks: A task file over the world to serve instead of the generated splits.
 
     Attributes:
-        version: ``"<world version>.t<template version>"``.
+        version: ``"<world version>.t<template version>"`` (``.f<hash>`` added for a task file).
         gt_dir: Folder of this benchmark's ground-truth images.
 
     Raises:
@@ -68,25 +75,36 @@ class WorldBenchmark:
 
     name = "world"
 
-    def __init__(self, seed: int = 0, data_dir: str | None = None, cache_dir: str | None = None):
+    def __init__(self, seed: int = 0, data_dir: str | None = None, cache_dir: str | None = None,
+                 tasks: str | None = None):
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ConfigError(f"world benchmark seed must be an integer, got {seed!r}.")
         self.seed = seed
         self.world: World = load_world(data_dir)
         self.version = f"{self.world.version}.t{TEMPLATE_VERSION}"
+        self._plain: dict[str, list[Task]] = {}
+        self._file_hash = ""
+        if tasks:
+            self._plain = load_task_file(tasks, self.world)
+            self._file_hash = hashlib.sha256(
+                Path(tasks).expanduser().read_bytes()).hexdigest()[:10]
+            self.version += f".f{self._file_hash}"
         root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self.gt_dir = (root / f"world-{self.fingerprint()}-seed{seed}" / "gt").resolve()
-        self._plain: dict[str, list[Task]] = {}
         self._lock = threading.Lock()
 
     def fingerprint(self) -> str:
-        """Short hash of the world content, template version and layout version."""
-        key = f"{self.world.fingerprint()}|t{TEMPLATE_VERSION}|l{LAYOUT_VERSION}|{GT_SIZE}"
+        """Short hash of the world content, template version, layout version and task file."""
+        key = (f"{self.world.fingerprint()}|t{TEMPLATE_VERSION}|l{LAYOUT_VERSION}|{GT_SIZE}"
+               f"|{self._file_hash}")
         return hashlib.sha256(key.encode()).hexdigest()[:12]
 
+    def _split_names(self) -> list[str]:
+        return sorted(self._plain) if self._file_hash else list(SPLITS)
+
     def splits(self) -> list[str]:
-        """``["train", "test"]``."""
-        return list(SPLITS)
+        """``["train", "test", "test-ood"]``, or the splits a task file names."""
+        return self._split_names()
 
     def tasks(self, split: str) -> list[Task]:
         """All tasks of ``split``, ``gt_image`` an absolute path to a rendered PNG.
@@ -106,19 +124,20 @@ class WorldBenchmark:
         Raises:
             UnknownNameError: when no split holds ``task_id``.
         """
-        for split in SPLITS:
+        for split in self._split_names():
             for t in self._tasks_without_gt(split):
                 if t.id == task_id:
                     self._render_missing([t])
                     return self._with_gt(t)
-        ids = [t.id for s in SPLITS for t in self._tasks_without_gt(s)]
+        ids = [t.id for s in self._split_names() for t in self._tasks_without_gt(s)]
         close = difflib.get_close_matches(task_id, ids, n=10, cutoff=0.0)
         raise UnknownNameError(f"world task (seed {self.seed}; showing the closest ids)",
                                task_id, close)
 
     def _tasks_without_gt(self, split: str) -> list[Task]:
-        if split not in SPLITS:
-            raise UnknownNameError("split of benchmark 'world'", split, SPLITS)
+        if split not in self._split_names():
+            what = "split of this task file" if self._file_hash else "split of benchmark 'world'"
+            raise UnknownNameError(what, split, self._split_names())
         with self._lock:
             if split not in self._plain:
                 self._plain[split] = generate_tasks(self.world, split, self.seed)
