@@ -136,10 +136,17 @@ def url_key(url: str) -> str:
 
 @dataclass(frozen=True)
 class Paragraphs:
-    """A page cut into paragraphs, with each paragraph's stemmed tokens."""
+    """A page cut into paragraphs, with each paragraph's stemmed tokens.
+
+    Attributes:
+        texts: The paragraphs, in page order.
+        stems: Each paragraph's stemmed terms.
+        lead: How many of the first paragraphs a snippet may quote.
+    """
 
     texts: tuple[str, ...]
     stems: tuple[frozenset[str], ...]
+    lead: int
 
 
 class WorldIndex:
@@ -207,9 +214,10 @@ class WorldIndex:
                     extra=extra)
 
     def _cut(self, page: WorldPage) -> None:
-        texts = tuple(p.strip() for p in re.split(r"\n\s*\n", page.text) if p.strip())
+        texts = tuple(page.paragraphs())
         stems = tuple(frozenset(terms(p)) for p in texts)
-        self._paragraphs[page.url] = Paragraphs(texts, stems)
+        lead = len(texts) if page.lead is None else max(1, min(page.lead, len(texts)))
+        self._paragraphs[page.url] = Paragraphs(texts, stems, lead)
         for s in stems:
             self._df.update(s)
         self._n_paragraphs += len(texts)
@@ -267,10 +275,11 @@ class WorldIndex:
         """The paragraphs of ``page`` in page order."""
         return list(self._paragraphs[page.url].texts)
 
-    def ranked_paragraphs(self, page: WorldPage, query: str) -> list[tuple[int, float]]:
+    def ranked_paragraphs(self, page: WorldPage, query: str, lead_only: bool = False
+                          ) -> list[tuple[int, float]]:
         """``(paragraph index, score)`` for paragraphs sharing words with ``query``, best first.
 
-        A paragraph scores the summed inverse paragraph frequency of the distinct
+        With ``lead_only``, only the page's lead paragraphs are ranked. A paragraph scores the summed inverse paragraph frequency of the distinct
         query words it holds, plus a bonus for each pair of query words that
         appear next to each other in it.
         """
@@ -281,7 +290,8 @@ class WorldIndex:
             return []
         pairs = list(itertools.pairwise(wanted))
         ranked = []
-        for i, (text, stems) in enumerate(zip(para.texts, para.stems)):
+        last = para.lead if lead_only else len(para.texts)
+        for i, (text, stems) in enumerate(zip(para.texts[:last], para.stems[:last])):
             score = sum(self._idf(w) * weight for w, weight in weighted if w in stems)
             if score <= 0:
                 continue
@@ -308,11 +318,16 @@ class WorldIndex:
         return math.log(1.0 + (n - self._df[word] + 0.5) / (self._df[word] + 0.5))
 
     def snippet(self, page: WorldPage, query: str, max_chars: int = 240) -> str:
-        """The most query-relevant paragraph of ``page``, cut to about ``max_chars``."""
+        """The most query-relevant lead paragraph of ``page``, cut to about ``max_chars``.
+
+        Only the page's lead (:attr:`WorldPage.lead`) is ever quoted: a fact
+        written only in the body still makes the page rank, but reading it
+        takes a ``browse``.
+        """
         para = self._paragraphs[page.url]
         if not para.texts:
             return ""
-        ranked = self.ranked_paragraphs(page, query)
+        ranked = self.ranked_paragraphs(page, query, lead_only=True)
         text = para.texts[ranked[0][0]] if ranked else para.texts[0]
         return cut_around(text, self._anchor(text, query), max_chars)
 
