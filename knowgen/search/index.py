@@ -41,6 +41,11 @@ PAGE_BOOSTS = {"title": 3.0, "names": 2.0, "body": 1.0, "extra": 0.5}
 IMAGE_BOOSTS = {"title": 2.0, "names": 2.0, "body": 1.0, "extra": 1.0}
 #: Score factor of official images over look-alikes that match the same words.
 OFFICIAL_PRIOR = 1.15
+#: Page hits are re-ranked by the share of the query's (specificity-weighted) words
+#: they hold, raised to this power, among this many times ``top_k`` first hits, so
+#: that a page holding every clue word beats one whose title repeats a single word.
+COVERAGE_POWER = 1.0
+COVERAGE_POOL = 8
 
 #: Extra weight of two query words found next to each other, as in the query.
 PHRASE_BOOST = 1.0
@@ -163,6 +168,7 @@ class WorldIndex:
         self._page_keys = {url_key(p.url): p for p in self._pages}
         self._image_keys = {url_key(i.url): i for i in self._images}
         self._paragraphs: dict[str, Paragraphs] = {}
+        self._page_terms: list[frozenset[str]] = []
         self._df: Counter[str] = Counter()
         self._n_paragraphs = 0
         self._index = self._build()
@@ -180,6 +186,7 @@ class WorldIndex:
         for ord_, page in enumerate(self._pages):
             writer.add_document(self._page_doc(ord_, page))
             self._cut(page)
+            self._page_terms.append(self._terms_of(page))
         for ord_, image in enumerate(self._images):
             writer.add_document(self._image_doc(ord_, image))
         writer.commit()
@@ -198,6 +205,13 @@ class WorldIndex:
         names = [entity.name, *entity.aliases] if entity else []
         return _doc("page", ord_, title=page.title, names=" ".join(names), body=page.text,
                     extra=_facts_text(entity) if entity else "")
+
+    def _terms_of(self, page: WorldPage) -> frozenset[str]:
+        """Every index term of ``page``'s fields (for the coverage re-ranking)."""
+        entity = self._entity(page.entity_id)
+        names = " ".join([entity.name, *entity.aliases]) if entity else ""
+        extra = _facts_text(entity) if entity else ""
+        return frozenset(terms(f"{page.title} {names} {page.text} {extra}"))
 
     def _image_doc(self, ord_: int, image: WorldImage) -> tantivy.Document:
         entity = self._entity(image.entity_id)
@@ -251,8 +265,24 @@ class WorldIndex:
         return [(searcher.doc(addr)["ord"][0], float(score)) for score, addr in result.hits]
 
     def search_pages(self, query: str, top_k: int = 5) -> list[tuple[WorldPage, float]]:
-        """Pages best matching ``query``, best first (empty for a query without words)."""
-        return [(self._pages[o], s) for o, s in self._run("page", query, top_k, PAGE_BOOSTS)]
+        """Pages best matching ``query``, best first (empty for a query without words).
+
+        The first :data:`COVERAGE_POOL` x ``top_k`` hits of the index are
+        re-ranked by the specificity-weighted share of the query's words each
+        page holds (:data:`COVERAGE_POWER`).
+        """
+        if top_k <= 0:
+            return []
+        hits = self._run("page", query, max(top_k * COVERAGE_POOL, 40), PAGE_BOOSTS)
+        wanted = [(term, weight * self.specificity(term)) for term, weight in query_terms(query)]
+        total = sum(w for _, w in wanted) or 1.0
+        scored = []
+        for ord_, score in hits:
+            held = self._page_terms[ord_]
+            share = sum(w for term, w in wanted if term in held) / total
+            scored.append((ord_, score * share ** COVERAGE_POWER))
+        scored.sort(key=lambda pair: (-pair[1], self._pages[pair[0]].url))
+        return [(self._pages[o], s) for o, s in scored[:top_k]]
 
     def search_images(self, query: str, top_k: int = 5) -> list[tuple[WorldImage, float]]:
         """Images best matching ``query``; official images get a small prior."""
