@@ -41,6 +41,11 @@ PAGE_BOOSTS = {"title": 3.0, "names": 2.0, "body": 1.0, "extra": 0.5}
 IMAGE_BOOSTS = {"title": 2.0, "names": 2.0, "body": 1.0, "extra": 1.0}
 #: Score factor of official images over look-alikes that match the same words.
 OFFICIAL_PRIOR = 1.15
+#: Page hits are re-ranked by the share of the query's (specificity-weighted) words
+#: they hold, raised to this power, among this many times ``top_k`` first hits, so
+#: that a page holding every clue word beats one whose title repeats a single word.
+COVERAGE_POWER = 1.0
+COVERAGE_POOL = 8
 
 #: Extra weight of two query words found next to each other, as in the query.
 PHRASE_BOOST = 1.0
@@ -136,10 +141,17 @@ def url_key(url: str) -> str:
 
 @dataclass(frozen=True)
 class Paragraphs:
-    """A page cut into paragraphs, with each paragraph's stemmed tokens."""
+    """A page cut into paragraphs, with each paragraph's stemmed tokens.
+
+    Attributes:
+        texts: The paragraphs, in page order.
+        stems: Each paragraph's stemmed terms.
+        lead: How many of the first paragraphs a snippet may quote.
+    """
 
     texts: tuple[str, ...]
     stems: tuple[frozenset[str], ...]
+    lead: int
 
 
 class WorldIndex:
@@ -156,6 +168,7 @@ class WorldIndex:
         self._page_keys = {url_key(p.url): p for p in self._pages}
         self._image_keys = {url_key(i.url): i for i in self._images}
         self._paragraphs: dict[str, Paragraphs] = {}
+        self._page_terms: list[frozenset[str]] = []
         self._df: Counter[str] = Counter()
         self._n_paragraphs = 0
         self._index = self._build()
@@ -173,6 +186,7 @@ class WorldIndex:
         for ord_, page in enumerate(self._pages):
             writer.add_document(self._page_doc(ord_, page))
             self._cut(page)
+            self._page_terms.append(self._terms_of(page))
         for ord_, image in enumerate(self._images):
             writer.add_document(self._image_doc(ord_, image))
         writer.commit()
@@ -192,6 +206,13 @@ class WorldIndex:
         return _doc("page", ord_, title=page.title, names=" ".join(names), body=page.text,
                     extra=_facts_text(entity) if entity else "")
 
+    def _terms_of(self, page: WorldPage) -> frozenset[str]:
+        """Every index term of ``page``'s fields (for the coverage re-ranking)."""
+        entity = self._entity(page.entity_id)
+        names = " ".join([entity.name, *entity.aliases]) if entity else ""
+        extra = _facts_text(entity) if entity else ""
+        return frozenset(terms(f"{page.title} {names} {page.text} {extra}"))
+
     def _image_doc(self, ord_: int, image: WorldImage) -> tantivy.Document:
         entity = self._entity(image.entity_id)
         page = self.world.pages.get(image.page_url)
@@ -207,9 +228,10 @@ class WorldIndex:
                     extra=extra)
 
     def _cut(self, page: WorldPage) -> None:
-        texts = tuple(p.strip() for p in re.split(r"\n\s*\n", page.text) if p.strip())
+        texts = tuple(page.paragraphs())
         stems = tuple(frozenset(terms(p)) for p in texts)
-        self._paragraphs[page.url] = Paragraphs(texts, stems)
+        lead = len(texts) if page.lead is None else max(1, min(page.lead, len(texts)))
+        self._paragraphs[page.url] = Paragraphs(texts, stems, lead)
         for s in stems:
             self._df.update(s)
         self._n_paragraphs += len(texts)
@@ -243,8 +265,24 @@ class WorldIndex:
         return [(searcher.doc(addr)["ord"][0], float(score)) for score, addr in result.hits]
 
     def search_pages(self, query: str, top_k: int = 5) -> list[tuple[WorldPage, float]]:
-        """Pages best matching ``query``, best first (empty for a query without words)."""
-        return [(self._pages[o], s) for o, s in self._run("page", query, top_k, PAGE_BOOSTS)]
+        """Pages best matching ``query``, best first (empty for a query without words).
+
+        The first :data:`COVERAGE_POOL` x ``top_k`` hits of the index are
+        re-ranked by the specificity-weighted share of the query's words each
+        page holds (:data:`COVERAGE_POWER`).
+        """
+        if top_k <= 0:
+            return []
+        hits = self._run("page", query, max(top_k * COVERAGE_POOL, 40), PAGE_BOOSTS)
+        wanted = [(term, weight * self.specificity(term)) for term, weight in query_terms(query)]
+        total = sum(w for _, w in wanted) or 1.0
+        scored = []
+        for ord_, score in hits:
+            held = self._page_terms[ord_]
+            share = sum(w for term, w in wanted if term in held) / total
+            scored.append((ord_, score * share ** COVERAGE_POWER))
+        scored.sort(key=lambda pair: (-pair[1], self._pages[pair[0]].url))
+        return [(self._pages[o], s) for o, s in scored[:top_k]]
 
     def search_images(self, query: str, top_k: int = 5) -> list[tuple[WorldImage, float]]:
         """Images best matching ``query``; official images get a small prior."""
@@ -267,10 +305,11 @@ class WorldIndex:
         """The paragraphs of ``page`` in page order."""
         return list(self._paragraphs[page.url].texts)
 
-    def ranked_paragraphs(self, page: WorldPage, query: str) -> list[tuple[int, float]]:
+    def ranked_paragraphs(self, page: WorldPage, query: str, lead_only: bool = False
+                          ) -> list[tuple[int, float]]:
         """``(paragraph index, score)`` for paragraphs sharing words with ``query``, best first.
 
-        A paragraph scores the summed inverse paragraph frequency of the distinct
+        With ``lead_only``, only the page's lead paragraphs are ranked. A paragraph scores the summed inverse paragraph frequency of the distinct
         query words it holds, plus a bonus for each pair of query words that
         appear next to each other in it.
         """
@@ -281,7 +320,8 @@ class WorldIndex:
             return []
         pairs = list(itertools.pairwise(wanted))
         ranked = []
-        for i, (text, stems) in enumerate(zip(para.texts, para.stems)):
+        last = para.lead if lead_only else len(para.texts)
+        for i, (text, stems) in enumerate(zip(para.texts[:last], para.stems[:last])):
             score = sum(self._idf(w) * weight for w, weight in weighted if w in stems)
             if score <= 0:
                 continue
@@ -308,11 +348,16 @@ class WorldIndex:
         return math.log(1.0 + (n - self._df[word] + 0.5) / (self._df[word] + 0.5))
 
     def snippet(self, page: WorldPage, query: str, max_chars: int = 240) -> str:
-        """The most query-relevant paragraph of ``page``, cut to about ``max_chars``."""
+        """The most query-relevant lead paragraph of ``page``, cut to about ``max_chars``.
+
+        Only the page's lead (:attr:`WorldPage.lead`) is ever quoted: a fact
+        written only in the body still makes the page rank, but reading it
+        takes a ``browse``.
+        """
         para = self._paragraphs[page.url]
         if not para.texts:
             return ""
-        ranked = self.ranked_paragraphs(page, query)
+        ranked = self.ranked_paragraphs(page, query, lead_only=True)
         text = para.texts[ranked[0][0]] if ranked else para.texts[0]
         return cut_around(text, self._anchor(text, query), max_chars)
 

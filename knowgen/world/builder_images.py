@@ -75,6 +75,39 @@ def render_logo(path_d: str, fill: str) -> Image.Image:
     return render_svg(svg.encode("utf-8"), LOGO_SIZE, LOGO_SIZE)
 
 
+#: Fill of a monochrome look-alike logo, and the grey used instead for near-black brands.
+MONOCHROME_FILL = "#000000"
+MONOCHROME_FILL_DARK_BRAND = "#8C8C8C"
+#: A brand colour whose brightest channel is below this is near-black (see :func:`monochrome_fill`).
+DARK_BRAND_MAX_CHANNEL = 64
+#: Share of the canvas a usable logo must cover, and the least mean colour
+#: difference between it and its monochrome look-alike on the drawn pixels.
+MIN_LOGO_COVER = 0.02
+MIN_LOOKALIKE_DIFF = 40.0
+
+
+def monochrome_fill(hex_code: str) -> str:
+    """The colour of a brand's monochrome look-alike: black, or grey for a near-black brand."""
+    h = hex_code.lstrip("#")
+    brightest = max(int(h[i:i + 2], 16) for i in (0, 2, 4))
+    return MONOCHROME_FILL_DARK_BRAND if brightest < DARK_BRAND_MAX_CHANNEL else MONOCHROME_FILL
+
+
+def usable_logo(logo: Image.Image, lookalike: Image.Image) -> bool:
+    """True when ``logo`` shows a visible mark on white that its look-alike visibly differs from.
+
+    The mark (pixels with a channel below 230) must cover :data:`MIN_LOGO_COVER`
+    of the canvas, and the look-alike must differ from it by
+    :data:`MIN_LOOKALIKE_DIFF` on average over the mark.
+    """
+    a = np.asarray(logo.convert("RGB"), dtype=np.int16)
+    b = np.asarray(lookalike.convert("RGB"), dtype=np.int16)
+    drawn = (a < 230).any(axis=2)
+    if drawn.mean() < MIN_LOGO_COVER:
+        return False
+    return float(np.abs(a - b).max(axis=2)[drawn].mean()) > MIN_LOOKALIKE_DIFF
+
+
 def _classify_pixels(rgb: np.ndarray) -> np.ndarray:
     """Name every pixel with an index into :data:`FLAG_COLOUR_NAMES`."""
     arr = rgb.reshape(-1, 3).astype(np.float32) / 255.0
@@ -140,6 +173,14 @@ def recolour_flag(img: Image.Image) -> Image.Image:
 
 
 def save_png(img: Image.Image, path: Path) -> None:
-    """Save ``img`` as an optimised RGB PNG without metadata (byte-stable)."""
+    """Save ``img`` as an optimised PNG without metadata (byte-stable).
+
+    An image whose every pixel is grey (the monochrome look-alike logos) is
+    stored as 8-bit greyscale, which is lossless and about half the size; any
+    other image as RGB.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    img.convert("RGB").save(path, format="PNG", optimize=True)
+    rgb = img.convert("RGB")
+    arr = np.asarray(rgb)
+    grey = bool((arr[:, :, 0] == arr[:, :, 1]).all() and (arr[:, :, 1] == arr[:, :, 2]).all())
+    (rgb.convert("L") if grey else rgb).save(path, format="PNG", optimize=True)

@@ -3,7 +3,7 @@
 Layout of a world folder (``knowgen/world/data`` by default)::
 
     world.json      {"version", "entities": [...], "images": [...]}
-    pages.jsonl     one page a line: {"url", "title", "text", "entity_id", "kind"}
+    pages.jsonl     one page a line: {"url", "title", "text", "entity_id", "kind", "lead"}
     images/*.png    every image named in world.json
     NOTICE          upstream licences
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,13 @@ class Entity:
         facts: Kind-specific facts. Countries: ``iso2``, ``iso3``, ``capital``,
             ``borders`` (entity ids), ``currencies`` (``[{"code", "name"}]``),
             ``languages`` (names), ``region``, ``subregion``, ``population``,
-            ``area``, ``flag_colours`` (names of the flag's dominant colours). Brands: ``slug``, ``hex`` (``"#RRGGBB"``), ``colour_name``,
-            ``source``.
+            ``area``, ``flag_colours`` (names of the flag's dominant colours),
+            ``demonym`` ("" when unknown), ``calling_codes`` (``["+226"]``),
+            ``tlds`` (``[".bf"]``), ``cities`` (up to three notable cities
+            other than the capital, each the name of a city page). Brands:
+            ``slug``, ``hex`` (``"#RRGGBB"``), ``colour_name`` ("" when the hex
+            is no clear colour), ``source``, ``website`` (a domain, "" when
+            unknown), ``also_known_as`` and ``former_names`` (lists).
         image_id: Id of its official image (flag or logo).
         page_url: URL of its encyclopedia page.
     """
@@ -82,13 +88,29 @@ class WorldImage:
 
 @dataclass(frozen=True)
 class WorldPage:
-    """An encyclopedia-like page: paragraphs separated by blank lines."""
+    """An encyclopedia-like page: paragraphs separated by blank lines.
+
+    Attributes:
+        url: Its URL (under ``PAGE_HOST``).
+        title: Its title.
+        text: Its paragraphs, separated by blank lines.
+        entity_id: The entity it is the article of ("" for other pages).
+        kind: ``"entity"``, ``"city"`` or ``"distractor"``.
+        lead: How many of the first paragraphs form the lead, the only part a
+            search snippet may quote; None (worlds before version 2) means
+            every paragraph is lead.
+    """
 
     url: str
     title: str
     text: str
     entity_id: str = ""
     kind: str = "entity"
+    lead: int | None = None
+
+    def paragraphs(self) -> list[str]:
+        """The page's non-empty paragraphs, in order."""
+        return [p.strip() for p in re.split(r"\n\s*\n", self.text) if p.strip()]
 
 
 @dataclass
@@ -134,6 +156,25 @@ def _read_json(path: Path) -> Any:
         raise DataError(f"World file {path} is not valid JSON: {exc}") from exc
 
 
+_PAGE_KEYS = frozenset({"url", "title", "text", "entity_id", "kind", "lead"})
+
+
+def _page(record: Any, where: str) -> WorldPage:
+    """A page from its JSON record; ``where`` names the line in errors."""
+    if not isinstance(record, dict) or not {"url", "title", "text"} <= record.keys():
+        raise DataError(f"{where} is not a page record: it needs 'url', 'title' and 'text'. "
+                        "Rebuild the world with 'make world'.")
+    unknown = sorted(set(record) - _PAGE_KEYS)
+    if unknown:
+        raise DataError(f"{where} has unknown page keys {unknown}; known keys are "
+                        f"{sorted(_PAGE_KEYS)}. Is this world newer than this knowgen?")
+    lead = record.get("lead")
+    if lead is not None and (isinstance(lead, bool) or not isinstance(lead, int) or lead < 1):
+        raise DataError(f"{where} has lead={lead!r}; it must be a whole number of paragraphs "
+                        "(at least 1), or absent when every paragraph is lead.")
+    return WorldPage(**record)
+
+
 @functools.lru_cache(maxsize=4)
 def load_world(data_dir: str | Path | None = None) -> World:
     """Load (and cache) the world in ``data_dir`` (default: the shipped one).
@@ -161,6 +202,7 @@ def load_world(data_dir: str | Path | None = None) -> World:
                     p = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise DataError(f"{pages_file}:{n} is not valid JSON: {exc}") from exc
-                pages[p["url"]] = WorldPage(**p)
+                page = _page(p, f"{pages_file}:{n}")
+                pages[page.url] = page
     return World(data_dir=root, version=str(meta.get("version", "0")), entities=entities,
                  images=images, pages=pages)

