@@ -116,7 +116,8 @@ class _Worker:
         while not done:
             action = self.policy.act(obs, info)
             obs, reward, terminated, truncated, info = self.env.step(action)
-            steps.append({"action": action, "observation": obs,
+            # the environment's clean copy: a raw action may hold text no file can take
+            steps.append({"action": self.env.turns[-1][0], "observation": obs,
                           "last_action": info.get("last_action")})
             done = terminated or truncated
         if self.wise_judge is not None:
