@@ -205,6 +205,15 @@ class SearchGenEnv(gym.Env[Any, Any]):
                                      max_chars=cfg.max_observation_chars,
                                      timeout_s=cfg.tool_timeout_s)
 
+    @classmethod
+    def check_config(cls, config: EnvConfig) -> EnvConfig:
+        """Check ``config`` the way the constructor does, without building anything.
+
+        Raises:
+            ConfigError: for a setting out of range or an unknown mode.
+        """
+        return cls._make_config(config, {})
+
     @staticmethod
     def _make_config(config: EnvConfig | None, overrides: dict[str, Any]) -> EnvConfig:
         cfg = config if config is not None else EnvConfig()

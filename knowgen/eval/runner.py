@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 import knowgen
 from knowgen.config import EnvConfig, EvalConfig, apply_overrides, from_dict, to_dict
-from knowgen.errors import KnowgenError, RunError
+from knowgen.errors import KnowgenError, RunError, UnknownNameError
 from knowgen.eval.results import build_results, build_summary
 from knowgen.eval.rundir import (
     SCHEMA_VERSION,
@@ -191,6 +191,8 @@ def check_settings(cfg: EvalConfig) -> None:
 
     Raises:
         RunError: for ``workers`` below 1, ``limit`` below 1 or a negative ``seed``.
+        ConfigError: for an environment setting out of range.
+        UnknownNameError: for a backend, policy or benchmark name nobody registered.
     """
     if cfg.workers < 1:
         raise RunError(f"--workers must be at least 1, got {cfg.workers}.")
@@ -199,6 +201,21 @@ def check_settings(cfg: EvalConfig) -> None:
                        "out to run every task.")
     if cfg.seed < 0:
         raise RunError(f"--seed must be 0 or more, got {cfg.seed}.")
+    from knowgen import registry
+    from knowgen.envs.searchgen import SearchGenEnv
+
+    SearchGenEnv.check_config(cfg.env)
+    specs = [(registry.POLICIES, cfg.policy), (registry.BENCHMARKS, cfg.env.benchmark),
+             (registry.TEXT_SEARCH, cfg.env.search), (registry.IMAGE_SEARCH, cfg.env.image_search),
+             (registry.BROWSERS, cfg.env.browser), (registry.GENERATORS, cfg.env.generator),
+             (registry.IMAGE_JUDGES, cfg.env.image_judge),
+             (registry.TEXT_JUDGES, cfg.env.text_judge)]
+    for reg, spec in specs:
+        name = registry.parse_spec(spec)[0]
+        if reg is registry.IMAGE_JUDGES and name in registry.WISE_JUDGES:
+            continue  # on WISE the image-judge setting names a WISE judge
+        if name not in reg:
+            raise UnknownNameError(reg.kind, name, reg.names())
 
 
 def resume_config(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> EvalConfig:
