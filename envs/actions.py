@@ -100,9 +100,8 @@ def parse_dict_action(action: Any, known_image_ids: Iterable[str] = ()) -> Parse
                             f"other keys (got {sorted(map(str, keys))}).", think)
         answer = action["answer"]
         if isinstance(answer, str):  # the answer JSON given as a string
-            try:
-                answer = json.loads(answer)
-            except (json.JSONDecodeError, RecursionError):
+            answer, problem = _decode_json(answer)
+            if problem:
                 return _invalid('"answer" must be an object {"gen_prompt": ..., '
                                 '"reference_images": [...]} (or its JSON text).', think)
         return answer_from_data(answer, known_image_ids, think)
@@ -117,6 +116,15 @@ def parse_dict_action(action: Any, known_image_ids: Iterable[str] = ()) -> Parse
         return tool_call_from_data({k: action[k] for k in keys}, think)
     return _invalid(f"The dict has none of the keys \"tool\", \"name\" or \"answer\" "
                     f"(got {sorted(map(str, keys))[:10]}). {_FORMATS_HELP}", think)
+
+
+def _decode_json(text: str) -> tuple[Any, str]:
+    """Decode JSON text into clean plain values (JSON escapes can spell lone surrogates)."""
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        return None, "not JSON"
+    return normalize_action(data, max(len(text), 1), MAX_ACTION_DEPTH)
 
 
 def _openai_parts(action: Any) -> tuple[Any, str | None, str] | str:

@@ -4,7 +4,7 @@ A half-trained model (or a fuzzer) can send anything: text holding lone UTF-16
 surrogates (``"\\ud800"``, which no UTF-8 file, font or log can take), strings
 of a ``str`` subclass with surprising methods, or objects whose ``repr`` raises.
 :func:`normalize_action` copies an action into plain Python values (``str``,
-``int``, ``float``, ``bool``, ``None``, ``list``, ``tuple``, ``dict``) with every
+``int``, ``float``, ``bool``, ``None``, ``list``, ``tuple``, ``dict`` with string keys) with every
 string passed through :func:`clean_text`; any other object becomes an
 :class:`UnreadableValue` that names its type and can always be printed. Size
 and nesting limits are enforced during the same walk, so a huge action costs
@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -82,6 +83,13 @@ def type_name(value: Any) -> str:
         return "object"
 
 
+def _key_text(key: Any) -> str:
+    """A dict key that is not a string, as text (JSON and sample logs take string keys only)."""
+    if key is None or isinstance(key, (bool, int, float)):
+        return json.dumps(key)
+    return repr(key)  # a tuple of plain values or an UnreadableValue: both print safely
+
+
 def normalize_action(action: Any, max_chars: int, max_depth: int = 32) -> tuple[Any, str]:
     """A plain, clean copy of ``action``, or why it is too large to read.
 
@@ -97,6 +105,7 @@ def normalize_action(action: Any, max_chars: int, max_depth: int = 32) -> tuple[
         Never raises.
     """
     if isinstance(action, str):
+        action = str.__str__(action)  # a plain copy: a subclass's methods are never called
         if len(action) > max_chars:
             return None, f"{len(action)} characters"
         return clean_text(action), ""
@@ -111,6 +120,7 @@ def normalize_action(action: Any, max_chars: int, max_depth: int = 32) -> tuple[
         if depth > max_depth:
             raise _TooLarge(f"nested more than {max_depth} levels deep")
         if isinstance(value, str):
+            value = str.__str__(value)
             spend(len(value))
             return clean_text(value)
         if isinstance(value, bool) or value is None:
@@ -126,7 +136,8 @@ def normalize_action(action: Any, max_chars: int, max_depth: int = 32) -> tuple[
             spend(1)
             out = {}
             for key, item in dict.items(value):
-                out[walk(key, depth + 1)] = walk(item, depth + 1)
+                key = walk(key, depth + 1)
+                out[key if isinstance(key, str) else _key_text(key)] = walk(item, depth + 1)
             return out
         if isinstance(value, (list, tuple)):
             spend(1)

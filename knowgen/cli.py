@@ -167,6 +167,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_tasks(args: argparse.Namespace) -> int:
     from rich.table import Table
 
+    if args.limit < 1:
+        from knowgen.errors import ConfigError
+
+        raise ConfigError(f"--limit must be at least 1, got {args.limit}.")
+
     from knowgen.registry import BENCHMARKS
 
     bench = BENCHMARKS.create(args.benchmark)
@@ -210,6 +215,13 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from knowgen.errors import ConfigError
+
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be a number from 0 to 65535 (0: any free port), got "
+                          f"{args.port}.")
+    if args.service == "generator" and (args.max_queue < 0 or args.max_request_mb <= 0):
+        raise ConfigError("--max-queue must be 0 or more and --max-request-mb more than 0.")
     if args.service == "generator":
         from knowgen.generators.server import serve_generator
 
@@ -340,6 +352,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/yellow]")
         return 130
+    except OSError as exc:  # a file or folder named on the command line
+        where = f" ({exc.filename})" if exc.filename else ""
+        err_console.print(f"error: {exc.strerror or exc}{where}; check the path and its "
+                          "permissions, or choose another one.", markup=False, highlight=False)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover
