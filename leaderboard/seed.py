@@ -175,7 +175,7 @@ def seed_board(run_dirs: Iterable[str | Path], board_dir: str | Path,
             logger.info("%s is on the board already as %s; skipped.", run, exc.entry_id)
             done.skipped.append((str(run), exc.entry_id))
         except (KnowgenError, OSError, KeyError, TypeError) as exc:
-            logger.error("Cannot add %s: %s", run, _one_line(exc))
+            logger.warning("Cannot add %s: %s", run, _one_line(exc))
             done.failed.append((str(run), _one_line(exc)))
     if site_dir is not None:
         from knowgen.leaderboard.site import build

@@ -85,6 +85,9 @@ def load_results(path: str | Path) -> list[dict[str, Any]]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"Results file {path} is not valid JSON ({exc}).") from exc
+    except RecursionError:
+        raise DataError(f"Results file {path} is nested too deeply to be a results "
+                        "array.") from None
     if not isinstance(data, list):
         raise DataError(f"Results file {path} must hold a JSON array of items, "
                         f"got a {type(data).__name__}.")

@@ -285,24 +285,27 @@ def run_eval(cfg: EvalConfig, run_dir: str | Path | None = None, progress: bool 
                            write_html, adopt)
     except BaseException as exc:
         log = target / "samples.jsonl"
-        if created and not (log.is_file() and log.stat().st_size):
-            shutil.rmtree(target, ignore_errors=True)
+        if created is not None and not (log.is_file() and log.stat().st_size):
+            shutil.rmtree(created, ignore_errors=True)
             if isinstance(exc, _Interrupted):
                 raise RunError("Interrupted before the first sample finished; nothing was "
                                f"kept ({target} was removed).") from None
         raise
 
 
-def _make_folder(target: Path) -> bool:
-    """Create the run folder; True when this call created it."""
+def _make_folder(target: Path) -> Path | None:
+    """Create the run folder; returns the outermost folder this call created (None: none)."""
     if target.is_dir():
-        return False
+        return None
+    top = target
+    while not top.parent.exists() and top.parent != top:
+        top = top.parent
     try:
         target.mkdir(parents=True)
     except OSError as exc:
         raise RunError(f"Cannot create the run folder {target} ({exc.strerror}); choose "
                        "another --run-dir or --output-dir.") from None
-    return True
+    return top
 
 
 def _run_in(cfg: EvalConfig, target: Path, meta: dict[str, Any], benchmark: Any,
@@ -386,8 +389,10 @@ def _evaluate(cfg: EvalConfig, benchmark: Any, todo: list[Task], target: Path,
             with ThreadPoolExecutor(n_workers) as pool:
                 for fut in [pool.submit(work, t) for t in todo]:
                     fut.result()
-    except KeyboardInterrupt:
-        bar.close()
+    except BaseException as exc:
+        bar.close()  # so that an error starts on a line of its own
+        if not isinstance(exc, KeyboardInterrupt):
+            raise
         raise _Interrupted(
             f"Interrupted after {len(done)} samples. Resume with: knowgen eval --resume {target}"
         ) from None
