@@ -33,6 +33,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from knowgen.envs.normalize import UnreadableValue, clean_text, normalize_action, type_name
 from knowgen.envs.protocol import (
     ParsedAction,
     answer_from_data,
@@ -41,6 +42,7 @@ from knowgen.envs.protocol import (
     tool_call_from_data,
 )
 from knowgen.errors import UnknownNameError
+from knowgen.types import Answer, ReferenceImage, ToolCall
 
 logger = logging.getLogger(__name__)
 
@@ -98,9 +100,8 @@ def parse_dict_action(action: Any, known_image_ids: Iterable[str] = ()) -> Parse
                             f"other keys (got {sorted(map(str, keys))}).", think)
         answer = action["answer"]
         if isinstance(answer, str):  # the answer JSON given as a string
-            try:
-                answer = json.loads(answer)
-            except (json.JSONDecodeError, RecursionError):
+            answer, problem = _decode_json(answer)
+            if problem:
                 return _invalid('"answer" must be an object {"gen_prompt": ..., '
                                 '"reference_images": [...]} (or its JSON text).', think)
         return answer_from_data(answer, known_image_ids, think)
@@ -115,6 +116,15 @@ def parse_dict_action(action: Any, known_image_ids: Iterable[str] = ()) -> Parse
         return tool_call_from_data({k: action[k] for k in keys}, think)
     return _invalid(f"The dict has none of the keys \"tool\", \"name\" or \"answer\" "
                     f"(got {sorted(map(str, keys))[:10]}). {_FORMATS_HELP}", think)
+
+
+def _decode_json(text: str) -> tuple[Any, str]:
+    """Decode JSON text into clean plain values (JSON escapes can spell lone surrogates)."""
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        return None, "not JSON"
+    return normalize_action(data, max(len(text), 1), MAX_ACTION_DEPTH)
 
 
 def _openai_parts(action: Any) -> tuple[Any, str | None, str] | str:
@@ -175,6 +185,8 @@ ACTION_FORMATS: dict[str, ActionParser] = {
     "openai": parse_openai_action,
 }
 """Action format name -> parser. Add one with :func:`register_action_format`."""
+
+_BUILTIN_FORMATS = {name: parser for name, parser in ACTION_FORMATS.items()}
 
 _DETECTORS: list[tuple[str, Callable[[Any], bool]]] = []
 
@@ -248,6 +260,54 @@ def exceeds_limits(action: Any, max_chars: int, max_depth: int = MAX_ACTION_DEPT
     return ""
 
 
+def read_action(action: Any, known_image_ids: Iterable[str] = (), *, fmt: str = "auto",
+                max_chars: int = DEFAULT_MAX_ACTION_CHARS) -> tuple[ParsedAction, Any]:
+    """Parse an action and return it with the clean copy the environment keeps.
+
+    The action is first copied into plain values with every unencodable code
+    point replaced (:func:`~knowgen.envs.normalize.normalize_action`), so nothing
+    later (parsers, transcripts, logs, the image generator, a results file) ever
+    sees a lone surrogate or calls a method of a foreign object. Actions of a
+    custom format (see :func:`register_action_format`) reach their parser as
+    sent; the strings of what it returns are cleaned instead.
+
+    Args:
+        action: Whatever the policy sent.
+        known_image_ids: Image ids shown so far in the episode.
+        fmt: A name in :data:`ACTION_FORMATS`, or ``"auto"`` to detect it.
+        max_chars: Larger actions are refused unparsed.
+
+    Returns:
+        ``(parsed, kept)``: the parsed action (``"invalid"`` for anything
+        malformed) and a clean, bounded copy of the action for transcripts.
+
+    Raises:
+        UnknownNameError: for an unknown ``fmt`` (a setting, not an action).
+    """
+    if fmt != "auto" and fmt not in ACTION_FORMATS:
+        raise UnknownNameError("action format", fmt, [*ACTION_FORMATS, "auto"])
+    known = tuple(known_image_ids)
+    kept, problem = normalize_action(action, max_chars, MAX_ACTION_DEPTH)
+    if problem:
+        shown = (clean_text(str.__str__(action)[:max_chars]) + "\n[truncated]"
+                 if isinstance(action, str) else f"[a {_type_name(action)} action too large to show]")
+        return (_invalid(f"Your turn is too large to read ({problem}; the limit is "
+                         f"{max_chars} characters). Write a shorter turn."), shown)
+    try:
+        name = (_custom_format(action) or detect_action_format(kept)) if fmt == "auto" else fmt
+        if name is None:
+            shown = kept.type_name if isinstance(kept, UnreadableValue) else _type_name(kept)
+            return _invalid(f"Unsupported action of type {shown}. " + _FORMATS_HELP), kept
+        parser = ACTION_FORMATS[name]
+        if parser is not _BUILTIN_FORMATS.get(name):  # a custom parser gets the action as sent
+            return clean_parsed(parser(action, known)), kept
+        return parser(kept, known), kept
+    except Exception as exc:  # the last line of defence: step must never raise on an action
+        logger.warning("Action parser failed on a %s action", _type_name(action), exc_info=True)
+        return _invalid(f"The action could not be read ({_type_name(exc)}). "
+                        + _FORMATS_HELP), kept
+
+
 def parse_any_action(action: Any, known_image_ids: Iterable[str] = (), *, fmt: str = "auto",
                      max_chars: int = DEFAULT_MAX_ACTION_CHARS) -> ParsedAction:
     """Parse an action in any registered format.
@@ -260,27 +320,48 @@ def parse_any_action(action: Any, known_image_ids: Iterable[str] = (), *, fmt: s
         max_chars: Larger actions are refused unparsed.
 
     Returns:
-        The parsed action; a malformed action gives ``kind == "invalid"``.
+        The parsed action; a malformed action gives ``kind == "invalid"``. Its
+        strings never hold unencodable code points (see :func:`read_action`).
 
     Raises:
         UnknownNameError: for an unknown ``fmt`` (a setting, not an action).
     """
-    if fmt != "auto" and fmt not in ACTION_FORMATS:
-        raise UnknownNameError("action format", fmt, [*ACTION_FORMATS, "auto"])
-    try:
-        name = detect_action_format(action) if fmt == "auto" else fmt
-        if name is None:
-            return _invalid(f"Unsupported action of type {type(action).__name__}. "
-                            + _FORMATS_HELP)
-        problem = exceeds_limits(action, max_chars)
-        if problem:
-            return _invalid(f"Your turn is too large to read ({problem}; the limit is "
-                            f"{max_chars} characters). Write a shorter turn.")
-        return ACTION_FORMATS[name](action, tuple(known_image_ids))
-    except Exception as exc:  # the last line of defence: step must never raise on an action
-        logger.warning("Action parser failed on a %s action", type(action).__name__,
-                       exc_info=True)
-        return _invalid(f"The action could not be read ({type(exc).__name__}). " + _FORMATS_HELP)
+    return read_action(action, known_image_ids, fmt=fmt, max_chars=max_chars)[0]
+
+
+def clean_parsed(parsed: Any) -> ParsedAction:
+    """``parsed`` with every string cleaned (for parsers of custom formats).
+
+    Anything that is not a :class:`ParsedAction` becomes an invalid action.
+    """
+    if not isinstance(parsed, ParsedAction):
+        return _invalid(f"The action parser returned a {_type_name(parsed)}, not a "
+                        "ParsedAction.")
+    call, answer = parsed.tool_call, parsed.answer
+    if call is not None:
+        args, problem = normalize_action(dict(call.arguments), 1 << 30, MAX_ACTION_DEPTH)
+        call = ToolCall(name=clean_text(call.name), arguments=args if not problem else {})
+    if answer is not None:
+        answer = Answer(clean_text(answer.gen_prompt), tuple(
+            ReferenceImage(clean_text(r.img_id), clean_text(r.note))
+            for r in answer.reference_images))
+    return ParsedAction(kind=parsed.kind, tool_call=call, answer=answer,
+                        error=clean_text(parsed.error or ""), think=clean_text(parsed.think or ""))
+
+
+def _type_name(value: Any) -> str:
+    return type_name(value)
+
+
+def _custom_format(action: Any) -> str | None:
+    """The custom format whose detector claims ``action`` (None when none does)."""
+    for name, detect in _DETECTORS:
+        try:
+            if detect(action):
+                return name
+        except Exception:  # a faulty detector must not break parsing
+            logger.warning("Action format detector %r failed", name, exc_info=True)
+    return None
 
 
 def action_to_text(action: Any, max_chars: int = DEFAULT_MAX_ACTION_CHARS) -> str:

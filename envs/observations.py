@@ -18,6 +18,7 @@ Text longer than the configured limit is cut and marked ``[truncated]``.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -210,13 +211,24 @@ class ToolRunner:
     def __init__(self, *, top_k: int, max_images: int, max_chars: int, timeout_s: float):
         self.top_k, self.max_images, self.max_chars = top_k, max_images, max_chars
         self.timeout_s = timeout_s
+        self._deadline: float | None = None
         self._executor: ThreadPoolExecutor | None = None
 
-    def run(self, call: ToolCall, pool: ImagePool, backends: Mapping[str, Any]) -> ToolOutcome:
+    def run(self, call: ToolCall, pool: ImagePool, backends: Mapping[str, Any],
+            started: float | None = None) -> ToolOutcome:
         """Carry out ``call`` (``backends`` maps ``text_search``, ``image_search``, ``browser``).
 
         Images the call shows are added to ``pool`` and listed in the outcome.
+
+        Args:
+            call: The parsed tool call.
+            pool: The episode's image pool.
+            backends: The tool backends.
+            started: ``time.monotonic()`` when the turn arrived; the time limit
+                then counts from there, so reading the turn is inside it.
         """
+        self._deadline = None if started is None or not self.timeout_s \
+            else started + self.timeout_s
         args = call.arguments
         shown: list[tuple[str, str]] = []
         top_k = args.get("top_k", self.top_k)
@@ -260,8 +272,10 @@ class ToolRunner:
             self._executor = ThreadPoolExecutor(max_workers=TOOL_WORKERS,
                                                 thread_name_prefix="knowgen-tool")
         future = self._executor.submit(fn, *args)
+        deadline = getattr(self, "_deadline", None)
+        wait = self.timeout_s if deadline is None else max(0.0, deadline - time.monotonic())
         try:
-            return future.result(timeout=self.timeout_s)
+            return future.result(timeout=wait)
         except TimeoutError:
             future.cancel()
             logger.warning("Tool %s timed out after %gs", tool, self.timeout_s)

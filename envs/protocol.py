@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from knowgen.envs.normalize import normalize_action
 from knowgen.types import Answer, ReferenceImage, ToolCall
 
 TOOL_NAMES: tuple[str, ...] = ("search", "image_search", "browse", "fetch_image")
@@ -47,12 +48,11 @@ MAX_TOP_K = 10
 
 IMG_ID_PATTERN = re.compile(r"IMG_(\d{3,})", re.IGNORECASE)
 
-_TAG_RE = {
-    tag: re.compile(rf"<{tag}>(.*?)</{tag}>", re.DOTALL) for tag in ("tool_call", "answer")
-}
-_OPEN_RE = {tag: re.compile(rf"<{tag}>") for tag in ("tool_call", "answer")}
-_THINK_RE = re.compile(r"<think>.*?</think>", re.DOTALL)
-_FENCE_RE = re.compile(r"^```[A-Za-z0-9_-]*\s*\n?(.*?)\n?\s*```$", re.DOTALL)
+MAX_JSON_DEPTH = 32
+"""Deepest nesting of lists and objects a JSON body of a turn may have."""
+
+_FENCE = "```"
+_FENCE_LANG = re.compile(r"[A-Za-z0-9_-]*")
 
 _TOOL_HELP = (
     'Write exactly one <tool_call>{"name": ..., "arguments": {...}}</tool_call> or one '
@@ -112,12 +112,39 @@ def _invalid(error: str, think: str = "") -> ParsedAction:
     return ParsedAction(kind="invalid", error=error, think=think)
 
 
+def _cut_blocks(text: str, tag: str) -> tuple[list[str], str]:
+    """Bodies of the closed ``<tag>...</tag>`` blocks, and the text with each replaced by a space.
+
+    Each block runs from an opening tag to the nearest closing tag after it.
+    One pass of ``str.find`` calls, so the cost is linear in ``len(text)`` however
+    many unclosed tags the text holds (a regular expression would rescan the rest
+    of the text from every opening tag).
+    """
+    opening, closing = f"<{tag}>", f"</{tag}>"
+    bodies: list[str] = []
+    pieces: list[str] = []
+    pos = 0
+    while True:
+        start = text.find(opening, pos)
+        if start < 0:
+            break
+        end = text.find(closing, start + len(opening))
+        if end < 0:  # no closing tag after this one, so none after any later one either
+            break
+        bodies.append(text[start + len(opening):end])
+        pieces += [text[pos:start], " "]
+        pos = end + len(closing)
+    if not bodies:
+        return bodies, text
+    pieces.append(text[pos:])
+    return bodies, "".join(pieces)
+
+
 def _split_think(text: str) -> tuple[str, str, str]:
     """Remove think blocks; return (rest, think text, error)."""
     if "think>" not in text:  # fast path: most turns of a trained model have no stray tags
         return text, "", ""
-    thoughts = [m.group(0)[7:-8] for m in _THINK_RE.finditer(text)]
-    rest = _THINK_RE.sub(" ", text)
+    thoughts, rest = _cut_blocks(text, "think")
     if "</think>" in rest:  # an opening tag supplied by the chat template
         head, _, rest = rest.rpartition("</think>")
         thoughts.insert(0, head)
@@ -135,23 +162,32 @@ def _find_blocks(text: str, tag: str) -> list[str]:
     end = text.find(f"</{tag}>", start)
     if end >= 0 and text.find(opening, start + 1) < 0:  # fast path: exactly one closed block
         return [text[start + len(opening):end]]
-    bodies = [m.group(1) for m in _TAG_RE[tag].finditer(text)]
-    rest = _TAG_RE[tag].sub(" ", text)
-    opens = list(_OPEN_RE[tag].finditer(rest))
-    if len(opens) == 1:
-        return bodies + [rest[opens[0].end():]]
-    return bodies + [""] * len(opens)
+    bodies, rest = _cut_blocks(text, tag)
+    n_open = rest.count(opening)
+    if n_open == 1:
+        return bodies + [rest[rest.find(opening) + len(opening):]]
+    return bodies + [""] * n_open
+
+
+def _strip_fence(body: str) -> str:
+    """The inside of a Markdown code fence around ``body`` (``body`` itself when there is none).
+
+    ```` ```json {...} ``` ```` gives ``{...}``: the opening fence may carry a
+    language name. Linear in ``len(body)``.
+    """
+    if len(body) < 2 * len(_FENCE) or not (body.startswith(_FENCE) and body.endswith(_FENCE)):
+        return body
+    inner = body[len(_FENCE):-len(_FENCE)]
+    lang = _FENCE_LANG.match(inner)
+    return inner[lang.end() if lang else 0:]
 
 
 def _load_json(body: str, tag: str) -> tuple[Any, str]:
-    body = body.strip()
-    fenced = _FENCE_RE.match(body)
-    if fenced:
-        body = fenced.group(1).strip()
+    body = _strip_fence(body.strip()).strip()
     if not body:
         return None, f"The <{tag}> block is empty: put a JSON object inside it."
     try:
-        return json.loads(body), ""
+        data = json.loads(body)
     except json.JSONDecodeError as exc:
         return None, (
             f"The content of <{tag}> is not valid JSON ({exc.msg} at line {exc.lineno}, "
@@ -159,6 +195,11 @@ def _load_json(body: str, tag: str) -> tuple[Any, str]:
         )
     except RecursionError:
         return None, f"The content of <{tag}> is nested too deeply; write a flat JSON object."
+    # JSON escapes can spell lone surrogates ("\\ud800") in plain ASCII: clean them here.
+    data, problem = normalize_action(data, max(len(body), 1), MAX_JSON_DEPTH)
+    if problem:
+        return None, f"The content of <{tag}> is nested too deeply; write a flat JSON object."
+    return data, ""
 
 
 def parse_action(text: Any, known_image_ids: Iterable[str] = ()) -> ParsedAction:

@@ -11,10 +11,10 @@ Example:
 
 from __future__ import annotations
 
-import copy
 import difflib
 import logging
 import re
+import time
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -30,10 +30,11 @@ from knowgen.envs import observations as fmt
 from knowgen.envs.actions import (
     ACTION_FORMATS,
     action_to_text,
-    exceeds_limits,
     parse_any_action,
+    read_action,
 )
 from knowgen.envs.messages import build_messages
+from knowgen.envs.normalize import clean_text
 from knowgen.envs.protocol import MAX_QUERIES, MAX_REFERENCES, ParsedAction
 from knowgen.envs.rewards import RewardTerms, compute_reward, no_answer_terms
 from knowgen.envs.spaces import UnicodeText, multimodal_observation, multimodal_space
@@ -204,6 +205,15 @@ class SearchGenEnv(gym.Env[Any, Any]):
                                      max_chars=cfg.max_observation_chars,
                                      timeout_s=cfg.tool_timeout_s)
 
+    @classmethod
+    def check_config(cls, config: EnvConfig) -> EnvConfig:
+        """Check ``config`` the way the constructor does, without building anything.
+
+        Raises:
+            ConfigError: for a setting out of range or an unknown mode.
+        """
+        return cls._make_config(config, {})
+
     @staticmethod
     def _make_config(config: EnvConfig | None, overrides: dict[str, Any]) -> EnvConfig:
         cfg = config if config is not None else EnvConfig()
@@ -253,7 +263,7 @@ class SearchGenEnv(gym.Env[Any, Any]):
         self._shown, self._shown_ids = [], []
         self._done = False
         self.last_image = None
-        obs = build_first_observation(self.system_prompt, self.task.prompt)
+        obs = build_first_observation(self.system_prompt, clean_text(self.task.prompt))
         self.transcript = [{"role": "user", "content": obs}]
         self.turns = []
         info = self._info({"kind": None, "tool": None, "ok": None, "error": None})
@@ -302,9 +312,10 @@ class SearchGenEnv(gym.Env[Any, Any]):
         self._shown, self._shown_ids = [], []
         cfg = self.config
         final_turn = self._turn >= cfg.max_turns
-        parsed = parse_any_action(action, self._pool.ids(), fmt=cfg.action_format,
-                                  max_chars=cfg.max_action_chars)
-        self._record_action(action)
+        started = time.monotonic()  # the tool's time limit covers reading the turn too
+        parsed, kept = read_action(action, self._pool.ids(), fmt=cfg.action_format,
+                                   max_chars=cfg.max_action_chars)
+        self._record_action(kept)
         if parsed.kind == "answer" and parsed.answer is not None:
             return self._finish_with_answer(parsed.answer)
         if final_turn and cfg.forced_final_turn:
@@ -316,7 +327,7 @@ class SearchGenEnv(gym.Env[Any, Any]):
                 obs, last = fmt.format_invalid_action(error), self._last("invalid", error,
                                                                         parsed.tool_call.name)
             else:
-                obs, last = self._run_tool(parsed.tool_call)
+                obs, last = self._run_tool(parsed.tool_call, started)
         else:
             obs = fmt.format_invalid_action(parsed.error)
             last = self._last("invalid", parsed.error)
@@ -326,17 +337,12 @@ class SearchGenEnv(gym.Env[Any, Any]):
         self._record_observation(obs)
         return self._observe(obs), 0.0, False, False, self._info(last)
 
-    def _record_action(self, action: Any) -> None:
-        """Keep a bounded copy of the action for :meth:`messages` and :meth:`render`."""
-        limit = self.config.max_action_chars
-        kept: Any = action_to_text(action, limit)
-        if not isinstance(action, str) and not exceeds_limits(action, limit):
-            try:
-                kept = copy.deepcopy(action)
-            except (TypeError, copy.Error, RecursionError):  # kept as text instead
-                pass
+    def _record_action(self, kept: Any) -> None:
+        """Keep the action's clean copy (see :func:`read_action`) for :meth:`messages` and
+        :meth:`render`."""
         self.turns.append((kept, ""))
-        text = kept if isinstance(kept, str) else action_to_text(kept, limit)
+        text = kept if isinstance(kept, str) else action_to_text(kept,
+                                                                 self.config.max_action_chars)
         self.transcript.append({"role": "assistant", "content": text})
 
     def _record_observation(self, obs: str) -> None:
@@ -389,15 +395,16 @@ class SearchGenEnv(gym.Env[Any, Any]):
             lines.append(fmt.must_answer_notice("This is your final turn."))
         elif calls_left <= 0:
             lines.append(fmt.must_answer_notice("You have used all your tool calls."))
-        text = "\n\n".join(lines)
+        text = clean_text("\n\n".join(lines))  # tool results come from the outside too
         return text[: self._text_max]
 
     # ------------------------------------------------------------------ tools
-    def _run_tool(self, call: ToolCall) -> tuple[str, dict[str, Any]]:
+    def _run_tool(self, call: ToolCall, started: float | None = None
+                  ) -> tuple[str, dict[str, Any]]:
         self._tool_calls += 1
         backends = {"text_search": self.text_search, "image_search": self.image_search,
                     "browser": self.browser}
-        outcome = self._tools.run(call, self._pool, backends)
+        outcome = self._tools.run(call, self._pool, backends, started=started)
         self._shown_ids = [i for i, _ in outcome.shown]
         self._shown = [path for _, path in outcome.shown]
         return outcome.text, self._last("tool", outcome.error, call.name, outcome.ok)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -77,6 +78,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run-dir", help="write into this folder (resumes it if it holds samples)")
     p.add_argument("--by-category", action="store_true", help="also print per-category scores")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--adopt", action="store_true",
+                   help="take over a run folder that holds samples but no run.json, "
+                   "with the current settings")
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -85,14 +89,20 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from knowgen.eval.runner import run_eval
 
     overrides = {key: getattr(args, flag) for flag, key in _EVAL_FLAGS.items()}
-    cfg = load_config(EvalConfig, args.config, overrides)
+    if args.resume and not args.config and os.path.isfile(os.path.join(args.resume, "run.json")):
+        from knowgen.eval.runner import resume_config  # the folder's run.json holds the settings
+
+        cfg = resume_config(args.resume, overrides)
+    else:
+        cfg = load_config(EvalConfig, args.config, overrides)
     if args.judge_prompt_from:
         cfg.env.image_judge = _with_prompt_from(cfg.env.image_judge, args.judge_prompt_from)
     if args.system_prompt_from:
         cfg.policy = _with_arg(cfg.policy, "system_prompt_from", args.system_prompt_from)
     if args.variant:
         cfg.env.benchmark = _with_arg(cfg.env.benchmark, "variant", args.variant)
-    outcome = run_eval(cfg, run_dir=args.run_dir, progress=not args.no_progress)
+    outcome = run_eval(cfg, run_dir=args.run_dir, progress=not args.no_progress,
+                       adopt=args.adopt)
     if outcome.summary.get("rubric") == "wise":
         from knowgen.eval.wise_run import wise_table
 
@@ -157,6 +167,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_tasks(args: argparse.Namespace) -> int:
     from rich.table import Table
 
+    if args.limit < 1:
+        from knowgen.errors import ConfigError
+
+        raise ConfigError(f"--limit must be at least 1, got {args.limit}.")
+
     from knowgen.registry import BENCHMARKS
 
     bench = BENCHMARKS.create(args.benchmark)
@@ -200,6 +215,13 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from knowgen.errors import ConfigError
+
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be a number from 0 to 65535 (0: any free port), got "
+                          f"{args.port}.")
+    if args.service == "generator" and (args.max_queue < 0 or args.max_request_mb <= 0):
+        raise ConfigError("--max-queue must be 0 or more and --max-request-mb more than 0.")
     if args.service == "generator":
         from knowgen.generators.server import serve_generator
 
@@ -330,6 +352,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/yellow]")
         return 130
+    except OSError as exc:  # a file or folder named on the command line
+        where = f" ({exc.filename})" if exc.filename else ""
+        err_console.print(f"error: {exc.strerror or exc}{where}; check the path and its "
+                          "permissions, or choose another one.", markup=False, highlight=False)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -229,6 +229,9 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: dict[st
             data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"Config file {str(p)!r} is not valid YAML: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"Config file {str(p)!r} is not UTF-8 text (byte {exc.start}); "
+                              "save it as UTF-8.") from None
         if not isinstance(data, dict):
             raise ConfigError(f"Config file {str(p)!r} must hold a mapping of settings.")
         cfg = from_dict(cls, data)

@@ -73,7 +73,7 @@ def add(submission: str | Path, board_dir: str | Path, rejudge_fraction: float =
 
     Raises:
         SubmissionError: when validation found errors (the report lists them all).
-        DataError: when the same submission is already on the board.
+        DuplicateEntry: when the same results are already on the board.
         knowgen.errors.ConfigError: when ``judge`` is missing or cannot be built.
     """
     from knowgen.errors import ConfigError
@@ -86,11 +86,11 @@ def add(submission: str | Path, board_dir: str | Path, rejudge_fraction: float =
     with open_submission(submission, report, benchmarks, limits, work_dir=board) as sub:
         if sub is None or not report.ok or sub.meta is None or sub.scores is None:
             raise SubmissionError(report)
-        digest = _digest(sub.root)
-        _refuse_duplicate(board, digest)
+        digest, content = _digest(sub.root), content_digest(sub)
+        _refuse_duplicate(board, digest, content)
         checks = (rejudge(sub, judge, rejudge_fraction, seed, tolerance)
                   if rejudge_fraction else None)
-        entry = _entry(sub, report, digest, Path(submission).name, checks)
+        entry = _entry(sub, report, digest, content, Path(submission).name, checks)
         _store(board, entry, sub)
     logger.info("Added %s (%s %s) to %s", entry["entry_id"], entry["scores"]["headline_label"],
                 entry["scores"]["headline"], board)
@@ -101,6 +101,28 @@ def _digest(root: Path) -> str:
     h = hashlib.sha256()
     for name in ("submission.yaml", "results.json", "samples.jsonl"):
         h.update(name.encode() + b"\0" + (root / name).read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def content_digest(sub: LoadedSubmission) -> str:
+    """SHA-256 of what a submission's results say, independent of how its files are written.
+
+    The parsed items of ``results.json`` and the lines of ``samples.jsonl``,
+    each sorted by id and written as canonical JSON, are hashed with the judge
+    and benchmark named in ``submission.yaml`` (which decide the table an entry
+    joins); the rest of ``submission.yaml`` and the files' bytes are left out.
+    Reformatting a file, reordering lines or renaming the system gives the
+    same digest, so the same run cannot enter the board twice.
+    """
+    h = hashlib.sha256()
+    if sub.meta is not None:
+        where = {"judge": sub.meta.judge.model_dump(mode="json"),
+                 "benchmark": sub.meta.benchmark.model_dump(mode="json")}
+        h.update(json.dumps(where, sort_keys=True).encode() + b"\0")
+    for name, items in (("results", sub.results), ("samples", sub.samples)):
+        rows = sorted((item.model_dump(mode="json") for item in items), key=lambda r: r["id"])
+        h.update(name.encode() + b"\0" + json.dumps(rows, sort_keys=True, ensure_ascii=True,
+                                                     separators=(",", ":")).encode() + b"\0")
     return h.hexdigest()
 
 
@@ -127,10 +149,20 @@ def load_entries(board_dir: str | Path) -> list[dict[str, Any]]:
     return sorted(entries, key=lambda e: (e.get("added_at", ""), e["entry_id"]))
 
 
-def _refuse_duplicate(board: Path, digest: str) -> None:
+class DuplicateEntry(DataError):
+    """The submission's results are on the board already (``entry_id`` names the entry)."""
+
+    def __init__(self, entry_id: str):
+        self.entry_id = entry_id
+        super().__init__(f"This submission is already on the board as {entry_id!r} (same "
+                         "results); nothing was added.")
+
+
+def _refuse_duplicate(board: Path, digest: str, content: str) -> None:
     for entry in load_entries(board):
-        if entry.get("source", {}).get("sha256") == digest:
-            raise DataError(f"This submission is already on the board as {entry['entry_id']!r}.")
+        source = entry.get("source", {})
+        if source.get("content_sha256") == content or source.get("sha256") == digest:
+            raise DuplicateEntry(entry["entry_id"])
 
 
 def _sample_rows(sub: LoadedSubmission) -> list[dict[str, Any]]:
@@ -152,11 +184,11 @@ def _sample_rows(sub: LoadedSubmission) -> list[dict[str, Any]]:
     return rows
 
 
-def _entry(sub: LoadedSubmission, report: Report, digest: str, source_name: str,
+def _entry(sub: LoadedSubmission, report: Report, digest: str, content: str, source_name: str,
            checks: dict[str, Any] | None) -> dict[str, Any]:
     meta = sub.meta
     assert meta is not None and sub.scores is not None
-    entry_id = f"{meta.date.isoformat()}-{slug(meta.system)}-{digest[:8]}"
+    entry_id = f"{meta.date.isoformat()}-{slug(meta.system)}-{content[:8]}"
     flags = []
     if checks and checks["flagged"]:
         flags.append(f"re-judged {checks['n']} sample(s) with {checks['judge']}: mean absolute "
@@ -168,7 +200,7 @@ def _entry(sub: LoadedSubmission, report: Report, digest: str, source_name: str,
         "entry_id": entry_id,
         "added_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "submission": meta.model_dump(mode="json"),
-        "source": {"name": source_name, "sha256": digest},
+        "source": {"name": source_name, "sha256": digest, "content_sha256": content},
         "scores": sub.scores,
         "n_samples": len(sub.samples),
         "corrections": [f"{p.where}: {p.message}" for p in report.warnings],

@@ -15,7 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Iterator
@@ -24,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from knowgen.leaderboard.archive import (
@@ -37,6 +35,7 @@ from knowgen.leaderboard.archive import (
 from knowgen.leaderboard.benchmarks import BenchmarkSpecs, expected_tasks
 from knowgen.leaderboard.images import check_image
 from knowgen.leaderboard.report import Report, SubmissionLimits
+from knowgen.leaderboard.safeload import LoadError, load_json, load_yaml
 from knowgen.leaderboard.schema import BenchmarkInfo, ResultItem, SampleRecord, SubmissionMeta
 from knowgen.leaderboard.scoring import (
     check_wise_sample,
@@ -129,6 +128,7 @@ def _info(sub: LoadedSubmission) -> dict[str, Any]:
         out["benchmark"] = sub.meta.benchmark.model_dump()
     if sub.scores is not None:
         out["headline"] = sub.scores["headline"]
+        out["coverage"] = sub.scores.get("coverage")
     return out
 
 
@@ -186,8 +186,8 @@ def _load_meta(root: Path, report: Report) -> tuple[SubmissionMeta | None, Bench
     if raw is None:
         return None, None
     try:
-        data = yaml.safe_load(raw.decode("utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        data = load_yaml(raw.decode("utf-8"))
+    except (LoadError, UnicodeDecodeError) as exc:
         report.error(MARKER, f"is not valid YAML ({exc})")
         return None, None
     if not isinstance(data, dict):
@@ -213,8 +213,8 @@ def _load_results(root: Path, report: Report, caps: SubmissionLimits,
     if raw is None:
         return []
     try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = load_json(raw)
+    except LoadError as exc:
         report.error("results.json", f"is not valid JSON ({exc})")
         return []
     if not isinstance(data, list):
@@ -241,8 +241,8 @@ def _load_samples(root: Path, report: Report, caps: SubmissionLimits, where: dic
             continue
         loc = f"samples.jsonl line {n}"
         try:
-            data = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            data = load_json(line)
+        except LoadError as exc:
             report.error(loc, f"is not valid JSON ({exc})")
             continue
         parsed = _parse(SampleRecord, data, loc, report)
@@ -353,14 +353,19 @@ def _score(sub: LoadedSubmission, rubric: str, report: Report) -> None:
     requested = [int(sid) for sid in sub.tasks] if rubric == "wise" else None
     sub.scores = recompute(sub.samples, rubric, categories,
                            variant=str(b.args.get("variant", "verified")), requested=requested)
+    n_expected, n_evaluated = sub.scores.get("n_expected", 0), sub.scores["n_evaluated"]
+    if n_evaluated < n_expected:
+        report.warn("samples.jsonl", f"{n_expected - n_evaluated} of {n_expected} samples were "
+                    "not evaluated (success false or no judgement); the board counts each as 0 "
+                    f"and shows the coverage ({n_evaluated}/{n_expected}) beside the scores")
     pairs = [(sub.sample_where.get(s.id, s.id), s) for s in sub.samples]
     n_samples = compare_samples(pairs, report)
     n_summary = 0
     if (sub.root / "summary.json").exists():
         raw = _read(sub.root, "summary.json", 64 * 1024**2, report, required=False)
         try:
-            summary = json.loads(raw) if raw is not None else None
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            summary = load_json(raw) if raw is not None else None
+        except LoadError:
             report.warn("summary.json", "is not valid JSON; it is ignored")
             summary = None
         n_summary = compare_summary(summary, sub.scores, report)

@@ -93,11 +93,17 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"Site: {build(args.board, args.out)}", markup=False)
         return 0
     if cmd == "seed":
-        from knowgen.leaderboard.seed import seed_board
+        from knowgen.leaderboard.seed import SeedOutcome, seed_board
 
-        entries = seed_board(args.run_dirs, args.board, args.site, _specs(args.benchmark))
-        for e in entries:
-            console.print(f"Added {e['entry_id']}", markup=False)
+        outcome = SeedOutcome()
+        try:
+            seed_board(args.run_dirs, args.board, args.site, _specs(args.benchmark),
+                       outcome=outcome)
+        finally:
+            for e in outcome.added:
+                console.print(f"Added {e['entry_id']}", markup=False)
+            for run, entry_id in outcome.skipped:
+                console.print(f"Skipped {run}: already on the board as {entry_id}", markup=False)
         return 0
     from knowgen.leaderboard.schema import export_schema, schema_text
 

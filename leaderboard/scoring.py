@@ -40,21 +40,44 @@ def sample_overall(scores: Mapping[str, Any]) -> float:
 
 
 def knowgen_scores(samples: list[SampleRecord], categories: Mapping[str, str]) -> dict[str, Any]:
-    """Board scores of evaluated samples; ``categories`` maps id to the benchmark's category."""
-    items = [SampleScore.from_mapping(s.id, categories.get(s.id, s.meta.category),
-                                      s.image_judgement.model_dump())
-             for s in samples if s.success and s.image_judgement is not None]
-    agg = aggregate_knowgen(items)
+    """Board scores; ``categories`` maps each id the benchmark asks for to its category.
+
+    Every asked-for sample that was not evaluated (``success`` false, no
+    judgement, or no line at all) counts as 0 on all four dimensions, so leaving
+    hard samples out can only lower a score. ``coverage`` (evaluated / asked for)
+    is stored beside the scores; ``evaluated_only`` keeps the K-Score over the
+    evaluated samples alone, and ``detail`` its aggregation (what a run's own
+    ``summary.json`` reports, and what submitted totals are compared with).
+    """
+    evaluated = [SampleScore.from_mapping(s.id, categories.get(s.id, s.meta.category),
+                                          s.image_judgement.model_dump())
+                 for s in samples if s.success and s.image_judgement is not None]
+    asked = dict(categories) or {s.id: s.meta.category for s in samples}
+    scored = {item.id for item in evaluated}
+    zeros = [SampleScore(sid, cat, 0.0, 0.0, 0.0, False, 0.0)
+             for sid, cat in asked.items() if sid not in scored]
+    ranked = aggregate_knowgen([*evaluated, *zeros])
+    own = aggregate_knowgen(evaluated)
     return {
         "rubric": "knowgen",
-        "headline": agg.k_score,
+        "headline": ranked.k_score,
         "headline_label": "K-Score",
-        "groups": {g: s.avg_scores["overall"] for g, s in agg.groups.items()},
-        "categories": {c: s.avg_scores["overall"] for c, s in sorted(agg.categories.items())},
-        "dimensions": {d: agg.overall.avg_scores[d] for d in DIMENSIONS},
-        "n_evaluated": len(items),
-        "detail": agg.to_dict(),
+        "groups": {g: s.avg_scores["overall"] for g, s in ranked.groups.items()},
+        "categories": {c: s.avg_scores["overall"] for c, s in sorted(ranked.categories.items())},
+        "dimensions": {d: ranked.overall.avg_scores[d] for d in DIMENSIONS},
+        "n_evaluated": len(evaluated),
+        "n_expected": len(asked),
+        "coverage": coverage(len(evaluated), len(asked)),
+        "not_evaluated_as": 0.0,
+        "evaluated_only": {"headline": own.k_score},
+        "detail": own.to_dict(),
+        "ranking_detail": ranked.to_dict(),
     }
+
+
+def coverage(n_evaluated: int, n_expected: int) -> float:
+    """Share of the asked-for samples that were evaluated (4 decimals; 0 when none asked)."""
+    return round(n_evaluated / n_expected, 4) if n_expected else 0.0
 
 
 def wise_scores(samples: list[SampleRecord], variant: str, requested: list[int]) -> dict[str, Any]:
@@ -67,6 +90,7 @@ def wise_scores(samples: list[SampleRecord], variant: str, requested: list[int])
                for s in samples if s.success and s.wise_judgement is not None]
     summary = score_wise_records(records, variant, requested)
     data = summary.to_dict()
+    n_expected = len(requested) or len(samples)
     return {
         "rubric": "wise",
         "headline": data["overall"],
@@ -75,6 +99,8 @@ def wise_scores(samples: list[SampleRecord], variant: str, requested: list[int])
         "categories": {c: v for c, v in data["categories"].items() if v is not None},
         "dimensions": {},
         "n_evaluated": len(records),
+        "n_expected": n_expected,
+        "coverage": coverage(len(records), n_expected),
         "detail": data,
     }
 

@@ -20,14 +20,15 @@ import tarfile
 import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from knowgen.errors import DataError
+from knowgen.errors import DataError, KnowgenError
 from knowgen.leaderboard.benchmarks import IDENTITY_ARGS, BenchmarkSpecs
-from knowgen.leaderboard.board import add
+from knowgen.leaderboard.board import DuplicateEntry, add
 from knowgen.leaderboard.schema import FORMAT_VERSION, SubmissionMeta
 from knowgen.registry import parse_spec
 
@@ -129,31 +130,76 @@ def write_submission(run_dir: str | Path, dest: str | Path,
 
 def seed_board(run_dirs: Iterable[str | Path], board_dir: str | Path,
                site_dir: str | Path | None = None, benchmarks: BenchmarkSpecs | None = None,
-               rejudge_fraction: float = 0.0, judge: Any = None) -> list[dict[str, Any]]:
+               rejudge_fraction: float = 0.0, judge: Any = None,
+               outcome: SeedOutcome | None = None) -> list[dict[str, Any]]:
     """Add every run in ``run_dirs`` to the board, then build the site when ``site_dir`` is set.
 
     Each run's own benchmark spec (its ``cache_dir`` included) is used unless
     ``benchmarks`` names one. Submissions are staged inside the board folder.
+    Seeding can be rerun: a run whose results are on the board already is
+    skipped, and a run that cannot be added does not stop the others (the
+    site is still built from what the board holds).
+
+    Args:
+        run_dirs: Finished run folders.
+        board_dir: The board folder (created when missing).
+        site_dir: Also build the site here.
+        benchmarks: Benchmark spec per name.
+        rejudge_fraction: See :func:`knowgen.leaderboard.add`.
+        judge: See :func:`knowgen.leaderboard.add`.
+        outcome: Filled with what was added, skipped and refused, when given.
 
     Returns:
-        The added entries.
+        The entries added by this call.
+
+    Raises:
+        DataError: after every run was tried, when one or more could not be added
+            (the message names each and why).
     """
     board = Path(board_dir)
     board.mkdir(parents=True, exist_ok=True)
-    entries = []
+    done = outcome if outcome is not None else SeedOutcome()
     for run in map(Path, run_dirs):
-        spec = str(_read_json(run / "run.json")["benchmark"])
-        specs = dict(benchmarks or {})
-        specs.setdefault(parse_spec(spec)[0], spec)
-        staged = Path(tempfile.mkdtemp(prefix=".seed-", dir=board))
         try:
-            sub = write_submission(run, staged / "submission")
-            entries.append(add(sub, board, rejudge_fraction=rejudge_fraction, judge=judge,
-                               benchmarks=specs))
-        finally:
-            shutil.rmtree(staged, ignore_errors=True)
+            spec = str(_read_json(run / "run.json")["benchmark"])
+            specs = dict(benchmarks or {})
+            specs.setdefault(parse_spec(spec)[0], spec)
+            staged = Path(tempfile.mkdtemp(prefix=".seed-", dir=board))
+            try:
+                sub = write_submission(run, staged / "submission")
+                done.added.append(add(sub, board, rejudge_fraction=rejudge_fraction,
+                                      judge=judge, benchmarks=specs))
+            finally:
+                shutil.rmtree(staged, ignore_errors=True)
+        except DuplicateEntry as exc:
+            logger.info("%s is on the board already as %s; skipped.", run, exc.entry_id)
+            done.skipped.append((str(run), exc.entry_id))
+        except (KnowgenError, OSError, KeyError, TypeError) as exc:
+            logger.warning("Cannot add %s: %s", run, _one_line(exc))
+            done.failed.append((str(run), _one_line(exc)))
     if site_dir is not None:
         from knowgen.leaderboard.site import build
 
         build(board, site_dir)
-    return entries
+    if done.failed:
+        listed = "; ".join(f"{run}: {why}" for run, why in done.failed)
+        raise DataError(f"{len(done.failed)} of {len(done.failed) + len(done.added) + len(done.skipped)} "
+                        f"run(s) could not be added ({listed}). Fix or leave them out and run "
+                        "the same command again: runs already on the board are skipped.")
+    return done.added
+
+
+@dataclass
+class SeedOutcome:
+    """What :func:`seed_board` did with each run."""
+
+    added: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    """``(run folder, entry id)`` of runs already on the board."""
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    """``(run folder, reason)`` of runs that could not be added."""
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) if not isinstance(exc, KeyError) else f"run.json lacks {exc}"
+    return " ".join(text.split())[:500]

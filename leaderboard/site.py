@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from knowgen.errors import DataError
 from knowgen.eval.rundir import atomic_write_text
 from knowgen.leaderboard.archive import unsafe_reason
 from knowgen.leaderboard.board import ENTRIES, load_entries
@@ -105,7 +106,8 @@ def _row(rank: int, e: dict[str, Any], groups: list[str], cats: list[str]) -> st
              f'<td data-value="{esc(sub["system"])}">{link}</td>',
              f"<td>{esc(sub['agent'])}</td>", f"<td>{esc(sub['generator'])}</td>",
              f"<td>{esc(_judge(e))}</td>",
-             f'<td class="num" data-value="{value}">{esc(head_txt)}</td>']
+             f'<td class="num" data-value="{value}">{esc(head_txt)}</td>',
+             _coverage_cell(s)]
     for key, table in [(g, "groups") for g in groups] + [(c, "categories") for c in cats]:
         shown, value = _fmt(s.get(table, {}).get(key), rubric)
         cells.append(f'<td class="num" data-value="{value}">{esc(shown)}</td>')
@@ -117,11 +119,26 @@ def _row(rank: int, e: dict[str, Any], groups: list[str], cats: list[str]) -> st
     return f'<tr{cls} data-entry="{esc(e["entry_id"])}">{"".join(cells)}</tr>'
 
 
+def _coverage(scores: dict[str, Any]) -> tuple[str, str]:
+    """(shown text, sort value) of an entry's coverage: evaluated / asked-for samples."""
+    share, n, total = scores.get("coverage"), scores.get("n_evaluated"), scores.get("n_expected")
+    if not isinstance(share, (int, float)) or not total:
+        return "–", ""
+    return f"{share * 100:.0f}% ({n}/{total})", f"{share:.6f}"
+
+
+def _coverage_cell(scores: dict[str, Any]) -> str:
+    shown, value = _coverage(scores)
+    return f'<td class="num" data-value="{value}">{esc(shown)}</td>'
+
+
 def _table(entries: list[dict[str, Any]]) -> str:
     groups, cats = _columns(entries)
     label = entries[0]["scores"].get("headline_label", "Score")
     heads = [_th("#", True), _th("System", False), _th("Agent", False),
-             _th("Generator", False), _th("Judge", False), _th(label, True)]
+             _th("Generator", False), _th("Judge", False), _th(label, True),
+             _th("Coverage", True, "samples evaluated of those asked for; the others count "
+                 "0 in every score")]
     heads += [_th(GROUP_LABELS.get(g, g), True, f"group {g}") for g in groups]
     heads += [_th(c, True, f"category {c}") for c in cats]
     heads += [_th("Date", False), _th("Checks", False)]
@@ -189,7 +206,8 @@ def _meta(e: dict[str, Any]) -> str:
 
 def _scores(e: dict[str, Any]) -> str:
     s, rubric = e["scores"], e["scores"]["rubric"]
-    rows = [(s.get("headline_label", "Score"), s.get("headline"), True)]
+    rows = [(s.get("headline_label", "Score"), s.get("headline"), True),
+            ("Coverage (not evaluated = 0)", _coverage(s)[0], True)]
     rows += [(GROUP_LABELS.get(g, g), v, False) for g, v in s.get("groups", {}).items()]
     rows += [(f"{k} ({DIM_LABELS.get(k, k)})", v, False) for k, v in s.get("dimensions", {}).items()]
     rows += [(f"category {c}", v, False) for c, v in s.get("categories", {}).items()]
@@ -286,6 +304,10 @@ def build(board_dir: str | Path, out_dir: str | Path) -> Path:
         knowgen.errors.DataError: when an entry of the board is unreadable.
     """
     board, out = Path(board_dir), Path(out_dir)
+    if not (board / ENTRIES).is_dir():
+        what = "does not exist" if not board.exists() else f"is not a board (no {ENTRIES}/ folder)"
+        raise DataError(f"Board folder {board} {what}; pass the --board folder that "
+                        "'knowgen leaderboard add' or 'seed' wrote.")
     entries = load_entries(board)
     (out / ENTRIES).mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "style.css", STYLE_CSS)

@@ -83,7 +83,18 @@ def _cmd_data(args: argparse.Namespace, cfg) -> int:
     if args.expert:
         cfg.data.expert = args.expert
     if args.limit is not None:
+        if args.limit < 1:
+            from knowgen.errors import ConfigError
+
+            raise ConfigError(f"--limit must be at least 1, got {args.limit}.")
         cfg.data.limit = args.limit
+    try:  # refuse an unwritable --out before playing every task
+        Path(args.out).resolve().parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from knowgen.errors import ConfigError
+
+        raise ConfigError(f"Cannot write {args.out} ({exc.strerror}); choose another "
+                          "--out.") from None
     cfg.data.system_prompt = cfg.system_prompt
     records, stats = generate_expert_data(cfg.data)
     out = write_jsonl(records, args.out)

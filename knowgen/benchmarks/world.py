@@ -77,8 +77,9 @@ class WorldBenchmark:
 
     def __init__(self, seed: int = 0, data_dir: str | None = None, cache_dir: str | None = None,
                  tasks: str | None = None):
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ConfigError(f"world benchmark seed must be an integer, got {seed!r}.")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ConfigError(f"world benchmark seed must be an integer of 0 or more, got "
+                              f"{seed!r}.")
         self.seed = seed
         self.world: World = load_world(data_dir)
         self.version = f"{self.world.version}.t{TEMPLATE_VERSION}"
@@ -153,7 +154,12 @@ class WorldBenchmark:
         missing = [t for t in tasks if not self._gt_path(t).is_file()]
         if not missing:
             return
-        self.gt_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.gt_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"Cannot write ground-truth images into {self.gt_dir} "
+                              f"({exc.strerror}); pass a writable cache_dir, e.g. "
+                              "--benchmark world:cache_dir=/tmp/knowgen.") from None
         logger.info("rendering %d ground-truth images into %s", len(missing), self.gt_dir)
         bar = tqdm(missing, desc="world ground truth", unit="img",
                    disable=len(missing) < _PROGRESS_FROM, leave=False)

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from knowgen.errors import DataError, RunError, UnknownNameError
 from knowgen.eval.rundir import SampleLog, atomic_write_json
 from knowgen.eval.scoring import SampleScore, aggregate_knowgen
+from knowgen.locking import FolderLock, make_output_folder
 from knowgen.registry import IMAGE_JUDGES, parse_spec
 from knowgen.types import Task
 
@@ -73,12 +74,20 @@ def load_results(path: str | Path) -> list[dict[str, Any]]:
             items (every problem listed, with the item index and field).
     """
     path = Path(path)
+    if path.is_dir():
+        inner = path / "results.json"
+        hint = f"pass {inner}" if inner.is_file() else "pass a results JSON file"
+        raise DataError(f"{path} is a folder, not a results file; {hint} (or add --wise for a "
+                        "folder of WISE images).")
     if not path.is_file():
         raise DataError(f"Results file {path} does not exist.")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"Results file {path} is not valid JSON ({exc}).") from exc
+    except RecursionError:
+        raise DataError(f"Results file {path} is nested too deeply to be a results "
+                        "array.") from None
     if not isinstance(data, list):
         raise DataError(f"Results file {path} must hold a JSON array of items, "
                         f"got a {type(data).__name__}.")
@@ -205,7 +214,16 @@ def judge_results(results_path: str | Path, judge_spec: str = "offline",
     base = results_path.parent
     name, _ = parse_spec(judge_spec)
     out = Path(out_dir) if out_dir else base / f"judged-{name}"
-    out.mkdir(parents=True, exist_ok=True)
+    make_output_folder(out, "--out")
+    with FolderLock(out, "judge output folder"):  # one writer per output folder
+        return _judge_into(out, items, base, name, judge_spec, world_seed, world_cache_dir,
+                           progress, results_path)
+
+
+def _judge_into(out: Path, items: list[dict[str, Any]], base: Path, name: str,
+                judge_spec: str, world_seed: int, world_cache_dir: str | None, progress: bool,
+                results_path: Path) -> dict[str, Any]:
+    """Judge what ``out`` lacks and write its outputs (``out`` is locked)."""
     log = SampleLog(out / "judged.jsonl")
     done = {r["id"]: r for r in log.read()}
     _check_same_judge(done, judge_spec, log.path)

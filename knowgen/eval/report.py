@@ -22,13 +22,29 @@ def load_summary(run_dir: str | Path) -> dict[str, Any]:
     Raises:
         RunError: when the folder has no readable summary.
     """
-    path = Path(run_dir) / "summary.json"
+    folder = Path(run_dir)
+    path = folder / "summary.json"
+    if not folder.exists():
+        raise RunError(f"{run_dir} does not exist; pass run folders written by 'knowgen eval' "
+                       "(e.g. runs/world__direct__0__*).")
+    if not folder.is_dir():
+        raise RunError(f"{run_dir} is a file, not a run folder; pass the folder that holds "
+                       "its summary.json.")
     if not path.is_file():
-        raise RunError(f"{run_dir} has no summary.json; is it a finished 'knowgen eval' run?")
+        if (folder / "run.json").is_file():
+            raise RunError(f"{run_dir} has no summary.json: its run did not finish. Finish it "
+                           f"with 'knowgen eval --resume {run_dir}', or leave it out.")
+        raise RunError(f"{run_dir} is not a knowgen run folder (it has no summary.json); pass "
+                       "folders written by 'knowgen eval'.")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise RunError(f"{path} is not valid JSON: {exc}") from exc
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise RunError(f"{path} cannot be read ({exc}); rerun 'knowgen eval --resume "
+                       f"{run_dir}' to write it again.") from None
+    if not isinstance(data, dict):
+        raise RunError(f"{path} does not hold a run summary; rerun 'knowgen eval --resume "
+                       f"{run_dir}' to write it again.")
+    return data
 
 
 def comparison_table(summaries: list[dict[str, Any]], title: str = "knowgen results") -> Table:

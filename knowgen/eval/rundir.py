@@ -1,13 +1,19 @@
-"""The run folder on disk: atomic writes, an append-only sample log, resuming.
+"""The run folder on disk: atomic writes, an append-only sample log, identity, resuming.
 
 A run folder holds::
 
-    run.json        the configuration the run started with (checked on resume)
+    run.json        the run's identity: its settings and a run id (checked on resume)
     samples.jsonl   one finished sample a line: trajectory, answer, judgements
+    samples.quarantine.jsonl   lines of samples.jsonl that could not be read (if any)
     results.json    the official KnowGen results array (written at the end)
     summary.json    aggregated scores plus config, versions and git hash
     images/         generated images, ``<id>.png``
     gt/             ground-truth images copied in, ``<id>.png``
+    .lock           present while a process writes the folder (see :mod:`knowgen.locking`)
+
+``run.json`` is written before the first sample and every sample line carries
+the run id, so a resume with other settings, or a sample log from another run,
+is refused instead of mixing two runs under one label.
 """
 
 from __future__ import annotations
@@ -16,6 +22,9 @@ import json
 import logging
 import os
 import subprocess
+import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,53 +35,171 @@ logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
+IDENTITY_KEYS = ("benchmark", "split", "policy", "seed", "limit", "config")
+"""Settings of ``run.json`` that must match for a run folder to be resumed."""
+
+RecordCheck = Callable[[Any], str]
+"""``check(record) -> problem`` ("" when the record is usable)."""
+
 
 def atomic_write_json(path: Path, data: Any) -> None:
     """Atomically write ``data`` as indented JSON."""
     atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
+def has_id(record: Any) -> str:
+    """The default record check: a JSON object with a non-empty string ``id``."""
+    if not isinstance(record, dict):
+        return "is not a JSON object"
+    sid = record.get("id")
+    if not isinstance(sid, str) or not sid:
+        return "has no sample id"
+    return ""
+
+
+def sample_problem(record: Any, run_id: str | None = None) -> str:
+    """Why a line of a run's ``samples.jsonl`` cannot count as a finished sample ("" if it can).
+
+    A finished sample is an object with a string ``id``, a boolean ``success``
+    and a ``meta`` object; when ``success`` is true it holds a judgement
+    (``image_judgement`` or ``wise_judgement``). With ``run_id`` set, a record
+    tagged with another run's id is refused too.
+    """
+    problem = has_id(record)
+    if problem:
+        return problem
+    if not isinstance(record.get("success"), bool):
+        return "lacks a true/false 'success'"
+    if not isinstance(record.get("meta"), dict):
+        return "lacks its 'meta' object"
+    if record["success"] and not (isinstance(record.get("image_judgement"), dict)
+                                  or isinstance(record.get("wise_judgement"), dict)):
+        return "is marked evaluated but holds no judgement"
+    tag = record.get("run_id")
+    if run_id is not None and tag is not None and tag != run_id:
+        return f"belongs to run {tag!r}, not to this folder's run {run_id!r}"
+    return ""
+
+
 class SampleLog:
     """Append-only JSON-lines log of finished samples.
 
     A line is written with one ``write`` call, flushed and fsynced, so a killed
-    run loses at most the sample it was writing; a torn last line is dropped
-    (and cut from the file) when the log is read back.
+    run loses at most the sample it was writing. Reading goes line by line:
+    every readable record is kept; a line that cannot be used (torn by a kill,
+    not UTF-8, not JSON, failing ``check``, or repeating an id already read) is
+    moved to the quarantine file beside the log, with its line number and the
+    reason, and a warning names how many and where. Nothing is dropped silently.
+
+    Args:
+        path: The log file.
+        check: ``check(record) -> problem``; default :func:`has_id`.
     """
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, path: Path, check: RecordCheck | None = None):
+        self.path = Path(path)
+        self.check = check or has_id
+
+    @property
+    def quarantine_path(self) -> Path:
+        """Where unreadable lines go: ``<stem>.quarantine.jsonl`` beside the log."""
+        return self.path.with_name(f"{self.path.stem}.quarantine.jsonl")
 
     def read(self) -> list[dict[str, Any]]:
-        """All complete samples; a torn trailing line is removed from the file."""
+        """Every usable record, in file order; unusable lines are moved to quarantine.
+
+        Raises:
+            RunError: when the log cannot be read or rewritten (permissions, disk).
+        """
         if not self.path.exists():
             return []
-        raw = self.path.read_bytes()
-        samples, good_bytes = [], 0
-        for line in raw.splitlines(keepends=True):
-            if not line.endswith(b"\n"):
-                break
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                break
-            if not isinstance(rec, dict) or "id" not in rec:
-                break
-            samples.append(rec)
-            good_bytes += len(line)
-        if good_bytes != len(raw):
-            logger.warning("Dropping a torn record at the end of %s", self.path)
-            with self.path.open("r+b") as fh:
-                fh.truncate(good_bytes)
-        return samples
+        try:
+            raw = self.path.read_bytes()
+        except OSError as exc:
+            raise RunError(f"Cannot read {self.path} ({exc.strerror}).") from None
+        records: list[dict[str, Any]] = []
+        kept: list[bytes] = []
+        bad: list[tuple[int, str, bytes]] = []
+        seen: set[str] = set()
+        for n, line in enumerate(raw.splitlines(keepends=True), 1):
+            if not line.strip():
+                continue
+            record, problem = self._parse(line)
+            if not problem and record["id"] in seen:
+                problem = f"repeats sample {record['id']!r} (the first copy is kept)"
+            if problem:
+                if not line.endswith(b"\n"):
+                    problem += "; it is the last line and has no line end (a write was cut off)"
+                bad.append((n, problem, line))
+                continue
+            seen.add(record["id"])
+            records.append(record)
+            kept.append(line if line.endswith(b"\n") else line + b"\n")
+        body = b"".join(kept)
+        if body != raw:
+            self._quarantine(bad)
+            self._rewrite(body)
+        return records
+
+    def _parse(self, line: bytes) -> tuple[Any, str]:
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return None, f"is not UTF-8 (byte {exc.start})"
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as exc:
+            return None, f"is not valid JSON ({exc.msg} at column {exc.colno})"
+        except RecursionError:
+            return None, "is nested too deeply to read"
+        return record, self.check(record)
+
+    def _quarantine(self, bad: list[tuple[int, str, bytes]]) -> None:
+        if not bad:
+            return
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        lines = "".join(json.dumps({"source": self.path.name, "line": n, "reason": why,
+                                    "quarantined_at": stamp,
+                                    "text": line.decode("utf-8", "backslashreplace")},
+                                   ensure_ascii=True) + "\n" for n, why, line in bad)
+        try:
+            with self.quarantine_path.open("a", encoding="ascii") as fh:
+                fh.write(lines)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise RunError(f"Cannot write {self.quarantine_path} ({exc.strerror}); "
+                           f"{self.path} is left as it was.") from None
+        shown = "; ".join(f"line {n} {why}" for n, why, _ in bad[:3])
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        logger.warning("%d line(s) of %s could not be used and were moved to %s (%s%s); "
+                       "every other record is kept and the samples of those lines are "
+                       "evaluated again.", len(bad), self.path, self.quarantine_path, shown, more)
+
+    def _rewrite(self, body: bytes) -> None:
+        from knowgen.fileio import atomic_write
+
+        try:
+            atomic_write(self.path, lambda fh: fh.write(body))
+        except OSError as exc:
+            raise RunError(f"Cannot rewrite {self.path} ({exc.strerror}).") from None
+
+    def rewrite(self, records: list[dict[str, Any]]) -> None:
+        """Replace the log's content with ``records`` (atomically)."""
+        self._rewrite(b"".join(_line(r) for r in records))
 
     def append(self, record: dict[str, Any]) -> None:
         """Append one record durably."""
-        line = json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n"
-        with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(line)
+        with self.path.open("ab") as fh:
+            fh.write(_line(record))
             fh.flush()
             os.fsync(fh.fileno())
+
+
+def _line(record: dict[str, Any]) -> bytes:
+    """One JSON line; a lone surrogate is kept as its JSON escape, never as invalid UTF-8."""
+    text = json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n"
+    return text.encode("utf-8", "backslashreplace")
 
 
 def git_hash() -> str | None:
@@ -88,26 +215,101 @@ def git_hash() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def check_resumable(run_dir: Path, run_meta: dict[str, Any]) -> None:
-    """Refuse to resume a run folder that was started with other settings.
+def new_run_id() -> str:
+    """A fresh run id (12 hex digits)."""
+    return uuid.uuid4().hex[:12]
+
+
+def read_run_meta(run_dir: Path) -> dict[str, Any]:
+    """The content of ``run_dir/run.json``.
 
     Raises:
-        RunError: when ``run.json`` is missing, unreadable, or its config differs.
+        RunError: when it is missing, unreadable, not UTF-8 JSON, or not an object.
     """
-    meta_path = run_dir / "run.json"
+    meta_path = Path(run_dir) / "run.json"
     if not meta_path.is_file():
         raise RunError(
             f"{run_dir} has no run.json, so it is not a knowgen run folder. "
             "Pass a folder made by 'knowgen eval', or choose a new --run-dir."
         )
+    fix = ("Move it aside and rerun with --adopt to take the folder over with the current "
+           "settings, or choose a new --run-dir.")
     try:
-        old = json.loads(meta_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise RunError(f"{meta_path} is not valid JSON ({exc}); start a new run.") from exc
-    keys = ("benchmark", "split", "policy", "seed", "limit", "config")
-    diff = [k for k in keys if old.get(k) != run_meta.get(k)]
+        old = json.loads(meta_path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise RunError(f"Cannot read {meta_path} ({exc.strerror}).") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise RunError(f"{meta_path} is not valid JSON ({exc}). {fix}") from None
+    if not isinstance(old, dict) or not all(k in old for k in ("benchmark", "policy")):
+        raise RunError(f"{meta_path} does not hold a run's settings (got "
+                       f"{type(old).__name__}). {fix}")
+    return old
+
+
+def check_resumable(run_dir: Path, run_meta: dict[str, Any]) -> dict[str, Any]:
+    """Refuse to resume a run folder that was started with other settings.
+
+    Returns:
+        The folder's ``run.json`` content.
+
+    Raises:
+        RunError: when ``run.json`` is missing, unreadable, or its settings differ.
+    """
+    old = read_run_meta(run_dir)
+    diff = [k for k in IDENTITY_KEYS if old.get(k) != run_meta.get(k)]
     if diff:
         raise RunError(
             f"Cannot resume {run_dir}: it was started with different settings "
-            f"({', '.join(diff)}). Use the same flags, or a new --run-dir."
+            f"({', '.join(diff)}). Use the same flags (or just 'knowgen eval --resume "
+            f"{run_dir}', which reads them from its run.json), or a new --run-dir."
         )
+    return old
+
+
+def open_identity(run_dir: Path, meta: dict[str, Any], *, resume: bool = False,
+                  adopt: bool = False) -> dict[str, Any]:
+    """Check (or write) the identity of ``run_dir`` before any sample is written.
+
+    * ``run.json`` present: its settings must equal ``meta``'s (a run id is added
+      to a folder written before run ids existed).
+    * no ``run.json`` but samples: refused, since their settings are unknown,
+      unless ``adopt`` is set; the folder then takes ``meta`` with a new run id
+      and its readable samples are tagged with it.
+    * an empty folder: ``meta`` is written with a new run id (refused with
+      ``resume``: there is nothing to resume).
+
+    Returns:
+        The identity now in ``run.json`` (``meta`` plus ``run_id``).
+
+    Raises:
+        RunError: as above, or when ``run.json`` is unreadable.
+    """
+    path = run_dir / "run.json"
+    samples = run_dir / "samples.jsonl"
+    if path.exists():
+        old = check_resumable(run_dir, meta)
+        if not isinstance(old.get("run_id"), str):
+            old["run_id"] = new_run_id()
+            atomic_write_json(path, old)
+        return old
+    has_samples = samples.is_file() and samples.stat().st_size > 0
+    if has_samples and not adopt:
+        raise RunError(
+            f"{run_dir} holds samples but no run.json, so the settings they were made with "
+            "are unknown. Rerun with --adopt to take the folder over with the current "
+            "settings (only if they are the ones the samples were made with), or choose a "
+            "new --run-dir.")
+    if resume and not has_samples:
+        raise RunError(f"Nothing to resume at {run_dir}: it has no run.json.")
+    identity = {**meta, "run_id": new_run_id()}
+    if has_samples:
+        log = SampleLog(samples, check=sample_problem)
+        records = [{**r, "run_id": identity["run_id"]} for r in log.read()]
+        identity["adopted"] = True
+        atomic_write_json(path, identity)
+        log.rewrite(records)
+        logger.warning("Adopted %s: %d sample(s) taken over under the current settings "
+                       "(new run id %s).", run_dir, len(records), identity["run_id"])
+        return identity
+    atomic_write_json(path, identity)
+    return identity

@@ -23,8 +23,8 @@ from typing import Any
 from tqdm.auto import tqdm
 
 import knowgen
-from knowgen.config import EvalConfig, to_dict
-from knowgen.errors import KnowgenError, RunError
+from knowgen.config import EnvConfig, EvalConfig, apply_overrides, from_dict, to_dict
+from knowgen.errors import KnowgenError, RunError, UnknownNameError
 from knowgen.eval.results import build_results, build_summary
 from knowgen.eval.rundir import (
     SCHEMA_VERSION,
@@ -32,6 +32,9 @@ from knowgen.eval.rundir import (
     atomic_write_json,
     check_resumable,
     git_hash,
+    open_identity,
+    read_run_meta,
+    sample_problem,
 )
 from knowgen.eval.wise_run import (
     NotJudged,
@@ -40,6 +43,7 @@ from knowgen.eval.wise_run import (
     make_wise_judge,
     wise_record,
 )
+from knowgen.locking import FolderLock
 from knowgen.registry import BENCHMARKS, POLICIES
 from knowgen.types import Task
 
@@ -118,7 +122,8 @@ class _Worker:
         while not done:
             action = self.policy.act(obs, info)
             obs, reward, terminated, truncated, info = self.env.step(action)
-            steps.append({"action": action, "observation": obs,
+            # the environment's clean copy: a raw action may hold text no file can take
+            steps.append({"action": self.env.turns[-1][0], "observation": obs,
                           "last_action": info.get("last_action")})
             done = terminated or truncated
         if self.wise_judge is not None:
@@ -183,45 +188,149 @@ class _Worker:
         return str(path), env.image_judge.score(task, image).to_dict()
 
 
+def check_settings(cfg: EvalConfig) -> None:
+    """Refuse settings no run can use, before anything is created.
+
+    Raises:
+        RunError: for ``workers`` below 1, ``limit`` below 1 or a negative ``seed``.
+        ConfigError: for an environment setting out of range.
+        UnknownNameError: for a backend, policy or benchmark name nobody registered.
+    """
+    if cfg.workers < 1:
+        raise RunError(f"--workers must be at least 1, got {cfg.workers}.")
+    if cfg.limit is not None and cfg.limit < 1:
+        raise RunError(f"--limit must be a positive number of tasks, got {cfg.limit}; leave it "
+                       "out to run every task.")
+    if cfg.seed < 0:
+        raise RunError(f"--seed must be 0 or more, got {cfg.seed}.")
+    from knowgen import registry
+    from knowgen.envs.searchgen import SearchGenEnv
+
+    SearchGenEnv.check_config(cfg.env)
+    specs = [(registry.POLICIES, cfg.policy), (registry.BENCHMARKS, cfg.env.benchmark),
+             (registry.TEXT_SEARCH, cfg.env.search), (registry.IMAGE_SEARCH, cfg.env.image_search),
+             (registry.BROWSERS, cfg.env.browser), (registry.GENERATORS, cfg.env.generator),
+             (registry.IMAGE_JUDGES, cfg.env.image_judge),
+             (registry.TEXT_JUDGES, cfg.env.text_judge)]
+    for reg, spec in specs:
+        name = registry.parse_spec(spec)[0]
+        if reg is registry.IMAGE_JUDGES and name in registry.WISE_JUDGES:
+            continue  # on WISE the image-judge setting names a WISE judge
+        if name not in reg:
+            raise UnknownNameError(reg.kind, name, reg.names())
+
+
+def resume_config(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> EvalConfig:
+    """The settings a run folder was started with (from its ``run.json``), plus ``overrides``.
+
+    This is what ``knowgen eval --resume DIR`` runs with, so the command printed
+    when a run is interrupted works as printed.
+
+    Raises:
+        RunError: when ``run.json`` is missing or unreadable.
+    """
+    meta = read_run_meta(Path(run_dir))
+    try:
+        env = from_dict(EnvConfig, meta.get("config") or {}, where="config")
+        cfg = EvalConfig(env=env, policy=str(meta["policy"]), limit=meta.get("limit"),
+                         seed=int(meta.get("seed") or 0), resume=str(run_dir))
+    except (KnowgenError, TypeError, ValueError) as exc:
+        raise RunError(f"Cannot take the settings of {run_dir} from its run.json ({exc}); "
+                       "give them as flags instead.") from None
+    return apply_overrides(cfg, overrides or {})
+
+
+class _Interrupted(RunError):
+    """Ctrl-C during a run (the message says how to resume)."""
+
+
 def run_eval(cfg: EvalConfig, run_dir: str | Path | None = None, progress: bool = True,
-             write_html: bool = True) -> RunOutcome:
+             write_html: bool = True, adopt: bool = False) -> RunOutcome:
     """Evaluate ``cfg.policy`` on ``cfg.env.benchmark``; resume when the run folder has samples.
+
+    The settings, the benchmark and the task selection are checked before the
+    run folder is created, and a start that fails before its first sample
+    removes the folder it created, so failed starts leave nothing behind. One
+    process at a time may write a run folder (see :mod:`knowgen.locking`).
 
     Args:
         cfg: The evaluation settings.
         run_dir: Where to write; default ``cfg.resume`` or a new timestamped folder.
         progress: Show a progress bar.
         write_html: Also write ``report.html`` and ``categories.png`` into the run folder.
+        adopt: Take over a folder that holds samples but no ``run.json``.
 
     Raises:
-        RunError: when the run folder belongs to a run with other settings.
+        RunError: when the run folder belongs to a run with other settings, is
+            being written by another process, or cannot be created.
     """
+    check_settings(cfg)
     target = Path(run_dir or cfg.resume or default_run_dir(cfg))
+    if target.exists() and not target.is_dir():
+        raise RunError(f"{target} is a file, not a folder; choose another --run-dir.")
+    if cfg.resume and not target.is_dir():
+        raise RunError(f"Nothing to resume at {target}: no such folder.")
     meta = _run_meta(cfg)
-    log = SampleLog(target / "samples.jsonl")
     if (target / "run.json").exists():
         check_resumable(target, meta)
-    elif cfg.resume:
-        raise RunError(f"Nothing to resume at {target}: it has no run.json.")
     benchmark = BENCHMARKS.create(cfg.env.benchmark)
     wise_judge = make_wise_judge(cfg.env.image_judge, benchmark.variant) if is_wise(
         benchmark) else None
     if wise_judge is not None and cfg.env.text_judge != "offline":
         logger.warning("WISE has no ground truth and no text reward: text judge %r is not used.",
                        cfg.env.text_judge)
-    (target / "images").mkdir(parents=True, exist_ok=True)
-    if wise_judge is None:
-        (target / "gt").mkdir(exist_ok=True)
-    if not (target / "run.json").exists():
-        atomic_write_json(target / "run.json", meta)
-
     tasks = select_tasks(benchmark.tasks(cfg.env.split), cfg.limit)
+    created = _make_folder(target)
+    try:
+        with FolderLock(target, "run folder"):
+            return _run_in(cfg, target, meta, benchmark, wise_judge, tasks, progress,
+                           write_html, adopt)
+    except BaseException as exc:
+        log = target / "samples.jsonl"
+        if created is not None and not (log.is_file() and log.stat().st_size):
+            shutil.rmtree(created, ignore_errors=True)
+            if isinstance(exc, _Interrupted):
+                raise RunError("Interrupted before the first sample finished; nothing was "
+                               f"kept ({target} was removed).") from None
+        raise
+
+
+def _make_folder(target: Path) -> Path | None:
+    """Create the run folder; returns the outermost folder this call created (None: none)."""
+    if target.is_dir():
+        return None
+    top = target
+    while not top.parent.exists() and top.parent != top:
+        top = top.parent
+    try:
+        target.mkdir(parents=True)
+    except OSError as exc:
+        raise RunError(f"Cannot create the run folder {target} ({exc.strerror}); choose "
+                       "another --run-dir or --output-dir.") from None
+    return top
+
+
+def _run_in(cfg: EvalConfig, target: Path, meta: dict[str, Any], benchmark: Any,
+            wise_judge: Any, tasks: list[Task], progress: bool, write_html: bool,
+            adopt: bool) -> RunOutcome:
+    """The run, once its folder exists and is locked."""
+    identity = open_identity(target, meta, resume=bool(cfg.resume), adopt=adopt)
+    run_id = identity["run_id"]
+    try:
+        (target / "images").mkdir(exist_ok=True)
+        if wise_judge is None:
+            (target / "gt").mkdir(exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"Cannot write into the run folder {target} ({exc.strerror}); choose "
+                       "another --run-dir.") from None
+    log = SampleLog(target / "samples.jsonl",
+                    check=lambda record: sample_problem(record, run_id))
     done = {s["id"]: s for s in log.read()}
     todo = [t for t in tasks if t.id not in done]
     if done:
         logger.info("Resuming %s: %d of %d samples already done", target, len(done), len(tasks))
 
-    failed = _evaluate(cfg, benchmark, todo, target, log, done, progress, wise_judge)
+    failed = _evaluate(cfg, benchmark, todo, target, log, done, progress, wise_judge, run_id)
     for task in tasks:
         gt_copy = target / "gt" / f"{task.id}.png"
         if task.gt_image and not gt_copy.exists():
@@ -230,6 +339,7 @@ def run_eval(cfg: EvalConfig, run_dir: str | Path | None = None, progress: bool 
     atomic_write_json(target / "results.json", build_results(samples))
     versions = {"benchmark_version": getattr(benchmark, "version", ""),
                 "knowgen_version": knowgen.__version__, "git": git_hash()}
+    meta = {**meta, "run_id": run_id}
     if wise_judge is not None:
         summary = build_wise_summary(samples, tasks, meta, variant=benchmark.variant,
                                      judge=cfg.env.image_judge, **versions)
@@ -246,7 +356,7 @@ def run_eval(cfg: EvalConfig, run_dir: str | Path | None = None, progress: bool 
 
 def _evaluate(cfg: EvalConfig, benchmark: Any, todo: list[Task], target: Path,
               log: SampleLog, done: dict[str, dict[str, Any]], progress: bool,
-              wise_judge: Any = None) -> list[str]:
+              wise_judge: Any = None, run_id: str | None = None) -> list[str]:
     """Run ``todo``; returns the ids whose sample could not be judged (not logged)."""
     failed: list[str] = []
     if not todo:
@@ -267,6 +377,8 @@ def _evaluate(cfg: EvalConfig, benchmark: Any, todo: list[Task], target: Path,
             if record is None:
                 failed.append(task.id)
             else:
+                if run_id is not None:
+                    record["run_id"] = run_id
                 log.append(record)
                 done[task.id] = record
             bar.update(1)
@@ -279,9 +391,11 @@ def _evaluate(cfg: EvalConfig, benchmark: Any, todo: list[Task], target: Path,
             with ThreadPoolExecutor(n_workers) as pool:
                 for fut in [pool.submit(work, t) for t in todo]:
                     fut.result()
-    except KeyboardInterrupt:
-        bar.close()
-        raise RunError(
+    except BaseException as exc:
+        bar.close()  # so that an error starts on a line of its own
+        if not isinstance(exc, KeyboardInterrupt):
+            raise
+        raise _Interrupted(
             f"Interrupted after {len(done)} samples. Resume with: knowgen eval --resume {target}"
         ) from None
     bar.close()

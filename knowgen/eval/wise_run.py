@@ -48,6 +48,7 @@ from knowgen.errors import DataError, KnowgenError, RunError
 from knowgen.eval.results import summary_header
 from knowgen.eval.rundir import SampleLog, atomic_write_json, git_hash
 from knowgen.eval.wise_scoring import WISE_WEIGHTS, score_wise_records
+from knowgen.locking import make_output_folder
 from knowgen.registry import Registry, parse_spec
 from knowgen.types import Answer, ImageJudgement, ResolvedReference, Task, TextJudgement
 
@@ -267,7 +268,7 @@ def judge_wise_images(images_dir: str | Path, wise_path: str | Path, variant: st
     _check_judge_folder(out, meta)
     tasks = WiseBenchmark(str(wise_path), variant=variant, strict=False).tasks()
     judge = make_wise_judge(judge_spec, variant)
-    out.mkdir(parents=True, exist_ok=True)
+    make_output_folder(out, "--out")
     if not (out / "run.json").is_file():
         atomic_write_json(out / "run.json", meta)
     log = SampleLog(out / "judged.jsonl")

@@ -289,7 +289,7 @@ class JinaBrowser(_TextBrowser):
         if not self._api_key:
             logger.info("No key in %s: using the Jina reader anonymously", api_key_env)
         self.fetcher = SafeFetcher(timeout=timeout, max_bytes=max_bytes, resolver=resolver,
-                                   allow_hosts=[*host_list(allow_hosts), host])
+                                   allow_hosts=[*host_list(allow_hosts), self.endpoint])
         self.client = ServiceClient(self.service, self.fetcher, max_retries=max_retries,
                                     backoff_base=backoff_base, secrets=[self._api_key])
 

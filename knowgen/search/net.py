@@ -10,8 +10,12 @@ unresolved); the connection goes to the checked address, never to a second
 lookup (no DNS rebinding), while ``Host`` and TLS SNI carry the name; redirects
 are followed by hand, each hop checked, credentials dropped when the host
 changes; a byte cap, a per-operation timeout and a whole-fetch deadline apply;
-environment proxies are ignored. ``allow_hosts`` (empty by default) names URL
-hosts that may be internal, e.g. a self-hosted service or a test server.
+environment proxies are ignored. ``allow_hosts`` (empty by default) names the
+internal places that may be contacted anyway, e.g. a self-hosted service or a
+test server, each as host and port: ``"127.0.0.1:8080"``, ``"[::1]:8080"`` or a
+URL (``"http://10.0.0.5:8888"``); a bare host (``"10.0.0.5"``) means its default
+ports 80 and 443 only, and ``"host:*"`` every port, which must be asked for.
+Every hop of a redirect is matched against the same host-and-port list.
 
 Example:
     >>> page = SafeFetcher(timeout=10).fetch("https://example.org/")
@@ -198,7 +202,9 @@ class SafeFetcher:
         max_redirects: Redirects followed before giving up.
         total_timeout: Seconds the whole fetch may take, redirects included
             (default: three times ``timeout``).
-        allow_hosts: URL hosts (names or IP literals, exact) exempt from the address check.
+        allow_hosts: Places exempt from the address check, as ``host:port``,
+            ``[ipv6]:port``, a URL, a bare host (ports 80 and 443) or ``host:*``
+            (every port); hosts are names or IP literals, matched exactly.
         resolver: ``resolver(host, port) -> addresses``; :func:`system_resolver` when None.
         user_agent: ``User-Agent`` header.
         ssl_context: TLS settings (default: the system's trusted CAs, hostname checked).
@@ -215,7 +221,8 @@ class SafeFetcher:
         self.timeout, self.max_bytes = float(timeout), int(max_bytes)
         self.max_redirects = int(max_redirects)
         self.total_timeout = float(total_timeout or 3 * timeout)
-        self.allow_hosts = frozenset(_norm_host(h) for h in allow_hosts if str(h).strip())
+        self.allow_hosts = frozenset(p for h in allow_hosts if str(h).strip()
+                                     for p in allow_entry(h))
         self.resolver: Resolver = resolver or system_resolver
         self.user_agent = user_agent
         self.ssl_context = ssl_context or ssl.create_default_context()
@@ -223,7 +230,8 @@ class SafeFetcher:
     def with_allowed(self, hosts: Iterable[str]) -> SafeFetcher:
         """A copy of this fetcher that also allows ``hosts``."""
         clone = copy.copy(self)
-        clone.allow_hosts = self.allow_hosts | {_norm_host(h) for h in hosts if str(h).strip()}
+        clone.allow_hosts = self.allow_hosts | {p for h in hosts if str(h).strip()
+                                                for p in allow_entry(h)}
         return clone
 
     # -- checking ---------------------------------------------------------
@@ -256,7 +264,7 @@ class SafeFetcher:
         return Target(url, scheme, host, port, path, tuple(addresses))
 
     def _addresses(self, url: str, host: str, port: int, resolve: bool) -> list[str]:
-        allowed = host in self.allow_hosts
+        allowed = (host, port) in self.allow_hosts or (host, ANY_PORT) in self.allow_hosts
         literal = ip_literal(host)
         if not allowed and literal is None and (
                 host in _BLOCKED_NAMES or host.endswith(_BLOCKED_SUFFIXES)):
@@ -397,6 +405,44 @@ def _network_error(target: Target, exc: BaseException, timeout: float) -> FetchE
                           "later.", retryable=True)
     return FetchError(f"Could not connect to {target.host} ({type(exc).__name__}); try again "
                       "later or use another URL.", retryable=True)
+
+
+ANY_PORT = -1
+"""The port of an ``allow_hosts`` entry written ``host:*``."""
+
+
+def allow_entry(entry: str) -> list[tuple[str, int]]:
+    """The ``(host, port)`` pairs one ``allow_hosts`` entry admits.
+
+    ``"127.0.0.1:8080"`` and ``"[::1]:8080"`` admit that port, a URL its port
+    (or its scheme's default), a bare host (``"example.test"``, ``"::1"``,
+    ``"[::1]"``) ports 80 and 443, and ``"host:*"`` every port (:data:`ANY_PORT`).
+
+    Raises:
+        ConfigError: for an entry whose port is not a number from 1 to 65535 or ``*``.
+    """
+    text = str(entry).strip()
+    if "://" in text:
+        parts = urlsplit(text)
+        try:
+            port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+        except ValueError:
+            raise ConfigError(f"allow_hosts entry {text!r} has an invalid port.") from None
+        return [(_norm_host(parts.hostname or ""), port)]
+    host, port_text = text, ""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    if not port_text:
+        return [(_norm_host(host), 80), (_norm_host(host), 443)]
+    if port_text == "*":
+        return [(_norm_host(host), ANY_PORT)]
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ConfigError(f"allow_hosts entry {text!r}: the port must be a number from 1 to "
+                          "65535, or * for every port.")
+    return [(_norm_host(host), int(port_text))]
 
 
 def _norm_host(host: str) -> str:

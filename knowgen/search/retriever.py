@@ -67,7 +67,7 @@ class RetrieverSearch:
         self.topk = None if topk is None else int(topk)
         self.snippet_chars = int(snippet_chars)
         fetcher = SafeFetcher(timeout=timeout, max_bytes=20_000_000, resolver=resolver,
-                              allow_hosts=[*host_list(allow_hosts), parts.hostname])
+                              allow_hosts=[*host_list(allow_hosts), self.url])
         self.client = ServiceClient(self.service, fetcher, max_retries=max_retries,
                                     backoff_base=backoff_base)
 

@@ -72,7 +72,7 @@ class SearxngSearch:
         self.language, self.safesearch, self.engines = language, safesearch, engines
         self.extra_candidates = max(0, int(extra_candidates))
         fetcher = SafeFetcher(timeout=timeout, max_bytes=5_000_000, resolver=resolver,
-                              allow_hosts=[*host_list(allow_hosts), host])
+                              allow_hosts=[*host_list(allow_hosts), self.base_url])
         self.client = ServiceClient(self.service, fetcher, max_retries=max_retries,
                                     backoff_base=backoff_base)
         self.images = ImageDownloader(image_cache_dir, max_bytes=max_image_bytes,

@@ -117,7 +117,7 @@ class SerperSearch:
                               "https://google.serper.dev")
         self.gl, self.hl, self.extra_candidates = gl, hl, max(0, int(extra_candidates))
         fetcher = SafeFetcher(timeout=timeout, max_bytes=5_000_000, resolver=resolver,
-                              allow_hosts=[*host_list(allow_hosts), host])
+                              allow_hosts=[*host_list(allow_hosts), self.endpoint])
         self.client = ServiceClient(self.service, fetcher, max_retries=max_retries,
                                     backoff_base=backoff_base, secrets=[self._api_key])
         self.images = ImageDownloader(image_cache_dir, max_bytes=max_image_bytes,

@@ -206,7 +206,7 @@ def test_web_episode_records_then_replays_offline(tmp_path, world, bench_spec, m
     monkeypatch.setenv("SERPER_API_KEY", KEY)
     server = SerperLikeServer(world)
     spec = (f"serper:endpoint={server.url},image_cache_dir={tmp_path / 'downloads'},"
-            f'allow_hosts=["127.0.0.1"],backoff_base=0,max_retries=0')
+            f'allow_hosts=["{server.url}"],backoff_base=0,max_retries=0')
     db = str(tmp_path / "web.sqlite")
     settings = {"search": spec, "image_search": spec, "browser": "local",
                 "benchmark": bench_spec, "tool_cache": db}

@@ -43,8 +43,8 @@ def as_html(page, charset="utf-8"):
 
 
 @pytest.fixture
-def browser():
-    return HttpBrowser(allow_hosts=["127.0.0.1"], max_paragraphs=2, backoff_base=0)
+def browser(web):
+    return HttpBrowser(allow_hosts=[web.url()], max_paragraphs=2, backoff_base=0)
 
 
 def test_http_browser_extracts_the_article_without_boilerplate(web, browser, page):
@@ -89,7 +89,7 @@ def test_http_browser_refusals_and_failures(web, browser, loopback_only):
     web.route("/doc.pdf", Reply(200, b"%PDF-1.4", {"Content-Type": "application/pdf"}))
     web.route("/empty", Reply(200, "<html><body></body></html>"))
     web.route("/down", Reply(503, "busy"))
-    guarded = HttpBrowser(allow_hosts=["127.0.0.1"], backoff_base=0,
+    guarded = HttpBrowser(allow_hosts=[web.url()], backoff_base=0,
                           resolver=mapping_resolver({"wiki.corp.test": ["172.20.1.5"]}))
     with pytest.raises(ToolError, match="private"):
         guarded.browse(web.url("/jump"))
@@ -111,7 +111,7 @@ def test_http_browser_refusals_and_failures(web, browser, loopback_only):
 def test_http_browser_reads_the_start_of_a_long_page(web, page):
     long_page = as_html(page) + "<!--" + "x" * 50_000 + "-->"
     web.route("/long", Reply(200, long_page))
-    small = HttpBrowser(max_bytes=len(as_html(page)) + 10, allow_hosts=["127.0.0.1"])
+    small = HttpBrowser(max_bytes=len(as_html(page)) + 10, allow_hosts=[web.url()])
     assert "Ouagadougou" in small.browse(web.url("/long")).text
 
 
@@ -129,7 +129,7 @@ def test_summarizer_answers_and_falls_back(web, page, caplog):
               seen)
     settings = {"model": "tiny", "base_url": web.url("/v1"), "api_key_env": "",
                 "max_retries": 0}
-    summarizing = HttpBrowser(allow_hosts=["127.0.0.1"], summarizer=settings)
+    summarizing = HttpBrowser(allow_hosts=[web.url()], summarizer=settings)
     result = summarizing.browse(web.url("/wiki/Burkina_Faso"), "currency")
     assert result.text == "The currency is XOF."
     user = seen[0]["messages"][1]["content"]

@@ -33,8 +33,8 @@ def bomb_png(width: int, height: int) -> bytes:
 
 
 @pytest.fixture
-def downloader(tmp_path):
-    return ImageDownloader(tmp_path / "cache", allow_hosts=["127.0.0.1"], max_side=128,
+def downloader(tmp_path, web):
+    return ImageDownloader(tmp_path / "cache", allow_hosts=[web.url()], max_side=128,
                            max_bytes=200_000, max_pixels=1_000_000, backoff_base=0)
 
 
@@ -171,6 +171,6 @@ def test_unwritable_cache_is_a_tool_error(web, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     web.route("/a.png", Reply(200, world_image(), {"Content-Type": "image/png"}))
-    broken = ImageDownloader(blocker / "cache", allow_hosts=["127.0.0.1"])
+    broken = ImageDownloader(blocker / "cache", allow_hosts=[web.url()])
     with pytest.raises(ToolError, match="not writable"):
         broken.fetch(web.url("/a.png"))

@@ -112,7 +112,7 @@ def test_loopback_needs_the_allow_list(web):
     with pytest.raises(UrlRefused):
         SafeFetcher().fetch(web.url("/hello"))
     assert web.requests == []
-    resp = SafeFetcher(allow_hosts=["127.0.0.1"]).fetch(web.url("/hello"))
+    resp = SafeFetcher(allow_hosts=[web.url()]).fetch(web.url("/hello"))
     assert resp.status == 200 and resp.body == b"<p>hi</p>"
     assert resp.content_type == "text/html" and resp.charset == "utf-8"
 
@@ -121,7 +121,7 @@ def test_connects_to_the_checked_address_with_the_name_in_host(web, loopback_onl
     """The name is resolved once; the socket goes to that address; Host carries the name."""
     web.route("/page", Reply(200, "ok", {"Content-Type": "text/plain"}))
     calls: list[str] = []
-    fetcher = SafeFetcher(allow_hosts=["pinned.test"],
+    fetcher = SafeFetcher(allow_hosts=[f"pinned.test:{web.port}"],
                           resolver=mapping_resolver({"pinned.test": ["127.0.0.1"]}, calls))
     resp = fetcher.fetch(f"http://pinned.test:{web.port}/page")
     assert resp.body == b"ok"
@@ -134,7 +134,7 @@ def test_rebinding_cannot_swap_the_address_after_the_check(web, loopback_only):
     """A resolver that answers differently on a second lookup is never asked twice."""
     web.route("/r", Reply(200, "first"))
     answers = iter([["127.0.0.1"], ["169.254.169.254"]])
-    fetcher = SafeFetcher(allow_hosts=["flip.test"], resolver=lambda h, p: next(answers))
+    fetcher = SafeFetcher(allow_hosts=[f"flip.test:{web.port}"], resolver=lambda h, p: next(answers))
     assert fetcher.fetch(f"http://flip.test:{web.port}/r").body == b"first"
     assert loopback_only == [("127.0.0.1", web.port)]
 
@@ -143,7 +143,7 @@ def test_redirects_are_followed_and_each_hop_checked(web):
     web.route("/a", Reply(302, "", {"Location": "/b"}))
     web.route("/b", Reply(301, "", {"Location": web.url("/c?x=1")}))
     web.route("/c", Reply(200, "final", {"Content-Type": "text/plain"}))
-    resp = SafeFetcher(allow_hosts=["127.0.0.1"]).fetch(web.url("/a"))
+    resp = SafeFetcher(allow_hosts=[web.url()]).fetch(web.url("/a"))
     assert resp.body == b"final" and resp.url == web.url("/c?x=1")
     assert [r.path for r in web.requests] == ["/a", "/b", "/c"]
 
@@ -152,7 +152,7 @@ def test_redirect_to_a_private_address_is_refused(web, loopback_only):
     web.route("/start", Reply(302, "", {"Location": "http://intranet.test/secrets"}))
     web.route("/meta", Reply(307, "", {"Location": "http://169.254.169.254/latest/meta-data/"}))
     resolver = mapping_resolver({"intranet.test": ["10.20.30.40"]})
-    fetcher = SafeFetcher(allow_hosts=["127.0.0.1"], resolver=resolver)
+    fetcher = SafeFetcher(allow_hosts=[web.url()], resolver=resolver)
     with pytest.raises(UrlRefused, match="private"):
         fetcher.fetch(web.url("/start"))
     with pytest.raises(UrlRefused, match="metadata"):
@@ -164,7 +164,7 @@ def test_redirect_to_a_private_address_is_refused(web, loopback_only):
 def test_redirect_loop_stops(web):
     web.route("/loop", Reply(302, "", {"Location": "/loop"}))
     with pytest.raises(FetchError, match="after 5 redirects"):
-        SafeFetcher(allow_hosts=["127.0.0.1"]).fetch(web.url("/loop"))
+        SafeFetcher(allow_hosts=[web.url()]).fetch(web.url("/loop"))
     assert len(web.hits("/loop")) == 6
 
 
@@ -174,7 +174,7 @@ def test_303_turns_post_into_get_and_credentials_stay_on_their_host(web):
     web.route("/done", Reply(200, "done"))
     web.route("/away", Reply(307, "", {"Location": other}))
     web.route("/other", Reply(200, "other"))
-    fetcher = SafeFetcher(allow_hosts=["127.0.0.1", "localhost.test"],
+    fetcher = SafeFetcher(allow_hosts=[web.url(), f"localhost.test:{web.port}"],
                           resolver=mapping_resolver({"localhost.test": ["127.0.0.1"]}))
     fetcher.fetch(web.url("/form"), method="POST", body=b'{"a": 1}',
                   headers={"Content-Type": "application/json", "X-API-KEY": "k1"})
@@ -190,7 +190,7 @@ def test_byte_cap_with_and_without_content_length(web):
     web.route("/big", Reply(200, b"x" * 5000, {"Content-Type": "text/plain"}))
     web.route("/stream", Reply(200, b"y" * 5000, {"Content-Type": "text/plain"},
                                content_length=False))
-    fetcher = SafeFetcher(allow_hosts=["127.0.0.1"], max_bytes=1000)
+    fetcher = SafeFetcher(allow_hosts=[web.url()], max_bytes=1000)
     with pytest.raises(FetchError, match="too large"):
         fetcher.fetch(web.url("/big"))
     with pytest.raises(FetchError, match="larger than the limit"):
@@ -205,7 +205,7 @@ def test_slow_server_times_out(web):
         return Reply(200, "late")
 
     web.route("/slow", slow)
-    fetcher = SafeFetcher(allow_hosts=["127.0.0.1"], timeout=0.3)
+    fetcher = SafeFetcher(allow_hosts=[web.url()], timeout=0.3)
     start = time.monotonic()
     with pytest.raises(FetchError, match="did not answer") as err:
         fetcher.fetch(web.url("/slow"))
@@ -214,7 +214,7 @@ def test_slow_server_times_out(web):
 
 def test_closed_port_is_a_retryable_tool_error():
     with pytest.raises(FetchError, match="Could not connect") as err:
-        SafeFetcher(allow_hosts=["127.0.0.1"], timeout=2).fetch("http://127.0.0.1:9/")
+        SafeFetcher(allow_hosts=["127.0.0.1:9"], timeout=2).fetch("http://127.0.0.1:9/")
     assert err.value.retryable and isinstance(err.value, ToolError)
 
 
@@ -223,7 +223,7 @@ def test_service_client_retries_429_and_5xx_then_succeeds(web, caplog):
                     Reply(200, {"ok": True})])
     web.route("/api", lambda _r: next(replies))
     sleeps: list[float] = []
-    client = ServiceClient("Test API", SafeFetcher(allow_hosts=["127.0.0.1"]), max_retries=3,
+    client = ServiceClient("Test API", SafeFetcher(allow_hosts=[web.url()]), max_retries=3,
                            backoff_base=0.5, sleep=sleeps.append)
     resp = client.call(web.url("/api"))
     assert resp.status == 200 and len(web.hits("/api")) == 3
@@ -234,7 +234,7 @@ def test_service_client_retries_429_and_5xx_then_succeeds(web, caplog):
 def test_service_client_gives_up_with_an_actionable_message(web):
     web.route("/down", Reply(500, "boom"))
     web.route("/auth", Reply(401, "bad key sk-secret-123"))
-    client = ServiceClient("Test API", SafeFetcher(allow_hosts=["127.0.0.1"]), max_retries=2,
+    client = ServiceClient("Test API", SafeFetcher(allow_hosts=[web.url()]), max_retries=2,
                            backoff_base=0, secrets=["sk-secret-123"], sleep=lambda s: None)
     with pytest.raises(ToolError, match="kept failing after 3 attempts.*HTTP 500"):
         client.call(web.url("/down"))
@@ -283,7 +283,7 @@ def test_https_sends_sni_and_checks_the_certificate_for_the_name(tls_server, loo
     port, cert, seen = tls_server
     client_ctx = ssl.create_default_context(cafile=str(cert))
     resolver = mapping_resolver({"secure.test": ["127.0.0.1"], "other.test": ["127.0.0.1"]})
-    fetcher = SafeFetcher(allow_hosts=["secure.test", "other.test"], resolver=resolver,
+    fetcher = SafeFetcher(allow_hosts=[f"secure.test:{port}", f"other.test:{port}"], resolver=resolver,
                           ssl_context=client_ctx)
     resp = fetcher.fetch(f"https://secure.test:{port}/")
     assert resp.body == f"host=secure.test:{port}".encode()
@@ -295,7 +295,7 @@ def test_https_sends_sni_and_checks_the_certificate_for_the_name(tls_server, loo
 
 def test_unsafe_characters_are_quoted_and_idn_hosts_encoded(web):
     web.route("/wiki/C%C3%B4te%20d'Ivoire", Reply(200, "ok"))
-    fetcher = SafeFetcher(allow_hosts=["127.0.0.1"])
+    fetcher = SafeFetcher(allow_hosts=[web.url()])
     assert fetcher.fetch(web.url("/wiki/Côte d'Ivoire")).body == b"ok"
     calls: list[str] = []
     idn = SafeFetcher(resolver=mapping_resolver({"xn--bcher-kva.example": ["10.9.9.9"]}, calls))
@@ -332,7 +332,7 @@ def test_ipv6_loopback_server_when_allowed():
         port = httpd.server_address[1]
         with pytest.raises(UrlRefused, match="loopback"):
             SafeFetcher().fetch(f"http://[::1]:{port}/")
-        resp = SafeFetcher(allow_hosts=["[::1]"]).fetch(f"http://[::1]:{port}/")
+        resp = SafeFetcher(allow_hosts=[f"[::1]:{port}"]).fetch(f"http://[::1]:{port}/")
         assert resp.body == f"[::1]:{port}".encode()
     finally:
         httpd.shutdown()
@@ -366,15 +366,68 @@ def test_redirect_to_a_loopback_host_off_the_allow_list_is_refused(web, loopback
     try:
         inner_url = f"http://127.0.0.2:{inner.server_address[1]}/admin"
         web.route("/jump", Reply(302, "", {"Location": inner_url}))
-        fetcher = SafeFetcher(allow_hosts=["127.0.0.1"])
+        fetcher = SafeFetcher(allow_hosts=[web.url()])
         with pytest.raises(UrlRefused, match=r"127\.0\.0\.2 is a loopback address"):
             fetcher.fetch(web.url("/jump"))
         assert [r.path for r in web.requests] == ["/jump"]
         assert loopback_only == [("127.0.0.1", web.port)]
         assert reached == []
         # The inner server is real and reachable: the refusal came from the guard.
-        allowed = SafeFetcher(allow_hosts=["127.0.0.1", "127.0.0.2"]).fetch(web.url("/jump"))
+        allowed = SafeFetcher(allow_hosts=[web.url(), inner_url]).fetch(web.url("/jump"))
         assert allowed.body == b"internal secret" and reached == ["/admin"]
     finally:
         inner.shutdown()
         inner.server_close()
+
+
+def test_allow_list_names_host_and_port_through_redirects(web, loopback_only):
+    """Allow-listing one loopback server admits its port only, never the host's other ports."""
+    from webtools import WebServer
+
+    other = WebServer()  # a second real server on the same host, another port
+    try:
+        other.route("/admin", Reply(200, "internal secret"))
+        web.route("/page", Reply(200, "ok"))
+        web.route("/jump", Reply(302, "", {"Location": other.url("/admin")}))
+        fetcher = SafeFetcher(allow_hosts=[f"127.0.0.1:{web.port}"])
+        assert fetcher.fetch(web.url("/page")).body == b"ok"
+        with pytest.raises(UrlRefused, match="loopback"):
+            fetcher.fetch(other.url("/admin"))
+        with pytest.raises(UrlRefused, match="loopback"):
+            fetcher.fetch(web.url("/jump"))
+        assert other.requests == [] and ("127.0.0.1", other.port) not in loopback_only
+        # A bare host admits its default ports only; every port must be asked for with "*".
+        with pytest.raises(UrlRefused):
+            SafeFetcher(allow_hosts=["127.0.0.1"]).fetch(other.url("/admin"))
+        assert other.requests == []
+        assert SafeFetcher(allow_hosts=["127.0.0.1:*"]).fetch(web.url("/jump")).body \
+            == b"internal secret"
+        # The URL form names its port too, and a service client allows its own endpoint only.
+        assert SafeFetcher(allow_hosts=[other.url()]).fetch(other.url("/admin")).status == 200
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize(("entry", "pairs"), [
+    ("127.0.0.1:8080", [("127.0.0.1", 8080)]),
+    ("[::1]:8080", [("::1", 8080)]),
+    ("::1", [("::1", 80), ("::1", 443)]),
+    ("[::1]", [("::1", 80), ("::1", 443)]),
+    ("Example.TEST", [("example.test", 80), ("example.test", 443)]),
+    ("https://svc.test/api", [("svc.test", 443)]),
+    ("http://svc.test:8888", [("svc.test", 8888)]),
+    ("svc.test:*", [("svc.test", -1)]),
+])
+def test_allow_entry_forms(entry, pairs):
+    from knowgen.search.net import allow_entry
+
+    assert allow_entry(entry) == pairs
+
+
+@pytest.mark.parametrize("entry", ["host:0", "host:65536", "host:http", "http://h:99999"])
+def test_allow_entry_refuses_bad_ports(entry):
+    from knowgen.errors import ConfigError
+    from knowgen.search.net import allow_entry
+
+    with pytest.raises(ConfigError, match="port"):
+        allow_entry(entry)

@@ -37,7 +37,7 @@ def serper_key(monkeypatch):
 
 def make_serper(web, tmp_path, **kw):
     return SerperSearch(endpoint=web.url(""), image_cache_dir=str(tmp_path / "img"),
-                        allow_hosts=["127.0.0.1"], backoff_base=0, **kw)
+                        allow_hosts=[web.url()], backoff_base=0, **kw)
 
 
 def test_serper_missing_key_names_the_variable(monkeypatch):
@@ -157,7 +157,7 @@ def test_searxng_text_and_images(web, tmp_path):
     web.route("/files/logo.png", Reply(200, world_image("logo-accenture.png"),
                                        {"Content-Type": "image/png"}))
     searx = SearxngSearch(web.url("/searx"), language="en", safesearch=1,
-                          image_cache_dir=str(tmp_path), allow_hosts=["127.0.0.1"])
+                          image_cache_dir=str(tmp_path), allow_hosts=[web.url()])
     hits = searx.search("Burkina Faso capital", top_k=5)
     assert [h.title for h in hits] == ["Burkina Faso - Wikipedia", "Ouagadougou"]
     assert hits[0].snippet == "Capital: Ouagadougou" and hits[1].score == 1.25
