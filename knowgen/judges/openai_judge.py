@@ -7,9 +7,9 @@
 
 Images are re-encoded as JPEG with the longest side at most 4096 pixels and sent
 as ``data:image/jpeg;base64,...`` URLs in chat content blocks; requests use
-temperature 0. ``score`` raises a typed :class:`~knowgen.judges.openai_client.JudgeError`
+temperature 0. ``score`` raises a typed :class:`~knowgen.net.openai_client.JudgeError`
 for a sample it cannot score; :meth:`score_many` records that error per sample
-instead. See :mod:`knowgen.judges.openai_client` for retries, concurrency, the
+instead. See :mod:`knowgen.net.openai_client` for retries, concurrency, the
 API key and the reply cache, and :mod:`knowgen.judges.rubrics` for ``prompt_from``.
 
 Example:
@@ -33,7 +33,7 @@ from PIL import Image
 from knowgen.errors import DataError
 from knowgen.eval.wise_scoring import WiseLegacyJudgement, WiseVerifiedJudgement, check_variant
 from knowgen.judges import rubrics
-from knowgen.judges.openai_client import ChatClient, JudgeError
+from knowgen.net.openai_client import ChatClient, JudgeError
 from knowgen.types import Answer, ImageJudgement, ResolvedReference, Task, TextJudgement
 
 logger = logging.getLogger(__name__)

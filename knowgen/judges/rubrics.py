@@ -31,7 +31,7 @@ from typing import Any
 
 from knowgen.errors import ConfigError
 from knowgen.eval.wise_scoring import WiseLegacyJudgement, WiseVerifiedJudgement
-from knowgen.judges.openai_client import JudgeError
+from knowgen.net.openai_client import JudgeError
 from knowgen.types import ImageJudgement, TextJudgement
 
 KNOWGEN_SCALE = (0.0, 0.5, 1.0)

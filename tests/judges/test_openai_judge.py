@@ -16,7 +16,6 @@ from PIL import Image
 from knowgen.errors import ConfigError, DataError
 from knowgen.eval.wise_scoring import WiseLegacyJudgement, WiseVerifiedJudgement
 from knowgen.judges.base import ImageJudge, TextJudge
-from knowgen.judges.openai_client import ChatClient, JudgeAPIError, parse_retry_after, request_key
 from knowgen.judges.openai_judge import (
     OpenAIImageJudge,
     OpenAITextJudge,
@@ -25,6 +24,7 @@ from knowgen.judges.openai_judge import (
     encode_image,
 )
 from knowgen.judges.rubrics import JudgeResponseError
+from knowgen.net.openai_client import ChatClient, JudgeAPIError, parse_retry_after, request_key
 from knowgen.types import Answer, ReferenceImage, ResolvedReference, Task
 
 KEY_ENV = "KNOWGEN_TEST_JUDGE_KEY"
