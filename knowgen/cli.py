@@ -226,12 +226,18 @@ def _cmd_judge(args: argparse.Namespace) -> int:
     if args.wise:
         return _judge_wise(args, judge)
     s = judge_results(args.results, judge, out_dir=args.out, world_seed=args.world_seed,
-                      world_cache_dir=args.world_cache_dir, progress=not args.no_progress)
+                      world_cache_dir=args.world_cache_dir, progress=not args.no_progress,
+                      strict=args.strict)
     c = s["counts"]
     console.print(f"K-Score {s['k_score']:.2f}: {c['scored']} scored, {c['not_evaluated']} not "
                   f"evaluated, {c['errors']} errors, {c['skipped_unknown_category']} skipped "
                   "(category in no KnowGen group)")
-    console.print(f"Scores: {s['out_dir']}/scores.json")
+    lenient = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in s["lenient"].items() if n)
+    if lenient:
+        console.print(f"Read as the official evaluator reads them: {lenient} "
+                      "(--strict refuses such replies)", markup=False)
+    console.print(f"Scores: {s['out_dir']}/results_eval.json (official format) and "
+                  f"{s['out_dir']}/summary.json", markup=False)
     return 1 if c["errors"] else 0
 
 
@@ -290,6 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "{prompt_id}.png and PATH the WISE prompt files")
     p.add_argument("--variant", default="verified", choices=("legacy", "verified"),
                    help="WISE variant with --wise (default: verified)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse what the official evaluator tolerates: items without meta or "
+                   "with mistyped fields, a missing ground truth (an error, not 'not "
+                   "evaluated'), judge replies with a missing or off-scale score or without "
+                   "text_accuracy_na (default: read them as the official evaluator does)")
     p.add_argument("--world-seed", type=int, default=0,
                    help="seed of the world benchmark the offline judge takes facts from (default: 0)")
     p.add_argument("--world-cache-dir", default=None,
