@@ -20,12 +20,16 @@ from collections.abc import Sequence
 
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.text import Text
 
 from knowgen.errors import KnowgenError
 
 # Piped output (make demo, CI logs) would be cut to 80 columns; tables need more.
-console = Console(width=None if sys.stdout.isatty() else 120)
-err_console = Console(stderr=True)
+# markup=False: messages, paths and table cells are printed as they are, so text in
+# square brackets (pip extras such as knowgen[serve], file names) is never eaten as
+# rich markup; styling is given with style= instead.
+console = Console(width=None if sys.stdout.isatty() else 120, markup=False)
+err_console = Console(stderr=True, markup=False)
 
 # flag -> dotted config key of EvalConfig
 _EVAL_FLAGS = {
@@ -120,9 +124,12 @@ def _with_arg(spec: str, key: str, value: str) -> str:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from knowgen.eval.report import comparison_table, load_summary
+    from knowgen.eval.report import comparison_table, load_summary, task_set_warning
 
     summaries = [load_summary(d) for d in args.run_dirs]
+    warning = task_set_warning(args.run_dirs, summaries)
+    if warning:
+        err_console.print(Text.assemble(("warning:", "bold yellow"), f" {warning}"))
     knowgen_runs = [s for s in summaries if s.get("rubric") != "wise"]
     wise_runs = [s for s in summaries if s.get("rubric") == "wise"]
     if knowgen_runs:
@@ -150,7 +157,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         raise UnknownNameError("kind", args.kind, kinds)
     for name, reg in kinds.items():
         if args.kind in (None, name):
-            console.print(f"[bold]{name}[/bold]: {', '.join(reg.names())}")
+            console.print(Text.assemble((name, "bold"), f": {', '.join(reg.names())}"))
     return 0
 
 
@@ -336,10 +343,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _COMMANDS[args.command](args)
     except KnowgenError as exc:
-        err_console.print(f"[bold red]error:[/bold red] {exc}")
+        err_console.print(Text.assemble(("error:", "bold red"), f" {exc}"))
         return 2
     except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/yellow]")
+        err_console.print("interrupted", style="yellow")
         return 130
 
 

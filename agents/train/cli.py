@@ -111,8 +111,10 @@ def print_done(what: str, path: Path, stats: dict | None = None) -> None:
     """Tell the user where a stage's result is (stdout is the command's output)."""
     from rich.console import Console
 
-    console = Console()
-    console.print(f"[green]{what} done:[/green] {path}")
+    from rich.text import Text
+
+    console = Console(markup=False)
+    console.print(Text.assemble((f"{what} done:", "green"), f" {path}"))
     if stats:
         console.print(json.dumps(stats, indent=2))
 
