@@ -29,7 +29,7 @@ from knowgen.errors import KnowgenError
 # square brackets (pip extras such as knowgen[serve], file names) is never eaten as
 # rich markup; styling is given with style= instead.
 console = Console(width=None if sys.stdout.isatty() else 120, markup=False)
-err_console = Console(stderr=True, markup=False)
+err_console = Console(stderr=True, markup=False, soft_wrap=True)  # one message, one line
 
 # flag -> dotted config key of EvalConfig
 _EVAL_FLAGS = {
@@ -63,9 +63,14 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="YAML file of EvalConfig settings; flags override it")
     types = {"alpha": float, "max_turns": int, "max_tool_calls": int, "limit": int,
              "seed": int, "workers": int}
+    defaults = EvalConfig()
     for flag, key in _EVAL_FLAGS.items():
+        value: object = defaults
+        for part in key.split("."):
+            value = getattr(value, part)
+        shown = "" if value in (None, "") else f" (default: {value})".replace("%", "%%")
         p.add_argument(f"--{flag.replace('_', '-')}", dest=flag, type=types.get(flag, str),
-                       default=None, help=docs.get(key, ""))
+                       default=None, help=docs.get(key, "").replace("%", "%%") + shown)
     p.add_argument("--judge", dest="image_judge", default=argparse.SUPPRESS, metavar="NAME:ARGS",
                    help="same as --image-judge; on WISE the WISE judge "
                    "(offline, or openai:model=gpt-4.1,...)")
@@ -268,21 +273,24 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``knowgen`` command."""
     import knowgen
+    from knowgen.clihelp import Parser
 
-    parser = argparse.ArgumentParser(prog="knowgen", description=__doc__.splitlines()[0] if __doc__ else "")
+    parser = Parser(prog="knowgen", description="Evaluate, judge and train search-augmented "
+                    "image generation agents (run 'knowgen COMMAND --help' for a command).")
     parser.add_argument("--version", action="version", version=f"knowgen {knowgen.__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_eval(sub)
     p = sub.add_parser("compare", help="print one table comparing finished runs")
     p.add_argument("run_dirs", nargs="+", help="run folders written by 'knowgen eval'")
-    p.add_argument("--title", default="knowgen results")
+    p.add_argument("--title", default="knowgen results", help="title printed above the table")
     p = sub.add_parser("list", help="list registered backends")
     p.add_argument("kind", nargs="?", help="only this kind (e.g. policies, generators)")
     p = sub.add_parser("tasks", help="show tasks of a benchmark split")
-    p.add_argument("--benchmark", default="world")
-    p.add_argument("--split", default="test")
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--benchmark", default="world", metavar="NAME:ARGS",
+                   help="benchmark spec (see 'knowgen list benchmarks')")
+    p.add_argument("--split", default="test", help="split of the benchmark")
+    p.add_argument("--limit", type=int, default=20, help="show at most this many tasks")
     p = sub.add_parser("report", help="write a self-contained HTML report of a run folder")
     p.add_argument("run_dir", help="a run folder written by 'knowgen eval'")
     p.add_argument("--out", default=None, help="HTML file to write (default: RUN_DIR/report.html)")

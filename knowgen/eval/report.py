@@ -42,22 +42,20 @@ def run_label(summary: dict[str, Any]) -> str:
 def comparison_table(summaries: list[dict[str, Any]], title: str = "knowgen results") -> Table:
     """One row per run: what ran, K-Score, the two groups, the four dimensions, answer score, reward."""
     table = Table(title=title, caption=(
-        "tasks: tasks in the run, judged: tasks with a judged image; K-Score and groups x100; "
+        "run: policy (benchmark/split, seed); tasks: judged / in the run; K-Score and groups x100; "
         "F faithfulness, V visual correctness, T text accuracy (text in the image), "
         "A aesthetics (0-1); answer: text-judge score of the agent's answer (0-1); "
         "R: mean reward"))
-    for col in ("benchmark/split", "policy", "seed", "tasks", "judged", "K-Score", "science",
-                "pop", "F", "V", "T", "A", "answer", "R", "turns"):
-        table.add_column(col, justify="left" if col in ("benchmark/split", "policy") else "right")
+    table.add_column("run", justify="left")
+    for col in ("tasks", "K-Score", "science", "pop", "F", "V", "T", "A", "answer", "R",
+                "turns"):
+        table.add_column(col, justify="right", no_wrap=True)
     for s in summaries:
         groups = s["scores"]["groups"]
         overall = s["scores"]["overall_avg"]["avg_scores"]
         table.add_row(
-            run_label(s),
-            s["policy"],
-            str(s.get("seed", "")),
-            str(s.get("n_samples", s["n_evaluated"])),
-            str(s["n_evaluated"]),
+            f"{s['policy']} ({run_label(s)}, seed {s.get('seed', '?')})",
+            f"{s['n_evaluated']}/{s.get('n_samples', s['n_evaluated'])}",
             f"{s['k_score']:.2f}",
             *(f"{100 * groups[g]['avg_scores']['overall']:.2f}" for g in _GROUP_LABELS),
             *(f"{overall[d]:.2f}" for d in
