@@ -38,6 +38,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     t.add_argument("--out", required=True, help="run folder; the agent ends in OUT/final")
     t.add_argument("--skip-grpo", action="store_true", help="stop after SFT")
     for c in (d, *cmds.choices.values()):
+        if not any(a.dest == "no_progress" for a in c._actions):
+            c.add_argument("--no-progress", action="store_true", help="hide every progress bar")
         if not any(a.dest == "config" for a in c._actions):
             c.add_argument("--config", default="tiny", help=_CONFIG_HELP)
             c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -88,8 +90,15 @@ def run_train_command(args: argparse.Namespace) -> int:
         MissingDependencyError: when the 'train' extra is not installed (checked
             before any work for sft, grpo and tiny).
     """
+    from knowgen.agents.train.progress import training_output
+
     if args.train_command != "data":
         check_train_extra(args.train_command)
+    with training_output(progress=not getattr(args, "no_progress", False)):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     cfg = _config(args)
     if args.train_command == "data":
         return _cmd_data(args, cfg)
