@@ -178,7 +178,7 @@ def test_compare_labels_runs_and_warns_on_different_task_sets(tmp_path, capsys):
     b = _fake_run(tmp_path / "b", "oracle", ["t1", "t2"])
     assert main(["compare", str(a), str(b)]) == 0
     out, err = capsys.readouterr()
-    assert "direct (world/test, seed 0)" in out and "2/2" in out
+    assert "direct · world/test · 0" in out and "2/2" in out
     assert "warning" not in err
     c = _fake_run(tmp_path / "c", "scripted", ["t1", "t2", "t3"])
     assert main(["compare", str(a), str(c)]) == 0

@@ -42,11 +42,11 @@ def run_label(summary: dict[str, Any]) -> str:
 def comparison_table(summaries: list[dict[str, Any]], title: str = "knowgen results") -> Table:
     """One row per run: what ran, K-Score, the two groups, the four dimensions, answer score, reward."""
     table = Table(title=title, caption=(
-        "run: policy (benchmark/split, seed); tasks: judged / in the run; K-Score and groups x100; "
+        "run: policy · benchmark/split · seed; tasks: judged / in the run; K-Score and groups x100; "
         "F faithfulness, V visual correctness, T text accuracy (text in the image), "
         "A aesthetics (0-1); answer: text-judge score of the agent's answer (0-1); "
         "R: mean reward"))
-    table.add_column("run", justify="left")
+    table.add_column("run", justify="left", no_wrap=True)
     for col in ("tasks", "K-Score", "science", "pop", "F", "V", "T", "A", "answer", "R",
                 "turns"):
         table.add_column(col, justify="right", no_wrap=True)
@@ -54,7 +54,7 @@ def comparison_table(summaries: list[dict[str, Any]], title: str = "knowgen resu
         groups = s["scores"]["groups"]
         overall = s["scores"]["overall_avg"]["avg_scores"]
         table.add_row(
-            f"{s['policy']} ({run_label(s)}, seed {s.get('seed', '?')})",
+            f"{s['policy']} · {run_label(s)} · {s.get('seed', '?')}",
             f"{s['n_evaluated']}/{s.get('n_samples', s['n_evaluated'])}",
             f"{s['k_score']:.2f}",
             *(f"{100 * groups[g]['avg_scores']['overall']:.2f}" for g in _GROUP_LABELS),

@@ -305,8 +305,8 @@ def test_text_has_one_meaning_per_table(tmp_path):
     """'text' is the judged text in the image; the text judge's score is the 'answer' column."""
     run, _ = make_run(tmp_path)
     html = write_report(run).read_text(encoding="utf-8")
-    for table in re.findall(r"<table.*?</table>", html, flags=re.S):
-        headers = [h.strip() for h in re.findall(r"<th[^>]*>(.*?)</th>", table, flags=re.S)]
+    for table in re.findall(r"<table.*?</table>", html, flags=re.DOTALL):
+        headers = [h.strip() for h in re.findall(r"<th[^>]*>(.*?)</th>", table, flags=re.DOTALL)]
         texts = [h for h in headers if "text" in h]
         assert len(texts) <= 1 or texts == ["text in image", "answer (text judge)"], texts
         assert "text" not in headers and "text judge" not in headers
