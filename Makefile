@@ -8,6 +8,9 @@ HEAVY_STAMP := $(VENV)/.knowgen-heavy-installed
 DEMO_DIR ?= runs/demo
 DEMO_SPLIT ?= test
 PYTEST_ARGS ?=
+# setuptools' editable install warns about folders in the working directory named like the
+# package; here that folder is the package itself, so the advisory has nothing to act on.
+QUIET_BUILD := PYTHONWARNINGS="ignore:Editable installation"
 
 .PHONY: help setup demo test test-fast wheel-check perf world lint clean
 
@@ -21,13 +24,13 @@ help:
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
+	$(QUIET_BUILD) $(PIP) install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 # The test suite also exercises the heavy backends (torch, diffusers, the generator server,
 # the TRL trainer).
 $(HEAVY_STAMP): $(STAMP)
-	$(PIP) install --quiet -c constraints.txt -e '.[dev,diffusers,serve,train]'
+	$(QUIET_BUILD) $(PIP) install --quiet -c constraints.txt -e '.[dev,diffusers,serve,train]'
 	touch $(HEAVY_STAMP)
 
 setup: $(STAMP)

@@ -139,6 +139,8 @@ def pretrain_copying(model: Any, token_ids: Sequence[int], steps: int = 300, bat
     import torch
     from tqdm.auto import tqdm
 
+    from knowgen.agents.train.progress import bars_enabled
+
     if steps < 0:
         raise ConfigError(f"copy pre-training steps must be >= 0, got {steps}.")
     if len(token_ids) < 2:
@@ -159,7 +161,8 @@ def pretrain_copying(model: Any, token_ids: Sequence[int], steps: int = 300, bat
     model.train()
     losses: list[float] = []
     curve: list[list[float]] = []
-    for step in tqdm(range(steps), desc="copy pre-training", unit="step", leave=False):
+    for step in tqdm(range(steps), desc="copy pre-training", unit="step", leave=False,
+                     disable=not bars_enabled()):
         ids, labels = copy_batch(rng, token_ids, batch, task)
         loss = model(input_ids=ids.to(device), labels=labels.to(device)).loss
         loss.backward()

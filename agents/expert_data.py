@@ -188,7 +188,9 @@ def generate_expert_data(config: ExpertDataConfig) -> tuple[list[dict[str, Any]]
 def _progress(items: list[Any], desc: str) -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(items, desc=desc, unit="task", leave=False)
+    from knowgen.agents.train.progress import bars_enabled
+
+    return tqdm(items, desc=desc, unit="task", leave=False, disable=not bars_enabled())
 
 
 def _stats(records: list[dict[str, Any]], rewards: list[float], dropped_long: int) -> dict:

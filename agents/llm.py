@@ -6,7 +6,7 @@ through the endpoint's function calling, ``"tool_calls"``.
 
 * :class:`OpenAIChatBackend` speaks ``POST /chat/completions`` (OpenAI, or a vLLM
   server running the released Gen-Searcher-8B); it reuses the retrying client of
-  :mod:`knowgen.judges.openai_client`.
+  :mod:`knowgen.net.openai_client`.
 * :class:`TransformersBackend` runs a local Hugging Face model folder written by
   ``knowgen train`` (model, tokenizer with its chat template, ``knowgen_agent.json``).
   torch and transformers are imported only when it is built.
@@ -29,7 +29,7 @@ from typing import Any, Protocol, runtime_checkable
 from knowgen.agents.grammar import ReplyGrammar, allowed_tokens
 from knowgen.envs.protocol import IMG_ID_PATTERN
 from knowgen.errors import ConfigError, DataError, KnowgenError, MissingDependencyError
-from knowgen.judges.openai_client import ChatClient, JudgeAPIError, _Transient, request_key
+from knowgen.net.openai_client import ChatClient, JudgeAPIError, _Transient, request_key
 
 logger = logging.getLogger(__name__)
 

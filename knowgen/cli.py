@@ -21,12 +21,16 @@ from collections.abc import Sequence
 
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.text import Text
 
 from knowgen.errors import KnowgenError
 
 # Piped output (make demo, CI logs) would be cut to 80 columns; tables need more.
-console = Console(width=None if sys.stdout.isatty() else 120)
-err_console = Console(stderr=True)
+# markup=False: messages, paths and table cells are printed as they are, so text in
+# square brackets (pip extras such as knowgen[serve], file names) is never eaten as
+# rich markup; styling is given with style= instead.
+console = Console(width=None if sys.stdout.isatty() else 120, markup=False)
+err_console = Console(stderr=True, markup=False, soft_wrap=True)  # one message, one line
 
 # flag -> dotted config key of EvalConfig
 _EVAL_FLAGS = {
@@ -60,9 +64,14 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="YAML file of EvalConfig settings; flags override it")
     types = {"alpha": float, "max_turns": int, "max_tool_calls": int, "limit": int,
              "seed": int, "workers": int}
+    defaults = EvalConfig()
     for flag, key in _EVAL_FLAGS.items():
+        value: object = defaults
+        for part in key.split("."):
+            value = getattr(value, part)
+        shown = "" if value in (None, "") else f" (default: {value})".replace("%", "%%")
         p.add_argument(f"--{flag.replace('_', '-')}", dest=flag, type=types.get(flag, str),
-                       default=None, help=docs.get(key, ""))
+                       default=None, help=docs.get(key, "").replace("%", "%%") + shown)
     p.add_argument("--judge", dest="image_judge", default=argparse.SUPPRESS, metavar="NAME:ARGS",
                    help="same as --image-judge; on WISE the WISE judge "
                    "(offline, or openai:model=gpt-4.1,...)")
@@ -130,9 +139,12 @@ def _with_arg(spec: str, key: str, value: str) -> str:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from knowgen.eval.report import comparison_table, load_summary
+    from knowgen.eval.report import comparison_table, load_summary, task_set_warning
 
     summaries = [load_summary(d) for d in args.run_dirs]
+    warning = task_set_warning(args.run_dirs, summaries)
+    if warning:
+        err_console.print(Text.assemble(("warning:", "bold yellow"), f" {warning}"))
     knowgen_runs = [s for s in summaries if s.get("rubric") != "wise"]
     wise_runs = [s for s in summaries if s.get("rubric") == "wise"]
     if knowgen_runs:
@@ -160,7 +172,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         raise UnknownNameError("kind", args.kind, kinds)
     for name, reg in kinds.items():
         if args.kind in (None, name):
-            console.print(f"[bold]{name}[/bold]: {', '.join(reg.names())}")
+            console.print(Text.assemble((name, "bold"), f": {', '.join(reg.names())}"))
     return 0
 
 
@@ -248,12 +260,18 @@ def _cmd_judge(args: argparse.Namespace) -> int:
     if args.wise:
         return _judge_wise(args, judge)
     s = judge_results(args.results, judge, out_dir=args.out, world_seed=args.world_seed,
-                      world_cache_dir=args.world_cache_dir, progress=not args.no_progress)
+                      world_cache_dir=args.world_cache_dir, progress=not args.no_progress,
+                      strict=args.strict)
     c = s["counts"]
     console.print(f"K-Score {s['k_score']:.2f}: {c['scored']} scored, {c['not_evaluated']} not "
                   f"evaluated, {c['errors']} errors, {c['skipped_unknown_category']} skipped "
                   "(category in no KnowGen group)")
-    console.print(f"Scores: {s['out_dir']}/scores.json")
+    lenient = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in s["lenient"].items() if n)
+    if lenient:
+        console.print(f"Read as the official evaluator reads them: {lenient} "
+                      "(--strict refuses such replies)", markup=False)
+    console.print(f"Scores: {s['out_dir']}/results_eval.json (official format) and "
+                  f"{s['out_dir']}/summary.json", markup=False)
     return 1 if c["errors"] else 0
 
 
@@ -277,21 +295,24 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``knowgen`` command."""
     import knowgen
+    from knowgen.clihelp import Parser
 
-    parser = argparse.ArgumentParser(prog="knowgen", description=__doc__.splitlines()[0] if __doc__ else "")
+    parser = Parser(prog="knowgen", description="Evaluate, judge and train search-augmented "
+                    "image generation agents (run 'knowgen COMMAND --help' for a command).")
     parser.add_argument("--version", action="version", version=f"knowgen {knowgen.__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_eval(sub)
     p = sub.add_parser("compare", help="print one table comparing finished runs")
     p.add_argument("run_dirs", nargs="+", help="run folders written by 'knowgen eval'")
-    p.add_argument("--title", default="knowgen results")
+    p.add_argument("--title", default="knowgen results", help="title printed above the table")
     p = sub.add_parser("list", help="list registered backends")
     p.add_argument("kind", nargs="?", help="only this kind (e.g. policies, generators)")
     p = sub.add_parser("tasks", help="show tasks of a benchmark split")
-    p.add_argument("--benchmark", default="world")
-    p.add_argument("--split", default="test")
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--benchmark", default="world", metavar="NAME:ARGS",
+                   help="benchmark spec (see 'knowgen list benchmarks')")
+    p.add_argument("--split", default="test", help="split of the benchmark")
+    p.add_argument("--limit", type=int, default=20, help="show at most this many tasks")
     p = sub.add_parser("report", help="write a self-contained HTML report of a run folder")
     p.add_argument("run_dir", help="a run folder written by 'knowgen eval'")
     p.add_argument("--out", default=None, help="HTML file to write (default: RUN_DIR/report.html)")
@@ -312,6 +333,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "{prompt_id}.png and PATH the WISE prompt files")
     p.add_argument("--variant", default="verified", choices=("legacy", "verified"),
                    help="WISE variant with --wise (default: verified)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse what the official evaluator tolerates: items without meta or "
+                   "with mistyped fields, a missing ground truth (an error, not 'not "
+                   "evaluated'), judge replies with a missing or off-scale score or without "
+                   "text_accuracy_na (default: read them as the official evaluator does)")
     p.add_argument("--world-seed", type=int, default=0,
                    help="seed of the world benchmark the offline judge takes facts from (default: 0)")
     p.add_argument("--world-cache-dir", default=None,
@@ -347,10 +373,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _COMMANDS[args.command](args)
     except KnowgenError as exc:
-        err_console.print(f"[bold red]error:[/bold red] {exc}")
+        err_console.print(Text.assemble(("error:", "bold red"), f" {exc}"))
         return 2
     except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/yellow]")
+        err_console.print("interrupted", style="yellow")
         return 130
     except OSError as exc:  # a file or folder named on the command line
         where = f" ({exc.filename})" if exc.filename else ""

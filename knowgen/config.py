@@ -234,8 +234,44 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: dict[st
                               "save it as UTF-8.") from None
         if not isinstance(data, dict):
             raise ConfigError(f"Config file {str(p)!r} must hold a mapping of settings.")
+        if cls is EvalConfig:
+            data = lift_env_settings(data, str(p))
         cfg = from_dict(cls, data)
     return apply_overrides(cfg, overrides or {})
+
+
+def lift_env_settings(data: dict[str, Any], where: str = "the config") -> dict[str, Any]:
+    """An eval config mapping with environment settings given at the top level moved under ``env``.
+
+    ``benchmark: world`` at the top level means ``env: {benchmark: world}``; both
+    forms may be mixed, but one setting may not be given in both places.
+
+    Raises:
+        ConfigError: when a setting is given both at the top level and under ``env``.
+    """
+    import difflib
+
+    eval_names = {f.name for f in fields(EvalConfig)}
+    env_names = {f.name for f in fields(EnvConfig)} - eval_names
+    for key in data:
+        if key not in eval_names and key not in env_names:
+            close = difflib.get_close_matches(str(key), eval_names | env_names, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"Unknown setting {key!r} in {where}.{hint} Run settings: "
+                              f"{', '.join(sorted(eval_names))}; environment settings: see "
+                              "'knowgen eval --help'.")
+    lifted = {k: v for k, v in data.items() if k in env_names}
+    if not lifted:
+        return data
+    env = data.get("env") or {}
+    if not isinstance(env, dict):
+        raise ConfigError(f"In {where}, 'env' must be a mapping of environment settings.")
+    twice = sorted(set(lifted) & set(env))
+    if twice:
+        raise ConfigError(f"In {where}, {', '.join(twice)} is given both at the top level and "
+                          "under 'env'; keep one.")
+    rest = {k: v for k, v in data.items() if k not in lifted}
+    return {**rest, "env": {**env, **lifted}}
 
 
 def field_docs(cls: type) -> dict[str, str]:

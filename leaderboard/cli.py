@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     """Execute a parsed ``leaderboard`` command; returns the exit status (1: refused)."""
     from rich.console import Console
 
-    console = Console()
+    console = Console(markup=False)  # entry ids, paths and messages print as they are
     cmd = args.lb_command
     if cmd == "validate":
         from knowgen.leaderboard.checks import validate

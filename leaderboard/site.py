@@ -62,16 +62,18 @@ def _board_label(key: tuple[str, ...]) -> str:
 
 
 def _judge(entry: dict[str, Any]) -> str:
+    """The judge as shown: its name, and its model when that says more (``openai (gpt-4.1)``)."""
     j = entry["submission"]["judge"]
-    return f"{j['name']} ({j['model']})"
+    name, model = str(j.get("name") or ""), str(j.get("model") or "")
+    return f"{name} ({model})" if model and model != name else name
 
 
 def _fmt(value: Any, rubric: str) -> tuple[str, str]:
-    """(shown text, sort value) of a score; KnowGen scores are shown x100."""
+    """(shown text, sort value) of a 0-1 score; KnowGen scores are shown x100, as the K-Score."""
     if not isinstance(value, (int, float)):
         return "–", ""
     if rubric == "knowgen":
-        return f"{value * 100:.1f}", f"{value:.6f}"
+        return f"{value * 100:.2f}", f"{value:.6f}"
     return f"{value:.4f}", f"{value:.6f}"
 
 
@@ -95,7 +97,7 @@ def _headline(entry: dict[str, Any]) -> float:
     return float(value) if isinstance(value, (int, float)) else float("-inf")
 
 
-def _row(rank: int, e: dict[str, Any], groups: list[str], cats: list[str]) -> str:
+def _row(rank: int, e: dict[str, Any], groups: list[str]) -> str:
     s, sub, rubric = e["scores"], e["submission"], e["scores"]["rubric"]
     head = s.get("headline")
     head_txt = f"{head:.2f}" if rubric == "knowgen" and isinstance(head, (int, float)) \
@@ -104,12 +106,12 @@ def _row(rank: int, e: dict[str, Any], groups: list[str], cats: list[str]) -> st
     value = esc(head if head is not None else "")
     cells = [f'<td class="num" data-value="{rank}">{rank}</td>',
              f'<td data-value="{esc(sub["system"])}">{link}</td>',
-             f"<td>{esc(sub['agent'])}</td>", f"<td>{esc(sub['generator'])}</td>",
-             f"<td>{esc(_judge(e))}</td>",
+             f'<td class="text">{esc(sub["agent"])}</td>',
+             f'<td class="text">{esc(sub["generator"])}</td>',
              f'<td class="num" data-value="{value}">{esc(head_txt)}</td>',
              _coverage_cell(s)]
-    for key, table in [(g, "groups") for g in groups] + [(c, "categories") for c in cats]:
-        shown, value = _fmt(s.get(table, {}).get(key), rubric)
+    for key in groups:
+        shown, value = _fmt(s.get("groups", {}).get(key), rubric)
         cells.append(f'<td class="num" data-value="{value}">{esc(shown)}</td>')
     checks = '<span class="badge warn">flagged</span>' if e.get("flagged") else ""
     if e.get("corrections"):
@@ -133,17 +135,17 @@ def _coverage_cell(scores: dict[str, Any]) -> str:
 
 
 def _table(entries: list[dict[str, Any]]) -> str:
-    groups, cats = _columns(entries)
+    """One judge's ranking: the judge is named in the heading above, categories on entry pages."""
+    groups, _ = _columns(entries)
     label = entries[0]["scores"].get("headline_label", "Score")
     heads = [_th("#", True), _th("System", False), _th("Agent", False),
-             _th("Generator", False), _th("Judge", False), _th(label, True),
+             _th("Generator", False), _th(label, True),
              _th("Coverage", True, "samples evaluated of those asked for; the others count "
                  "0 in every score")]
     heads += [_th(GROUP_LABELS.get(g, g), True, f"group {g}") for g in groups]
-    heads += [_th(c, True, f"category {c}") for c in cats]
     heads += [_th("Date", False), _th("Checks", False)]
     ranked = sorted(entries, key=lambda e: (-_headline(e), e["submission"]["system"]))
-    rows = "\n".join(_row(i, e, groups, cats) for i, e in enumerate(ranked, 1))
+    rows = "\n".join(_row(i, e, groups) for i, e in enumerate(ranked, 1))
     return (f'<div class="scroll"><table class="sortable board">\n<thead><tr>{"".join(heads)}'
             f"</tr></thead>\n<tbody>\n{rows}\n</tbody></table></div>")
 
@@ -170,8 +172,9 @@ def render_index(entries: list[dict[str, Any]]) -> str:
         boards.setdefault(_board_key(e), []).append(e)
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     intro = (f"{len(entries)} entries, built {stamp}. Every score is recomputed from the "
-             "per-sample judgements; KnowGen scores are shown x100. Click a column header "
-             "to sort.")
+             "per-sample judgements; KnowGen scores (the K-Score, groups, categories, "
+             "dimensions and per-sample scores) are shown x100 everywhere. Per-category "
+             "scores are on each entry's page. Click a column header to sort.")
     body = [f"<header><h1>knowgen leaderboard</h1><p>{intro}</p></header><main>"]
     body += [_section(k, boards[k]) for k in sorted(boards)]
     if not entries:
@@ -247,9 +250,9 @@ def _figure(src: str | None, caption: str) -> str:
 def _card(row: dict[str, Any], images: dict[str, str]) -> str:
     scores = ""
     if "overall" in row:
-        parts = [f"{DIM_LABELS[d]} {row[d]:g}" for d in DIM_LABELS if d in row]
+        parts = [f"{DIM_LABELS[d]} {100 * row[d]:g}" for d in DIM_LABELS if d in row]
         na = " (text n/a)" if row.get("text_accuracy_na") else ""
-        scores = f"overall {row['overall']:.2f} · {' · '.join(parts)}{na}"
+        scores = f"overall {100 * row['overall']:.2f} · {' · '.join(parts)}{na} (x100)"
     elif "wise" in row:
         scores = " · ".join(f"{k} {v}" for k, v in row["wise"].items())
     elif not row.get("success"):

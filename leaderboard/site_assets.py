@@ -11,6 +11,7 @@ h2 { margin-top: 2.2rem; border-bottom: 2px solid var(--line); padding-bottom: .
 table { border-collapse: collapse; font-size: .92rem; margin: .6rem 0 1.2rem; }
 th, td { border-bottom: 1px solid var(--line); padding: .35rem .55rem; text-align: left;
          white-space: nowrap; }
+td.text { white-space: normal; overflow-wrap: anywhere; max-width: 16rem; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 thead th { background: var(--bg-alt); position: sticky; top: 0; }
 th button { all: unset; cursor: pointer; }

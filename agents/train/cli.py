@@ -38,6 +38,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     t.add_argument("--out", required=True, help="run folder; the agent ends in OUT/final")
     t.add_argument("--skip-grpo", action="store_true", help="stop after SFT")
     for c in (d, *cmds.choices.values()):
+        if not any(a.dest == "no_progress" for a in c._actions):
+            c.add_argument("--no-progress", action="store_true", help="hide every progress bar")
         if not any(a.dest == "config" for a in c._actions):
             c.add_argument("--config", default="tiny", help=_CONFIG_HELP)
             c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -54,13 +56,49 @@ def _config(args: argparse.Namespace):
     return load_train_config(args.config, overrides)
 
 
+#: Packages of the 'train' extra that sft, grpo and tiny import (checked before any work).
+TRAIN_PACKAGES = ("torch", "transformers", "trl", "accelerate", "datasets")
+
+
+def check_train_extra(command: str) -> None:
+    """Fail at once, in one line, when a package of the 'train' extra is missing.
+
+    Only looks the packages up (nothing is imported), so it costs milliseconds; without
+    it a run would render the expert data first and then fail deep inside an import.
+
+    Raises:
+        MissingDependencyError: naming the first missing package and the extra.
+    """
+    import importlib.util
+
+    from knowgen.errors import MissingDependencyError
+
+    for package in TRAIN_PACKAGES:
+        try:
+            found = importlib.util.find_spec(package) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise MissingDependencyError(package, "train", f"knowgen train {command}")
+
+
 def run_train_command(args: argparse.Namespace) -> int:
     """Run ``knowgen train ...`` for parsed ``args``; returns the exit status.
 
     Raises:
         ConfigError: for bad settings (the ``knowgen`` entry point prints it).
-        MissingDependencyError: when the 'train' extra is not installed.
+        MissingDependencyError: when the 'train' extra is not installed (checked
+            before any work for sft, grpo and tiny).
     """
+    from knowgen.agents.train.progress import training_output
+
+    if args.train_command != "data":
+        check_train_extra(args.train_command)
+    with training_output(progress=not getattr(args, "no_progress", False)):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     cfg = _config(args)
     if args.train_command == "data":
         return _cmd_data(args, cfg)
@@ -121,9 +159,10 @@ def _cmd_tiny(args: argparse.Namespace, cfg) -> None:
 def print_done(what: str, path: Path, stats: dict | None = None) -> None:
     """Tell the user where a stage's result is (stdout is the command's output)."""
     from rich.console import Console
+    from rich.text import Text
 
-    console = Console()
-    console.print(f"[green]{what} done:[/green] {path}")
+    console = Console(markup=False)
+    console.print(Text.assemble((f"{what} done:", "green"), f" {path}"))
     if stats:
         console.print(json.dumps(stats, indent=2))
 

@@ -137,8 +137,10 @@ def run_grpo(cfg: TrainConfig) -> Path:
     Raises:
         ConfigError: for a missing start model, a bad batch size, or resuming without a checkpoint.
     """
+    from knowgen.agents.train.progress import use_stage_progress
+
     out_dir = Path(cfg.output_dir) / "grpo"
-    trainer = build_grpo_trainer(cfg, out_dir)
+    trainer = use_stage_progress(build_grpo_trainer(cfg, out_dir), "GRPO")
     resume = None
     if cfg.grpo.resume:
         resume = _last_checkpoint(out_dir)

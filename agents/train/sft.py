@@ -275,6 +275,8 @@ def run_sft(cfg: TrainConfig) -> Path:
     from datasets import Dataset
     from trl import SFTTrainer
 
+    from knowgen.agents.train.progress import use_stage_progress
+
     out_dir = Path(cfg.output_dir) / "sft"
     records, tokenizer = augmented_records(cfg, sft_records(cfg))
     lengths = token_lengths(tokenizer, records)
@@ -296,10 +298,12 @@ def run_sft(cfg: TrainConfig) -> Path:
     if cfg.sft.lm_warmup_epochs > 0 and resume is None:
         warmup = SFTTrainer(model=model, args=sft_arguments(cfg, out_dir / "lm_warmup", True),
                             train_dataset=dataset, processing_class=tokenizer)
+        use_stage_progress(warmup, "SFT warm-up")
         warmup.train()
         model = warmup.model
     trainer = SFTTrainer(model=model, args=sft_arguments(cfg, out_dir), train_dataset=dataset,
                          processing_class=tokenizer)
+    use_stage_progress(trainer, "SFT")
     trainer.train(resume_from_checkpoint=resume)
     return save_agent(trainer.model, tokenizer, out_dir / "final", cfg.system_prompt,
                       cfg.generation, cfg.view)

@@ -35,7 +35,7 @@ ACTION_CHARS = 4000
 EVIDENCE_CHARS = 6000
 _SCORE_KEYS = (*DIMENSIONS, "overall")
 _SHORT = {"faithfulness": "faithful", "visual_correctness": "visual",
-          "text_accuracy": "text", "aesthetics": "aesthetic", "overall": "overall"}
+          "text_accuracy": "text in image", "aesthetics": "aesthetic", "overall": "overall"}
 
 
 @dataclass
@@ -296,7 +296,7 @@ def _sample_scores(rec: dict[str, Any]) -> str:
     cells.append(f'<td class="{_score_class(tj_score)}">{_fmt(tj_score)}</td>')
     cells.append(f"<td>{_fmt(rec.get('reward'), 3)}</td>")
     head = "".join(f"<th>{esc(_SHORT[k])}</th>" for k in _SCORE_KEYS)
-    return (f'<table class="sscores"><tr>{head}<th>text judge</th><th>reward</th></tr>'
+    return (f'<table class="sscores"><tr>{head}<th>answer (text judge)</th><th>reward</th></tr>'
             f"<tr>{''.join(cells)}</tr></table>")
 
 

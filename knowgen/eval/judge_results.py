@@ -4,13 +4,25 @@
 gt_image`` per item), scores every generated image with a configured image
 judge, and writes into its output folder::
 
-    judged.jsonl   one line per sample (append-only; a rerun skips the ids it holds)
-    scores.json    the official output: per-sample items, then the three summaries
-    summary.json   K-Score, groups, categories, counts, judge spec, knowgen version
+    judged.jsonl       one line per sample (append-only; a rerun skips the ids it holds)
+    results_eval.json  the official evaluator's judged output: every results item with
+                       ``eval_success``, ``scores`` and ``error``, then the three
+                       summary items (see :mod:`knowgen.eval.upstream_format`)
+    summary.json       K-Score, groups, categories, counts, judge spec, knowgen version
 
 Samples with ``success`` false or no image file are ``not_evaluated``: listed,
 but left out of the averages (never scored 0). A judge failure on one sample is
 recorded as that sample's error and the run goes on.
+
+By default the file is read as the official evaluator reads it: an item without
+``meta`` (or with a category in neither group) is judged and left out of the
+groups, an item without a readable ground-truth image is not evaluated, an empty
+prompt is that item's error. ``strict=True`` refuses such files instead (every
+problem listed) and counts a missing ground truth as the sample's error.
+
+Scored items of a ``results_eval.json``, whether in the output folder or given as
+the results file itself (as the official evaluator writes it), are taken as done
+and not judged again.
 """
 
 from __future__ import annotations
@@ -25,8 +37,10 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from knowgen.errors import DataError, RunError, UnknownNameError
+from knowgen.eval import upstream_format
 from knowgen.eval.rundir import SampleLog, atomic_write_json
-from knowgen.eval.scoring import SampleScore, aggregate_knowgen
+from knowgen.eval.scoring import SampleScore, aggregate_knowgen, normalize_category
+from knowgen.judges.rubrics import lenient_counts
 from knowgen.locking import FolderLock, make_output_folder
 from knowgen.registry import IMAGE_JUDGES, parse_spec
 from knowgen.types import Task
@@ -39,14 +53,24 @@ OFFLINE_ONLY_WORLD = ("the offline judge only scores world tasks; "
                       "use --judge openai:... for other benchmarks")
 
 
-def _item_problems(index: int, item: Any) -> list[str]:
-    """Every problem of one results item, each naming the item index and the field."""
+def _valid_id(item: dict[str, Any]) -> bool:
+    return isinstance(item.get("id"), (str, int)) and not isinstance(item.get("id"), bool)
+
+
+def _item_problems(index: int, item: Any, strict: bool) -> list[str]:
+    """Every problem of one results item, each naming the item index and the field.
+
+    Outside strict mode only what makes an item unusable is a problem: it is not
+    an object, or it has no id.
+    """
     where = f"item {index}"
     if not isinstance(item, dict):
         return [f"{where}: expected an object, got {type(item).__name__}"]
     problems = []
-    if not isinstance(item.get("id"), (str, int)) or isinstance(item.get("id"), bool):
+    if not _valid_id(item):
         problems.append(f"{where}: field 'id' is missing or not a string")
+    if not strict:
+        return problems
     if not isinstance(item.get("success"), bool):
         problems.append(f"{where}: field 'success' is missing or not true/false")
     if not isinstance(item.get("prompt"), str):
@@ -66,8 +90,13 @@ def _item_problems(index: int, item: Any) -> list[str]:
     return problems
 
 
-def load_results(path: str | Path) -> list[dict[str, Any]]:
+def load_results(path: str | Path, strict: bool = False) -> list[dict[str, Any]]:
     """Read and validate a KnowGen results file; trailing summary items are dropped.
+
+    Args:
+        path: The results array (JSON), or a judged output of the same form.
+        strict: Refuse items with a missing or mistyped field; otherwise only an
+            item that is not an object or has no id (or a repeated one) is refused.
 
     Raises:
         DataError: when the file is missing, not JSON, not an array, or has bad
@@ -95,7 +124,7 @@ def load_results(path: str | Path) -> list[dict[str, Any]]:
     for i, item in enumerate(data):
         if isinstance(item, dict) and "id" not in item and "avg_scores" in item:
             continue  # a summary item appended by the official evaluator
-        found = _item_problems(i, item)
+        found = _item_problems(i, item, strict)
         problems += found
         if not found:
             if str(item["id"]) in seen:
@@ -127,10 +156,11 @@ class _TaskMaker:
 
     def make(self, item: dict[str, Any]) -> Task:
         """The Task of ``item``; raises DataError for an id the world lacks (offline judge)."""
-        gt = _resolve(self.base, item["gt_image"])
-        task = Task(id=str(item["id"]), prompt=item["prompt"],
-                    category=item["meta"]["category"],
-                    difficulty=item["meta"].get("difficulty", ""),
+        gt = _resolve(self.base, _text_field(item, "gt_image"))
+        meta = _meta(item)
+        task = Task(id=str(item["id"]), prompt=_text_field(item, "prompt"),
+                    category=normalize_category(meta.get("category")),
+                    difficulty=str(meta.get("difficulty") or ""),
                     gt_image=str(gt) if gt else "")
         if not self.with_facts:
             return task
@@ -146,18 +176,44 @@ class _TaskMaker:
         return Task(task.id, task.prompt, task.category, task.difficulty, task.gt_image, facts)
 
 
+def _meta(item: dict[str, Any]) -> dict[str, Any]:
+    return item["meta"] if isinstance(item.get("meta"), dict) else {}
+
+
+def _text_field(item: dict[str, Any], name: str) -> str:
+    value = item.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _not_judged_reason(item: dict[str, Any], base: Path, strict: bool) -> str | None:
+    """Why ``item`` is not evaluated (``None`` when it is to be judged)."""
+    if not item.get("success"):
+        return "success is false"
+    image_path = _resolve(base, _text_field(item, "output_path"))
+    if image_path is None or not image_path.is_file():
+        return f"no image at {image_path}"
+    if strict:
+        return None
+    gt = _resolve(base, _text_field(item, "gt_image"))
+    if gt is None or not gt.is_file():
+        return f"no ground-truth image at {gt}"
+    return None
+
+
 def _judge_one(item: dict[str, Any], base: Path, judge: Any, maker: _TaskMaker,
-               spec: str) -> dict[str, Any]:
+               spec: str, strict: bool) -> dict[str, Any]:
     """The ``judged.jsonl`` record of one results item."""
-    rec: dict[str, Any] = {"id": str(item["id"]), "category": item["meta"]["category"],
+    rec: dict[str, Any] = {"id": str(item["id"]),
+                           "category": normalize_category(_meta(item).get("category")),
                            "judge": spec}
-    image_path = _resolve(base, item.get("output_path"))
-    if not item["success"] or image_path is None or not image_path.is_file():
-        why = "success is false" if not item["success"] else f"no image at {image_path}"
+    why = _not_judged_reason(item, base, strict)
+    if why:
         return {**rec, "status": "not_evaluated", "reason": why}
     try:
+        if not _text_field(item, "prompt").strip():
+            raise DataError(f"Item {rec['id']!r} has an empty prompt.")
         task = maker.make(item)
-        with Image.open(image_path) as img:
+        with Image.open(_resolve(base, item["output_path"])) as img:  # type: ignore[arg-type]
             image = img.convert("RGB")
         judgement = judge.score(task, image).to_dict()
     except Exception as exc:  # noqa: BLE001 - one failing sample must not stop the run
@@ -167,21 +223,6 @@ def _judge_one(item: dict[str, Any], base: Path, judge: Any, maker: _TaskMaker,
     return {**rec, "status": "scored", "judgement": judgement}
 
 
-def _official_item(item: dict[str, Any], rec: dict[str, Any]) -> dict[str, Any]:
-    out = {k: item.get(k) for k in ("id", "success", "prompt", "meta", "output_path", "gt_image")}
-    out["status"] = rec["status"]
-    if rec["status"] == "scored":
-        j = rec["judgement"]
-        out["scores"] = {k: j[k] for k in ("faithfulness", "visual_correctness", "text_accuracy",
-                                          "text_accuracy_na", "aesthetics", "overall")}
-        out["rationale"] = j.get("rationale", "")
-    elif rec["status"] == "error":
-        out["error"] = rec["error"]
-    else:
-        out["reason"] = rec.get("reason", "")
-    return out
-
-
 def _check_same_judge(done: dict[str, dict[str, Any]], spec: str, log_path: Path) -> None:
     other = {r.get("judge") for r in done.values()} - {spec}
     if other:
@@ -189,18 +230,47 @@ def _check_same_judge(done: dict[str, dict[str, Any]], spec: str, log_path: Path
                        f"{spec!r}. Use the same --judge to resume, or another --out folder.")
 
 
+def _with_strict(spec: str, strict: bool) -> str:
+    """``spec`` with ``strict=true`` added for an ``openai`` judge in strict mode."""
+    name, kwargs = parse_spec(spec)
+    if not strict or name != "openai" or "strict" in kwargs:
+        return spec
+    return f"{spec},strict=true" if ":" in spec else f"{spec}:strict=true"
+
+
+def _imported(items: list[dict[str, Any]], done: dict[str, dict[str, Any]], results_path: Path,
+              out: Path, spec: str) -> list[dict[str, Any]]:
+    """Records of items already scored in a judged output (the input itself or the out folder)."""
+    found = upstream_format.scored_items(
+        [it for it in items if "eval_success" in it], results_path)
+    for item_id, judgement in upstream_format.read_scored(out / upstream_format.FILE_NAME).items():
+        found.setdefault(item_id, judgement)
+    recs = []
+    for item in items:
+        item_id = str(item["id"])
+        if item_id in found and item_id not in done:
+            recs.append({"id": item_id, "category": normalize_category(_meta(item).get("category")),
+                         "judge": spec, "status": "scored", "judgement": found[item_id],
+                         "imported_from": found[item_id]["evidence"]["imported_from"]})
+    return recs
+
+
 def judge_results(results_path: str | Path, judge_spec: str = "offline",
                   out_dir: str | Path | None = None, world_seed: int = 0,
-                  world_cache_dir: str | None = None, progress: bool = True) -> dict[str, Any]:
+                  world_cache_dir: str | None = None, progress: bool = True,
+                  strict: bool = False) -> dict[str, Any]:
     """Score the images of a KnowGen results file with an image judge; resumable.
 
     Args:
-        results_path: The official results array (JSON).
+        results_path: The official results array (JSON), or a ``results_eval.json``
+            whose scored items are kept as they are.
         judge_spec: Image judge spec for ``IMAGE_JUDGES`` (``offline``, ``openai:...``).
         out_dir: Output folder (default: ``<results folder>/judged-<judge name>``).
         world_seed: Seed of the world benchmark whose hidden facts the offline judge uses.
         world_cache_dir: Ground-truth cache of that world benchmark.
         progress: Show a progress bar.
+        strict: Refuse malformed items and judge replies with a missing or
+            off-scale score instead of reading them as the official evaluator does.
 
     Returns:
         The summary written to ``summary.json``.
@@ -210,8 +280,9 @@ def judge_results(results_path: str | Path, judge_spec: str = "offline",
         RunError: when ``judged.jsonl`` was written by another judge spec.
     """
     results_path = Path(results_path).resolve()
-    items = load_results(results_path)
+    items = load_results(results_path, strict=strict)
     base = results_path.parent
+    judge_spec = _with_strict(judge_spec, strict)
     name, _ = parse_spec(judge_spec)
     out = Path(out_dir) if out_dir else base / f"judged-{name}"
     make_output_folder(out, "--out")
@@ -227,6 +298,13 @@ def _judge_into(out: Path, items: list[dict[str, Any]], base: Path, name: str,
     log = SampleLog(out / "judged.jsonl")
     done = {r["id"]: r for r in log.read()}
     _check_same_judge(done, judge_spec, log.path)
+    imported = _imported(items, done, results_path, out, judge_spec)
+    for rec in imported:
+        log.append(rec)
+        done[rec["id"]] = rec
+    if imported:
+        logger.info("Took %d scored samples from %s", len(imported),
+                    ", ".join(sorted({r["imported_from"] for r in imported})))
     todo = [it for it in items if str(it["id"]) not in done]
     if done:
         logger.info("Resuming %s: %d of %d samples already judged", out, len(items) - len(todo),
@@ -235,36 +313,43 @@ def _judge_into(out: Path, items: list[dict[str, Any]], base: Path, name: str,
         judge = IMAGE_JUDGES.create(judge_spec)
         maker = _TaskMaker(base, name == "offline", world_seed, world_cache_dir)
         for item in tqdm(todo, desc=f"judge {name}", unit="image", disable=not progress):
-            rec = _judge_one(item, base, judge, maker, judge_spec)
+            rec = _judge_one(item, base, judge, maker, judge_spec, strict)
             log.append(rec)
             done[rec["id"]] = rec
-    return _write_outputs(out, items, done, judge_spec, results_path)
+    return _write_outputs(out, items, done, judge_spec, results_path, strict)
 
 
 def _write_outputs(out: Path, items: list[dict[str, Any]], done: dict[str, dict[str, Any]],
-                   spec: str, results_path: Path) -> dict[str, Any]:
+                   spec: str, results_path: Path, strict: bool) -> dict[str, Any]:
     import knowgen
 
     recs = [done[str(it["id"])] for it in items]
-    scores = [SampleScore.from_mapping(r["id"], r["category"], r["judgement"])
-              for r in recs if r["status"] == "scored"]
+    scored = [r for r in recs if r["status"] == "scored"]
+    scores = [SampleScore.from_mapping(r["id"], r["category"], r["judgement"]) for r in scored]
     agg = aggregate_knowgen(scores)
-    official = [_official_item(it, r) for it, r in zip(items, recs)] + agg.official_items()
-    atomic_write_json(out / "scores.json", official)
+    upstream_format.write(out / upstream_format.FILE_NAME, items, recs, agg.official_items())
     counts = {s: sum(r["status"] == s for r in recs) for s in STATUSES}
+    lenient = lenient_counts([r["judgement"].get("evidence") or {} for r in scored])
     summary = {
         "results": str(results_path),
         "out_dir": str(out),
         "judge": spec,
+        "mode": "strict" if strict else "upstream-compatible",
         "knowgen_version": knowgen.__version__,
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **agg.to_dict(),
         "counts": {"samples": len(recs), "scored": counts["scored"],
                    "not_evaluated": counts["not_evaluated"], "errors": counts["error"],
-                   "skipped_unknown_category": sum(agg.skipped_categories.values())},
+                   "skipped_unknown_category": sum(agg.skipped_categories.values()),
+                   "imported": sum(1 for r in scored if r.get("imported_from"))},
+        "lenient": lenient,
         "not_evaluated": [r["id"] for r in recs if r["status"] == "not_evaluated"],
         "errors": {r["id"]: r["error"] for r in recs if r["status"] == "error"},
         "official_summary": agg.official_items(),
     }
     atomic_write_json(out / "summary.json", summary)
+    if any(lenient.values()):
+        logger.warning("Judge replies read leniently (as the official evaluator reads them): %s. "
+                       "Use --strict to refuse such replies.",
+                       ", ".join(f"{k} in {v} samples" for k, v in lenient.items() if v))
     return summary

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
 from knowgen.errors import RunError
+
+logger = logging.getLogger(__name__)
 
 _GROUP_LABELS = {
     "science_and_knowledge": "science",
@@ -47,21 +50,28 @@ def load_summary(run_dir: str | Path) -> dict[str, Any]:
     return data
 
 
+def run_label(summary: dict[str, Any]) -> str:
+    """``benchmark/split`` of a run (the benchmark's name without its arguments)."""
+    return f"{summary['benchmark'].split(':')[0]}/{summary['split']}"
+
+
 def comparison_table(summaries: list[dict[str, Any]], title: str = "knowgen results") -> Table:
-    """One row per run: K-Score, the two groups, the four dimensions, text judge, reward."""
-    splits = sorted({f"{s['benchmark'].split(':')[0]}/{s['split']}" for s in summaries})
-    table = Table(title=f"{title} ({', '.join(splits)})", caption=(
-        "K-Score and groups x100; F faithfulness, V visual correctness, T text accuracy, "
-        "A aesthetics (0-1); text: text-judge score; R: mean reward"))
-    for col in ("policy", "n", "K-Score", "science", "pop", "F", "V", "T", "A", "text", "R",
+    """One row per run: what ran, K-Score, the two groups, the four dimensions, answer score, reward."""
+    table = Table(title=title, caption=(
+        "run: policy · benchmark/split · seed; tasks: judged / in the run; K-Score and groups x100; "
+        "F faithfulness, V visual correctness, T text accuracy (text in the image), "
+        "A aesthetics (0-1); answer: text-judge score of the agent's answer (0-1); "
+        "R: mean reward"))
+    table.add_column("run", justify="left", no_wrap=True)
+    for col in ("tasks", "K-Score", "science", "pop", "F", "V", "T", "A", "answer", "R",
                 "turns"):
-        table.add_column(col, justify="left" if col == "policy" else "right")
+        table.add_column(col, justify="right", no_wrap=True)
     for s in summaries:
         groups = s["scores"]["groups"]
         overall = s["scores"]["overall_avg"]["avg_scores"]
         table.add_row(
-            s["policy"],
-            str(s["n_evaluated"]),
+            f"{s['policy']} · {run_label(s)} · {s.get('seed', '?')}",
+            f"{s['n_evaluated']}/{s.get('n_samples', s['n_evaluated'])}",
             f"{s['k_score']:.2f}",
             *(f"{100 * groups[g]['avg_scores']['overall']:.2f}" for g in _GROUP_LABELS),
             *(f"{overall[d]:.2f}" for d in
@@ -73,10 +83,40 @@ def comparison_table(summaries: list[dict[str, Any]], title: str = "knowgen resu
     return table
 
 
+def _task_ids(run_dir: str | Path) -> frozenset[str] | None:
+    """The task ids of a run folder (from ``results.json``), or ``None`` when unreadable."""
+    try:
+        items = json.loads((Path(run_dir) / "results.json").read_text(encoding="utf-8"))
+        return frozenset(str(i["id"]) for i in items if isinstance(i, dict) and "id" in i)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def task_set_warning(run_dirs: list[str | Path], summaries: list[dict[str, Any]]) -> str | None:
+    """A warning when the runs did not all cover the same tasks (``None`` when they did).
+
+    Runs of different benchmarks or splits, or with different task ids (e.g. one run
+    with ``--limit 20`` and one over the whole split), are not comparable row by row.
+    """
+    labels = {run_label(s) for s in summaries}
+    if len(labels) > 1:
+        return (f"these runs are on different benchmarks or splits ({', '.join(sorted(labels))}); "
+                "their scores are not comparable.")
+    sets = {str(d): _task_ids(d) for d in run_dirs}
+    known = {d: ids for d, ids in sets.items() if ids is not None}
+    if len(set(known.values())) > 1:
+        sizes = ", ".join(f"{Path(d).name}: {len(ids)}" for d, ids in known.items())
+        return (f"these runs cover different task sets ({sizes} tasks); compare runs over the "
+                "same tasks (same --split and --limit) for a fair comparison.")
+    return None
+
+
 def category_table(summary: dict[str, Any]) -> Table:
-    """Per-category breakdown of one run."""
-    table = Table(title=f"{summary['policy']} on {summary['benchmark']}/{summary['split']} by category")
-    for col in ("category", "n", "overall", "faithful", "visual", "text", "aesthetic"):
+    """Per-category breakdown of one run (overall x100, the dimensions 0-1)."""
+    table = Table(title=f"{summary['policy']} on {run_label(summary)} by category",
+                  caption="overall x100; faithful, visual, text acc. (text in the image), "
+                  "aesthetic: 0-1")
+    for col in ("category", "n", "overall", "faithful", "visual", "text acc.", "aesthetic"):
         table.add_column(col, justify="left" if col == "category" else "right")
     for cat, item in summary["scores"]["categories"].items():
         a = item["avg_scores"]

@@ -8,6 +8,7 @@ from typing import Any
 
 from knowgen.eval.rundir import SCHEMA_VERSION
 from knowgen.eval.scoring import SampleScore, aggregate_knowgen
+from knowgen.judges.rubrics import lenient_counts
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ def build_summary(samples: list[dict[str, Any]], meta: dict[str, Any], *,
         "k_score": agg.k_score,
         "scores": agg.to_dict(),
         "official_summary": agg.official_items(),
+        "lenient": lenient_counts([(s.get("image_judgement") or {}).get("evidence") or {}
+                                   for s in samples]),
         "mean_reward": _mean([float(s.get("reward") or 0.0) for s in samples]),
         "mean_text_score": _mean(text_scores),
         "overall_by_difficulty": {k: _mean(v) for k, v in sorted(by_difficulty.items())},

@@ -11,6 +11,7 @@
   papers report it x100 as the K-Score.
 * Samples that were not evaluated (``success`` false or no image) are left out;
   samples whose category is in neither group are skipped with a warning.
+  Categories are matched trimmed and lower-cased (``" Posters "`` is ``posters``).
 """
 
 from __future__ import annotations
@@ -56,6 +57,11 @@ class SampleScore:
             text_accuracy_na=bool(scores.get("text_accuracy_na", False)),
             aesthetics=clip("aesthetics"),
         )
+
+
+def normalize_category(category: Any) -> str:
+    """A category as the groups are matched: trimmed and lower-cased (``""`` when absent)."""
+    return category.strip().lower() if isinstance(category, str) else ""
 
 
 def weighted_overall(means: Mapping[str, float]) -> float:
@@ -107,10 +113,16 @@ class KnowGenSummary:
         return round(self.overall.avg_scores["overall"] * 100, 2)
 
     def official_items(self) -> list[dict[str, Any]]:
-        """The three summary items upstream appends to its output array."""
-        items = [{"group": g, **self.groups[g].to_dict()} for g in KNOWGEN_GROUPS]
-        items.append({"group": "overall_avg", **self.overall.to_dict()})
-        return items
+        """The three summary items the official evaluator appends to its output array.
+
+        Each is ``{"summary_type", "avg_scores": {the four dimensions, "overall"},
+        "count"}``, in the order science_and_knowledge, pop_culture_and_news,
+        overall_avg.
+        """
+        keys = (*DIMENSIONS, "overall")
+        named = [*((g, self.groups[g]) for g in KNOWGEN_GROUPS), ("overall_avg", self.overall)]
+        return [{"summary_type": name, "avg_scores": {k: s.avg_scores[k] for k in keys},
+                 "count": s.count} for name, s in named]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -128,10 +140,10 @@ def aggregate_knowgen(samples: Iterable[SampleScore]) -> KnowGenSummary:
     by_cat: dict[str, list[SampleScore]] = {}
     skipped: dict[str, int] = {}
     for s in samples:
-        cat = s.category.lower()
+        cat = normalize_category(s.category)
         group = _CATEGORY_TO_GROUP.get(cat)
         if group is None:
-            skipped[cat] = skipped.get(cat, 0) + 1
+            skipped[cat or "(none)"] = skipped.get(cat or "(none)", 0) + 1
             continue
         by_group[group].append(s)
         by_cat.setdefault(cat, []).append(s)

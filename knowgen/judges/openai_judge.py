@@ -5,11 +5,18 @@
 * :class:`OpenAIWiseJudge`: WISE, ``variant="legacy"`` (three 0-2 scores) or
   ``"verified"`` (``Score: 0/1``).
 
-Images are re-encoded as JPEG with the longest side at most 4096 pixels and sent
-as ``data:image/jpeg;base64,...`` URLs in chat content blocks; requests use
-temperature 0. ``score`` raises a typed :class:`~knowgen.judges.openai_client.JudgeError`
+Images are re-encoded as JPEG (quality 100, optimised, EXIF orientation
+applied, alpha flattened on white) with the longest side at most 4096 pixels and
+sent as ``data:image/jpeg;base64,...`` URLs in chat content blocks; requests use
+temperature 0. The KnowGen image request has the official evaluator's shape: the
+rubric as the system message, then one user message holding one text block
+(sample id, request, what to return) followed by image 1 (generated) and image 2
+(ground truth), ``max_tokens`` 8192, and an ``Authorization: Bearer`` header on
+every request (``EMPTY`` when the endpoint needs no key). By default a reply is
+read as the official evaluator reads it (``strict=False``, see
+:func:`knowgen.judges.rubrics.parse_image_reply`). ``score`` raises a typed :class:`~knowgen.net.openai_client.JudgeError`
 for a sample it cannot score; :meth:`score_many` records that error per sample
-instead. See :mod:`knowgen.judges.openai_client` for retries, concurrency, the
+instead. See :mod:`knowgen.net.openai_client` for retries, concurrency, the
 API key and the reply cache, and :mod:`knowgen.judges.rubrics` for ``prompt_from``.
 
 Example:
@@ -26,14 +33,14 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
-from PIL import Image
+from PIL import Image, ImageOps
 
-from knowgen.errors import DataError
+from knowgen.errors import ConfigError, DataError
 from knowgen.eval.wise_scoring import WiseLegacyJudgement, WiseVerifiedJudgement, check_variant
 from knowgen.judges import rubrics
-from knowgen.judges.openai_client import ChatClient, JudgeError
+from knowgen.net.openai_client import ChatClient, JudgeError
 from knowgen.types import Answer, ImageJudgement, ResolvedReference, Task, TextJudgement
 
 logger = logging.getLogger(__name__)
@@ -41,7 +48,9 @@ R = TypeVar("R")
 
 #: Longest image side sent to the judge, in pixels.
 MAX_SIDE = 4096
-JPEG_QUALITY = 95
+JPEG_QUALITY = 100
+#: Longest reply the KnowGen image judge may write (the official evaluator's limit).
+IMAGE_JUDGE_MAX_TOKENS = 8192
 
 
 def encode_image(image: Image.Image | str | Path, max_side: int = MAX_SIDE) -> str:
@@ -56,18 +65,19 @@ def encode_image(image: Image.Image | str | Path, max_side: int = MAX_SIDE) -> s
                 return encode_image(im.copy(), max_side)
         except (OSError, ValueError) as exc:
             raise DataError(f"Cannot read image {str(image)!r} for the judge: {exc}") from exc
-    img = image
+    img = ImageOps.exif_transpose(image)
+    if max(img.size) > max_side:
+        scale = max_side / max(img.size)
+        size = (max(1, int(img.width * scale)), max(1, int(img.height * scale)))
+        img = img.resize(size, Image.Resampling.LANCZOS)
     if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         img = Image.new("RGB", rgba.size, "white")
         img.paste(rgba, mask=rgba.getchannel("A"))
     elif img.mode != "RGB":
         img = img.convert("RGB")
-    if max(img.size) > max_side:
-        img = img.copy()
-        img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=JPEG_QUALITY)
+    img.save(buf, format="JPEG", quality=JPEG_QUALITY, optimize=True)
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -93,6 +103,8 @@ class _OpenAIJudgeBase:
     """Shared plumbing: rubric, client, message building and batch scoring."""
 
     rubric_kind = ""
+    #: Request fields every request of this judge carries (``extra_body`` overrides them).
+    default_body: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, model: str, base_url: str = "https://api.openai.com/v1",
                  api_key_env: str | None = "OPENAI_API_KEY", timeout: float = 60,
@@ -101,6 +113,9 @@ class _OpenAIJudgeBase:
         self.model = model
         self.concurrency = int(concurrency)
         self.rubric = rubrics.load_rubric(self.rubric_kind, prompt_from)
+        client_options["extra_body"] = {**self.default_body,
+                                        **(client_options.get("extra_body") or {})}
+        client_options.setdefault("placeholder_key", "EMPTY")
         self.client = ChatClient(model, base_url=base_url, api_key_env=api_key_env,
                                  timeout=timeout, max_retries=max_retries,
                                  concurrency=concurrency, cache_dir=cache_dir, **client_options)
@@ -158,25 +173,56 @@ class OpenAIImageJudge(_OpenAIJudgeBase):
         cache_dir: Reply cache folder; ``None`` disables it.
         prompt_from: A rubric file used instead of the built-in rubric
             (placeholder ``{prompt}``), see :mod:`knowgen.judges.rubrics`.
-        **client_options: ``backoff_base``, ``backoff_max``, ``extra_body`` of the client.
+        strict: Refuse replies with a missing or off-scale score or without
+            ``text_accuracy_na`` (``True``), or read them as the official
+            evaluator does (``False``, the default; each leniency is logged and
+            listed in ``evidence["lenient"]``).
+        **client_options: ``backoff_base``, ``backoff_max``, ``extra_body`` (request
+            fields over the defaults, e.g. ``{"max_tokens": 1024}``) and
+            ``placeholder_key`` of the client.
     """
 
     rubric_kind = "knowgen_image"
+    default_body: ClassVar[dict[str, Any]] = {"max_tokens": IMAGE_JUDGE_MAX_TOKENS}
+
+    def __init__(self, model: str, strict: bool | str = False, **kwargs: Any):
+        self.strict = _as_flag(strict, "strict")
+        super().__init__(model, **kwargs)
 
     def score(self, task: Task, image: Image.Image) -> ImageJudgement:
         """Judge ``image`` against the task's GT on the four KnowGen dimensions.
 
         Raises:
-            JudgeError: when the endpoint fails or the reply is unreadable or off-scale.
+            JudgeError: when the endpoint fails or the reply is unreadable (strict
+                mode: also when a score is missing or off the scale).
             DataError: when the task has no readable GT image.
         """
         content = [
-            _text(f"Request:\n{task.prompt}"),
-            _text("Image 1 (the generated image to grade):"), _image(encode_image(image)),
-            _text("Image 2 (the ground-truth image):"), _image(_gt_url(task)),
+            _text(f"Sample id: {task.id}\n\nRequest:\n{task.prompt}\n\n"
+                  "Image 1 below is the generated image to grade; image 2 is the "
+                  "ground-truth image. Reply with the JSON object the instructions describe."),
+            _image(encode_image(image)), _image(_gt_url(task)),
         ]
-        reply, verdict = self._ask({"prompt": task.prompt}, content, rubrics.parse_image_reply)
-        return replace(verdict, evidence={"judge": "openai", "model": self.model, "reply": reply})
+        strict = self.strict
+
+        def parse(reply: str) -> ImageJudgement:
+            return rubrics.parse_image_reply(reply, strict=strict)
+
+        reply, verdict = self._ask({"prompt": task.prompt}, content, parse)
+        evidence = {"judge": "openai", "model": self.model, "reply": reply, **verdict.evidence}
+        return replace(verdict, evidence=evidence)
+
+
+def _as_flag(value: bool | str, name: str) -> bool:
+    """A boolean option that may come from a spec string (``strict=true``)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}.")
 
 
 def answer_text(answer: Answer, references: Sequence[ResolvedReference]) -> str:

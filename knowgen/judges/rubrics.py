@@ -17,13 +17,24 @@ no placeholder, the task text is sent in the user message as usual. The reply mu
 still use the keys or the ``Score:`` line that the parsers below read.
 
 Parsing is forgiving about form (code fences, trailing commas, prose around the
-JSON) and strict about content: a missing or off-scale score raises
-:class:`JudgeResponseError` for that sample; nothing is silently scored 0.
+JSON). For content, the KnowGen image verdict has two modes:
+
+* **upstream-compatible** (``parse_image_reply(reply, strict=False)``, what the
+  judges use by default): a reply is read the way the official KnowGen evaluator
+  reads it, so both give the same scores on the same replies. A value off the
+  {0, 0.5, 1} scale is clipped to [0, 1], rounded to 2 decimals and kept; a
+  missing ``text_accuracy_na`` means "text is scored"; a ``text_accuracy`` that is
+  not a number (``"N/A"``) means N/A; a missing score counts 0. Each such
+  leniency is logged as a warning and listed in the verdict's
+  ``evidence["lenient"]`` so that summaries can count it.
+* **strict** (``strict=True``): a missing or off-scale score raises
+  :class:`JudgeResponseError` for that sample; nothing is scored 0 by default.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from pathlib import Path
@@ -31,8 +42,10 @@ from typing import Any
 
 from knowgen.errors import ConfigError
 from knowgen.eval.wise_scoring import WiseLegacyJudgement, WiseVerifiedJudgement
-from knowgen.judges.openai_client import JudgeError
+from knowgen.net.openai_client import JudgeError
 from knowgen.types import ImageJudgement, TextJudgement
+
+logger = logging.getLogger(__name__)
 
 KNOWGEN_SCALE = (0.0, 0.5, 1.0)
 TEXT_SCALE = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -295,12 +308,20 @@ def _as_bool(value: Any, name: str, reply: str) -> bool:
 _NA_WORDS = {"n/a", "na", "none", "not applicable"}
 
 
-def parse_image_reply(reply: str) -> ImageJudgement:
+def parse_image_reply(reply: str, strict: bool = True) -> ImageJudgement:
     """Read a KnowGen image verdict.
 
+    Args:
+        reply: The judge's reply text.
+        strict: Refuse missing and off-scale scores (``True``), or read the reply
+            as the official evaluator does (``False``, see the module docstring).
+
     Raises:
-        JudgeResponseError: for unreadable JSON, a missing score, or one off {0, 0.5, 1}.
+        JudgeResponseError: for unreadable JSON or a score that is not a number;
+            in strict mode also for a missing score or one off {0, 0.5, 1}.
     """
+    if not strict:
+        return _parse_image_reply_compat(reply)
     obj = extract_json(reply, ("faithfulness", "visual_correctness"))
     text_raw = obj.get("text_accuracy", (obj.get("scores") or {}).get("text_accuracy"))
     if "text_accuracy_na" in obj or "text_accuracy_na" in (obj.get("scores") or {}):
@@ -323,6 +344,97 @@ def parse_image_reply(reply: str) -> ImageJudgement:
         aesthetics=on_scale(_field(obj, "aesthetics", reply), KNOWGEN_SCALE, "aesthetics", reply),
         rationale=_rationale(obj),
     )
+
+
+#: Kinds of leniency the upstream-compatible reading may apply (summary counters).
+LENIENCIES = ("off_scale", "missing_score", "missing_text_na")
+
+
+def _plain_number(value: Any, name: str, reply: str) -> float:
+    """``value`` as a float the way Python's ``float()`` reads it; finite only."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise JudgeResponseError(f"The judge's {name} {value!r} is not a number.", reply) from None
+    if not math.isfinite(number):
+        raise JudgeResponseError(f"The judge's {name} {value!r} is not a finite number.", reply)
+    return number
+
+
+def _kept_score(number: float) -> float:
+    """A score clipped to [0, 1] and rounded to 2 decimals (the official evaluator's rule)."""
+    return round(min(1.0, max(0.0, number)), 2)
+
+
+def _is_on_scale(number: float) -> bool:
+    return any(math.isclose(number, allowed, abs_tol=1e-6) for allowed in KNOWGEN_SCALE)
+
+
+def _parse_image_reply_compat(reply: str) -> ImageJudgement:
+    obj = extract_json(reply, ("faithfulness", "visual_correctness"))
+    nested = obj.get("scores") if isinstance(obj.get("scores"), dict) else {}
+    notes: list[str] = []
+
+    def raw(name: str) -> tuple[bool, Any]:
+        if name in obj:
+            return True, obj[name]
+        if name in nested:
+            return True, nested[name]
+        return False, None
+
+    def score(name: str) -> float:
+        present, value = raw(name)
+        if not present:
+            notes.append(f"missing_score: {name} absent, counted 0")
+            return 0.0
+        number = _plain_number(value, name, reply)
+        if not _is_on_scale(number):
+            notes.append(f"off_scale: {name} {value!r} kept as {_kept_score(number):g}")
+        return _kept_score(number)
+
+    f, v, a = score("faithfulness"), score("visual_correctness"), score("aesthetics")
+    has_flag, flag = raw("text_accuracy_na")
+    na = _flag_says_na(flag)
+    text = 0.5
+    if not na:
+        present, value = raw("text_accuracy")
+        if present and not _numeric(value):
+            na = True  # a text score that is no number ("N/A", null) means N/A
+        else:
+            text = score("text_accuracy")
+            if not has_flag:
+                notes.append("missing_text_na: text_accuracy_na absent, text scored")
+    for note in notes:
+        logger.warning("Judge reply read leniently (upstream-compatible): %s", note)
+    evidence = {"lenient": notes} if notes else {}
+    return ImageJudgement(faithfulness=f, visual_correctness=v, text_accuracy=text,
+                          text_accuracy_na=na, aesthetics=a, rationale=_rationale(obj),
+                          evidence=evidence)
+
+
+def _flag_says_na(flag: Any) -> bool:
+    """Whether a ``text_accuracy_na`` value means N/A: true, 1 or the string "true"/"True"."""
+    if isinstance(flag, (bool, int, float)):
+        return flag == 1
+    return flag in ("true", "True")
+
+
+def _numeric(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def lenient_counts(evidences: list[dict[str, Any]]) -> dict[str, int]:
+    """Samples per kind of leniency, from verdicts' ``evidence`` (see :data:`LENIENCIES`)."""
+    counts = dict.fromkeys(LENIENCIES, 0)
+    for evidence in evidences:
+        kinds = {str(n).split(":", 1)[0] for n in (evidence or {}).get("lenient", [])}
+        for kind in kinds & set(counts):
+            counts[kind] += 1
+    return counts
 
 
 def parse_text_reply(reply: str) -> TextJudgement:

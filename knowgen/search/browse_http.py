@@ -5,11 +5,11 @@ Both browsers return a :class:`~knowgen.types.Page` whose text is either
 * the ``max_paragraphs`` paragraphs most relevant to the query, in page order
   (all paragraphs up to ``max_chars`` when there is no query), or
 * with a ``summarizer`` (any OpenAI-compatible chat endpoint, through
-  :class:`~knowgen.judges.openai_client.ChatClient`), a query-focused summary of
+  :class:`~knowgen.net.openai_client.ChatClient`), a query-focused summary of
   the page; when the summariser fails the passages are returned instead.
 
 ``http`` fetches the page itself through the SSRF guard
-(:mod:`knowgen.search.net`) and extracts the main text with ``trafilatura``
+(:mod:`knowgen.net.http`) and extracts the main text with ``trafilatura``
 (boilerplate such as menus and footers removed). ``jina`` asks
 ``GET {endpoint}/{url}`` of the Jina reader, which fetches and converts the page
 on its side; its API key is optional (``JINA_API_KEY``).
@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from knowgen.errors import ConfigError, KnowgenError, MissingDependencyError, ToolError
-from knowgen.search.net import FetchError, Resolver, SafeFetcher, ServiceClient
+from knowgen.net.http import FetchError, Resolver, SafeFetcher, ServiceClient
 from knowgen.search.serper import host_list, read_api_key
 from knowgen.types import Page
 
@@ -114,13 +114,13 @@ class PageSummarizer:
     """Query-focused page summaries from an OpenAI-compatible chat endpoint.
 
     Args:
-        client: A :class:`~knowgen.judges.openai_client.ChatClient`, or a dict of its
+        client: A :class:`~knowgen.net.openai_client.ChatClient`, or a dict of its
             keyword arguments (``{"model": ..., "base_url": ..., "api_key_env": ...}``).
         max_input_chars: Most page characters sent to the model.
     """
 
     def __init__(self, client: Any, max_input_chars: int = 20_000):
-        from knowgen.judges.openai_client import ChatClient
+        from knowgen.net.openai_client import ChatClient
 
         if isinstance(client, dict):
             client = ChatClient(**client)

@@ -3,7 +3,7 @@
 Every image a web backend hands to the agent comes through
 :class:`ImageDownloader`, which
 
-1. fetches the URL through :class:`~knowgen.search.net.SafeFetcher` (SSRF guard,
+1. fetches the URL through :class:`~knowgen.net.http.SafeFetcher` (SSRF guard,
    redirects checked, a byte cap: a larger body is refused, not cut);
 2. checks the ``Content-Type`` (web pages, SVG and other non-raster types are
    refused; a missing or generic binary type is left to the decoder);
@@ -38,7 +38,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from knowgen.errors import ConfigError, ToolError
 from knowgen.fileio import save_png_atomic
-from knowgen.search.net import FetchError, Resolver, SafeFetcher, ServiceClient
+from knowgen.net.http import FetchError, Resolver, SafeFetcher, ServiceClient
 from knowgen.types import ImageHit
 
 logger = logging.getLogger(__name__)

@@ -22,9 +22,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from knowgen.errors import ConfigError, ToolError
+from knowgen.net.http import Resolver, SafeFetcher, ServiceClient
 from knowgen.search.browse_http import select_passages, split_paragraphs
 from knowgen.search.index import cut_around
-from knowgen.search.net import Resolver, SafeFetcher, ServiceClient
 from knowgen.search.serper import clamp_top_k, host_list, json_object
 from knowgen.types import SearchHit
 

@@ -21,8 +21,8 @@ from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from knowgen.errors import ConfigError
+from knowgen.net.http import FetchError, Resolver, SafeFetcher, ServiceClient
 from knowgen.search.images import ImageCandidate, ImageDownloader
-from knowgen.search.net import FetchError, Resolver, SafeFetcher, ServiceClient
 from knowgen.search.serper import clamp_top_k, host_list, json_object, result_items
 from knowgen.types import ImageHit, SearchHit
 

@@ -25,8 +25,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from knowgen.errors import ConfigError, ToolError
+from knowgen.net.http import FetchError, Resolver, SafeFetcher, ServiceClient
 from knowgen.search.images import ImageCandidate, ImageDownloader
-from knowgen.search.net import FetchError, Resolver, SafeFetcher, ServiceClient
 from knowgen.types import ImageHit, SearchHit
 
 logger = logging.getLogger(__name__)

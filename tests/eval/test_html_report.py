@@ -298,3 +298,16 @@ def test_report_of_a_real_eval_run(tmp_path):
         assert max(gen.size) <= 256 and max(gt.size) <= 256
         assert f"tool calls ({s['turns']} turns)" in text
     Image.open(run / "categories.png").verify()
+
+
+
+def test_text_has_one_meaning_per_table(tmp_path):
+    """'text' is the judged text in the image; the text judge's score is the 'answer' column."""
+    run, _ = make_run(tmp_path)
+    html = write_report(run).read_text(encoding="utf-8")
+    for table in re.findall(r"<table.*?</table>", html, flags=re.DOTALL):
+        headers = [h.strip() for h in re.findall(r"<th[^>]*>(.*?)</th>", table, flags=re.DOTALL)]
+        texts = [h for h in headers if "text" in h]
+        assert len(texts) <= 1 or texts == ["text in image", "answer (text judge)"], texts
+        assert "text" not in headers and "text judge" not in headers
+    assert "text in image" in html and "answer (text judge)" in html

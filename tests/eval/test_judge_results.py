@@ -51,16 +51,20 @@ def test_k_score_matches_the_run_and_outputs_are_official(world_run, tmp_path):
     assert summary["counts"]["not_evaluated"] == summary["counts"]["errors"] == 0
     assert summary["judge"] == "offline"
     assert summary["official_summary"] == run_summary["official_summary"]
-    scores = json.loads((tmp_path / "out" / "scores.json").read_text())
+    assert not (tmp_path / "out" / "scores.json").exists()
+    scores = json.loads((tmp_path / "out" / "results_eval.json").read_text())
     assert len(scores) == 4 + 3
-    assert [s["group"] for s in scores[-3:]] == [
+    assert scores[-3:] == summary["official_summary"]
+    assert [s["summary_type"] for s in scores[-3:]] == [
         "science_and_knowledge", "pop_culture_and_news", "overall_avg"]
     by_id = {s["id"]: s["image_judgement"] for s in _run_samples(run)}
-    for item in scores[:4]:
-        assert item["status"] == "scored"
+    results = json.loads((run / "results.json").read_text())
+    for item, original in zip(scores[:4], results):
+        assert item["eval_success"] is True and item["error"] is None
+        assert {k: item[k] for k in original} == original  # every input field kept
         assert item["scores"]["overall"] == by_id[item["id"]]["overall"]
     # the trailing summary items are ignored when the output is read back as results
-    assert [i["id"] for i in load_results(tmp_path / "out" / "scores.json")] == [
+    assert [i["id"] for i in load_results(tmp_path / "out" / "results_eval.json")] == [
         s["id"] for s in scores[:4]]
 
 
@@ -96,8 +100,9 @@ def test_failed_item_is_not_evaluated_not_zero(world_run, tmp_path):
         SampleScore.from_mapping(s["id"], s["meta"]["category"], s["image_judgement"])
         for s in _run_samples(run) if s["id"] != items[0]["id"])
     assert summary["k_score"] == expected.k_score
-    scores = json.loads((tmp_path / "out" / "scores.json").read_text())
-    assert scores[0]["status"] == "not_evaluated" and "scores" not in scores[0]
+    scores = json.loads((tmp_path / "out" / "results_eval.json").read_text())
+    assert scores[0]["eval_success"] is False and scores[0]["scores"] is None
+    assert scores[0]["error"] == "not_evaluated"
 
 
 def test_unknown_category_is_skipped_and_counted(world_run, tmp_path):
@@ -141,7 +146,7 @@ def test_malformed_results_list_every_problem(tmp_path):
         {"group": "overall_avg", "avg_scores": {}, "count": 0},
     ]))
     with pytest.raises(DataError) as err:
-        judge_results(bad, "offline", progress=False)
+        judge_results(bad, "offline", progress=False, strict=True)
     msg = str(err.value)
     assert "item 0: field 'gt_image'" in msg
     assert "item 1: field 'success'" in msg and "item 1: field 'meta.category'" in msg
@@ -149,3 +154,10 @@ def test_malformed_results_list_every_problem(tmp_path):
     bad.write_text(json.dumps({"id": "a"}))
     with pytest.raises(DataError, match="JSON array"):
         judge_results(bad, "offline", progress=False)
+    # without --strict only what makes an item unusable is refused: no id, a repeated id
+    bad.write_text(json.dumps([{"success": True}, {"id": "a"}, {"id": "a"}, "text"]))
+    with pytest.raises(DataError) as err:
+        judge_results(bad, "offline", progress=False)
+    msg = str(err.value)
+    assert "item 0: field 'id'" in msg and "item 2: field 'id' repeats" in msg
+    assert "item 3: expected an object" in msg and "3 problem(s)" in msg

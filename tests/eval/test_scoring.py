@@ -78,5 +78,8 @@ def test_scores_are_clipped_and_rounded():
 
 def test_official_items_are_the_three_summaries():
     items = aggregate_knowgen([s("a", "geography", 1, 1, 1, 1)]).official_items()
-    assert [i["group"] for i in items] == ["science_and_knowledge", "pop_culture_and_news", "overall_avg"]
-    assert all({"avg_scores", "count"} <= set(i) for i in items)
+    assert [i["summary_type"] for i in items] == [
+        "science_and_knowledge", "pop_culture_and_news", "overall_avg"]
+    assert all(set(i) == {"summary_type", "avg_scores", "count"} for i in items)
+    assert all(set(i["avg_scores"]) == {"faithfulness", "visual_correctness", "text_accuracy",
+                                        "aesthetics", "overall"} for i in items)

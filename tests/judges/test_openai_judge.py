@@ -16,7 +16,6 @@ from PIL import Image
 from knowgen.errors import ConfigError, DataError
 from knowgen.eval.wise_scoring import WiseLegacyJudgement, WiseVerifiedJudgement
 from knowgen.judges.base import ImageJudge, TextJudge
-from knowgen.judges.openai_client import ChatClient, JudgeAPIError, parse_retry_after, request_key
 from knowgen.judges.openai_judge import (
     OpenAIImageJudge,
     OpenAITextJudge,
@@ -25,6 +24,7 @@ from knowgen.judges.openai_judge import (
     encode_image,
 )
 from knowgen.judges.rubrics import JudgeResponseError
+from knowgen.net.openai_client import ChatClient, JudgeAPIError, parse_retry_after, request_key
 from knowgen.types import Answer, ReferenceImage, ResolvedReference, Task
 
 KEY_ENV = "KNOWGEN_TEST_JUDGE_KEY"
@@ -175,11 +175,18 @@ def test_image_judge_sends_generated_then_gt_and_parses_messy_json(serve, task):
     (req,) = server.requests
     assert req["problems"] == [] and req["body"]["model"] == "judge-model"
     gen_img, gt_img = images_of(req["body"])
-    assert gen_img.size == (4096, 82)  # longest side capped at 4096
+    assert gen_img.size == (4096, 81)  # longest side capped at 4096, the other truncated
     assert gen_img.getpixel((10, 10))[0] > 200 and gt_img.getpixel((10, 10))[2] > 200
     assert gt_img.size == (80, 60)
     assert task.prompt in texts_of(req["body"])
     assert "Image 1" in req["body"]["messages"][0]["content"]
+    # the official evaluator's request shape: the rubric as the system message, then one
+    # user message with exactly one text block followed by the generated and the GT image
+    system, user = req["body"]["messages"]
+    assert system["role"] == "system" and user["role"] == "user"
+    assert [p["type"] for p in user["content"]] == ["text", "image_url", "image_url"]
+    assert "t1" in user["content"][0]["text"]  # the sample id
+    assert req["body"]["max_tokens"] == 8192 and req["body"]["temperature"] == 0
 
 
 def test_text_judge_sees_prompt_gt_and_answer_notes(serve, task):
@@ -277,8 +284,8 @@ def test_fault_injection_every_sample_scored_exactly_once(serve, tmp_path, caplo
 
     script, seen = fault_script(faults, good)
     server = serve(script)
-    judge = OpenAIImageJudge("m", **judge_kwargs(server, timeout=1.0, max_retries=4,
-                                                 concurrency=4))
+    judge = OpenAIImageJudge("m", strict=True, **judge_kwargs(server, timeout=1.0, max_retries=4,
+                                                              concurrency=4))
     items = [(Task(id=s, prompt=s, category="art", gt_image=str(gt)), Image.new("RGB", (16, 16)))
              for s in faults]
     with caplog.at_level(logging.WARNING):
@@ -320,7 +327,7 @@ def test_cache_answers_a_rerun_without_any_request(serve, task, tmp_path):
 
 def test_rejected_reply_is_not_cached(serve, task, tmp_path):
     server = serve(lambda body, n: image_reply(a=2) if n == 0 else image_reply())
-    kwargs = judge_kwargs(server, cache_dir=str(tmp_path / "c"))
+    kwargs = judge_kwargs(server, cache_dir=str(tmp_path / "c"), strict=True)
     with pytest.raises(JudgeResponseError, match="aesthetics is 2"):
         OpenAIImageJudge("m", **kwargs).score(task, Image.new("RGB", (8, 8)))
     assert OpenAIImageJudge("m", **kwargs).score(task, Image.new("RGB", (8, 8))).aesthetics == 0.5

@@ -201,3 +201,33 @@ def test_site_works_from_a_file_url(browser, site):
     browser.click("table.board thead th button", "K-Score")
     values = [float(v) for v in _column(browser, "K-Score")]
     assert values == sorted(values)
+
+
+def test_index_fits_1400_px_without_sideways_scroll_and_one_scale(browser, server, site,
+                                                                   tmp_path):
+    browser.call("Emulation.setDeviceMetricsOverride", width=1400, height=900,
+                 deviceScaleFactor=1, mobile=False)
+    try:
+        browser.open(f"{server}/index.html")
+        widths = browser.eval("""({page: document.documentElement.scrollWidth,
+            view: document.documentElement.clientWidth,
+            tables: [...document.querySelectorAll('.scroll')]
+                .map(s => s.scrollWidth - s.clientWidth)})""")
+        shot = tmp_path / "index-1400.png"
+        shot.write_bytes(base64.b64decode(
+            browser.call("Page.captureScreenshot", format="png")["data"]))
+        assert widths["view"] == 1400 and widths["page"] <= 1400, widths
+        assert widths["tables"] and max(widths["tables"]) <= 0, widths  # no table scrolls sideways
+        # the judge is named once per table, in its heading
+        cells = browser.eval("[...document.querySelectorAll('table.board td')]"
+                             ".map(td => td.textContent)")
+        assert not any("offline" in c for c in cells)
+        assert "offline (offline)" not in browser.eval("document.body.textContent")
+        # one scale: the K-Score and group columns x100, and so are the entry pages' samples
+        top = max(site["entries"], key=lambda e: e["scores"]["headline"])
+        browser.open(f"{server}/entries/{top['entry_id']}.html")
+        first = browser.eval("document.querySelector('.card .scores').textContent")
+        sample = top["samples"][0]
+        assert first.startswith(f"overall {100 * sample['overall']:.2f}") and "(x100)" in first
+    finally:
+        browser.call("Emulation.clearDeviceMetricsOverride")

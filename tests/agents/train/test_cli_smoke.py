@@ -15,11 +15,22 @@ def test_train_sft_then_grpo_then_eval_from_the_command_line(tmp_path, expert_re
                                                               world_benchmark):
     data = write_jsonl(expert_records, tmp_path / "data.jsonl")
     out = tmp_path / "run"
-    assert main(["train", "sft", "--config", "smoke", "--out", str(out),
+    capsys.readouterr()
+    assert main(["train", "sft", "--config", "smoke", "--out", str(out), "--no-progress",
                  "--set", f"sft.data={data}"]) == 0
     sft_final = out / "sft" / "final"
     assert (sft_final / "knowgen_agent.json").is_file()
+    printed = capsys.readouterr()
+    # --no-progress: no bar at all (copy pre-training, warm-up, SFT, dataset preparation,
+    # shard writing), and no library deprecation warning a user cannot act on
+    assert "%|" not in printed.err + printed.out and "it/s" not in printed.err
+    assert "FutureWarning" not in printed.err and "{'loss'" not in printed.out + printed.err
     assert main(["train", "grpo", "--config", "smoke", "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    # with bars: one per stage, metrics in the log rather than re-printed with the bar
+    assert "GRPO:" in printed.err and "Writing model shards" not in printed.err
+    assert "attempting to log a value" not in printed.err
+    assert "FutureWarning" not in printed.err and "{'loss'" not in printed.out + printed.err
     grpo_final = out / "grpo" / "final"
     meta = json.loads((grpo_final / "knowgen_agent.json").read_text())
     # the smoke preset trains in the compact view: two tools, stored with the checkpoint

@@ -13,7 +13,7 @@ import pytest
 from webtools import Reply, mapping_resolver
 
 from knowgen.errors import ToolError
-from knowgen.search.net import (
+from knowgen.net.http import (
     FetchError,
     SafeFetcher,
     ServiceClient,

@@ -38,7 +38,7 @@ from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 from knowgen.errors import ConfigError, ToolError
-from knowgen.judges.openai_client import parse_retry_after
+from knowgen.net.openai_client import parse_retry_after
 
 logger = logging.getLogger(__name__)
 

@@ -134,7 +134,7 @@ class ChatClient:
         model: Model name sent in each request.
         base_url: Endpoint root, e.g. ``"https://api.openai.com/v1"`` or a vLLM server's ``/v1``.
         api_key_env: Environment variable holding the API key; ``None`` or ``""``
-            sends no ``Authorization`` header (for local servers without auth).
+            for local servers without auth (see ``placeholder_key``).
         timeout: Seconds one request may take.
         max_retries: Retries after the first attempt for transient failures.
         concurrency: Requests in flight at once to this endpoint (process wide).
@@ -142,6 +142,9 @@ class ChatClient:
         backoff_base: First backoff delay in seconds (doubles per retry, with jitter).
         backoff_max: Longest single wait in seconds, ``Retry-After`` included.
         extra_body: Extra request fields (e.g. ``{"max_tokens": 1024}``).
+        placeholder_key: Bearer token sent when there is no key (``api_key_env``
+            empty), e.g. ``"EMPTY"`` for servers and proxies that expect an
+            ``Authorization`` header on every request; ``None`` sends none.
 
     Raises:
         ConfigError: when the key's environment variable is unset or empty.
@@ -151,7 +154,7 @@ class ChatClient:
                  api_key_env: str | None = "OPENAI_API_KEY", timeout: float = 60,
                  max_retries: int = 6, concurrency: int = 4, cache_dir: str | None = None,
                  backoff_base: float = 1.0, backoff_max: float = 60.0,
-                 extra_body: dict[str, Any] | None = None):
+                 extra_body: dict[str, Any] | None = None, placeholder_key: str | None = None):
         if concurrency < 1 or max_retries < 0 or timeout <= 0:
             raise ConfigError("concurrency must be >= 1, max_retries >= 0 and timeout > 0.")
         self.model = model
@@ -162,6 +165,7 @@ class ChatClient:
         self.cache = ResponseCache(cache_dir) if cache_dir else None
         self.requests_sent = 0
         self._api_key = _read_key(api_key_env)
+        self._bearer = self._api_key or placeholder_key
         self._semaphore = _shared_semaphore(self.url, int(concurrency))
         host = urllib.parse.urlsplit(self.url).hostname or ""
         handlers = [urllib.request.ProxyHandler({})] if host in _LOOPBACK else []
@@ -229,8 +233,8 @@ class ChatClient:
 
     def _post(self, data: bytes) -> str:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
+        if self._bearer:
+            headers["Authorization"] = f"Bearer {self._bearer}"
         req = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
         with self._count_lock:
             self.requests_sent += 1
