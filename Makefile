@@ -6,7 +6,8 @@ PIP := $(BIN)/python -m pip
 STAMP := $(VENV)/.knowgen-installed
 HEAVY_STAMP := $(VENV)/.knowgen-heavy-installed
 DEMO_DIR ?= runs/demo
-DEMO_SPLIT ?= test
+DEMO_SPLITS ?= test test-ood
+DEMO_WORKERS ?= 2
 PYTEST_ARGS ?=
 # setuptools' editable install warns about folders in the working directory named like the
 # package; here that folder is the package itself, so the advisory has nothing to act on.
@@ -15,7 +16,7 @@ QUIET_BUILD := PYTHONWARNINGS="ignore:Editable installation"
 .PHONY: help setup demo test test-fast wheel-check perf world lint clean
 
 help:
-	@echo "make demo         set up, then run direct, scripted and oracle on the offline world"
+	@echo "make demo         set up, then run direct, scripted and oracle on the offline world's test and test-ood splits"
 	@echo "make test         set up, then run the test suite"
 	@echo "make wheel-check  build the wheel, install it in a fresh venv, run a smoke evaluation"
 	@echo "make perf         run the speed benchmarks in perf/"
@@ -37,11 +38,15 @@ setup: $(STAMP)
 
 demo: $(STAMP)
 	rm -rf $(DEMO_DIR)
-	$(BIN)/knowgen eval --policy direct --split $(DEMO_SPLIT) --run-dir $(DEMO_DIR)/direct
-	$(BIN)/knowgen eval --policy scripted --split $(DEMO_SPLIT) --run-dir $(DEMO_DIR)/scripted
-	$(BIN)/knowgen eval --policy oracle --split $(DEMO_SPLIT) --run-dir $(DEMO_DIR)/oracle
-	$(BIN)/knowgen compare $(DEMO_DIR)/direct $(DEMO_DIR)/scripted $(DEMO_DIR)/oracle \
-		--title "Offline world, $(DEMO_SPLIT) split: does searching help?"
+	for split in $(DEMO_SPLITS); do \
+		for policy in direct scripted oracle; do \
+			$(BIN)/knowgen eval --policy $$policy --split $$split --workers $(DEMO_WORKERS) \
+				--run-dir $(DEMO_DIR)/$$split/$$policy || exit 1; \
+		done; \
+		$(BIN)/knowgen compare $(DEMO_DIR)/$$split/direct $(DEMO_DIR)/$$split/scripted \
+			$(DEMO_DIR)/$$split/oracle \
+			--title "Offline world, $$split split: does searching help?" || exit 1; \
+	done
 
 test: $(HEAVY_STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -64,9 +64,16 @@ class Goal:
 
 
 def has(text: str, needle: str) -> bool:
-    """True when ``needle`` occurs in ``text`` as whole words (accents and case ignored)."""
-    key = re.escape(" ".join(fold(needle).casefold().split()))
-    return re.search(rf"(?<![\w]){key}(?![\w])", " ".join(fold(text).casefold().split())) is not None
+    """True when ``needle`` occurs in ``text`` as whole words (accents ignored).
+
+    Case is ignored too, except for a short all-capitals needle such as a
+    currency code (``"ARS"`` must not match the word "Ars").
+    """
+    exact = needle.isupper() and len(needle.strip()) <= 4
+    norm = (lambda s: " ".join(fold(s).split())) if exact else \
+        (lambda s: " ".join(fold(s).casefold().split()))
+    key = re.escape(norm(needle))
+    return re.search(rf"(?<![\w]){key}(?![\w])", norm(text)) is not None
 
 
 def readings(mention: str) -> list[list[str]]:

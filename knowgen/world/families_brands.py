@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from knowgen.world.facts import WorldFacts, caption
+from knowgen.world.facts import WorldFacts, caption, key
 from knowgen.world.family import Candidate, Template, TextPlan, chain, ref, resolve_ref
 from knowgen.world.phrasing import Phraser, slot, text_sentence
 
@@ -99,6 +99,13 @@ class LogoByFact(Template):
         if self.fact == "website":
             return [str(f["website"])] if f.get("website") else []
         return [str(n) for n in list(f.get("former_names") or []) + list(f.get("also_known_as") or [])]
+
+    def hidden_names(self, facts: WorldFacts, entity_id: str) -> list[str]:
+        """An other-name clue is itself an alias: only the brand's remaining names are hidden."""
+        if self.fact != "former_name":
+            return facts.names_of(entity_id)
+        told = {key(v) for v in self.values(facts.entity(entity_id))}
+        return [n for n in facts.names_of(entity_id) if key(n) not in told]
 
     def propose(self, facts: WorldFacts):
         return [Candidate((b.id,), ref(self.fact, v), chain(f"{self.fact}:{v}", b.id, b.image_id))

@@ -19,6 +19,7 @@ import hashlib
 import itertools
 import random
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,6 +135,10 @@ class Template:
         """Every string the picture may have to show for ``cand`` (checked for legibility)."""
         return [facts.entity(e).name for e in cand.answer]
 
+    def hidden_names(self, facts: WorldFacts, entity_id: str) -> list[str]:
+        """Names of a subject that its clue must not contain (default: name and aliases)."""
+        return facts.names_of(entity_id)
+
     # -- wording -------------------------------------------------------------
     def subject(self, facts: WorldFacts, cand: Candidate, ph: Phraser) -> str:
         """The noun phrase of what must be shown."""
@@ -172,7 +177,7 @@ class Template:
                 continue
             if not all(readable(t) for t in self.possible_texts(facts, cand)):
                 continue
-            if names is not None and gives_away(names, cand):
+            if names is not None and gives_away(names, cand, self.hidden_names):
                 continue
             if self.resolve(facts, cand.clue) == [cand.answer]:
                 groups[cand.answer].append(cand)
@@ -203,9 +208,14 @@ def clue_strings(value: Any) -> list[str]:
     return []
 
 
-def gives_away(facts: WorldFacts, cand: Candidate) -> bool:
-    """True when a string of the clue contains the name of a subject it should hide."""
-    names = {key(n) for e in cand.answer for n in facts.names_of(e)}
+def gives_away(facts: WorldFacts, cand: Candidate,
+               hidden: Callable[[WorldFacts, str], list[str]] | None = None) -> bool:
+    """True when a string of the clue contains a name of a subject it should hide.
+
+    ``hidden(facts, entity_id)`` lists those names (default: name and aliases).
+    """
+    hidden = hidden or (lambda f, e: f.names_of(e))
+    names = {key(n) for e in cand.answer for n in hidden(facts, e)}
     texts = [key(t) for t in clue_strings(cand.clue)]
     return any(n and (f" {n} " in f" {t} ") for n in names for t in texts)
 

@@ -137,7 +137,7 @@ FRAME = slot("frame", [
     "a book cover", "an infographic card", "a banner for a website", "a flyer",
     "a classroom wall chart",
 ], [
-    "a postage stamp", "a T-shirt print", "a mural", "a billboard", "an enamel pin design",
+    "a postage stamp", "a T-shirt print", "a mural", "a billboard", "an enamel pin",
 ], key=True)
 
 #: How the request asks for it: "{frame}" is the medium.

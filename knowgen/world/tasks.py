@@ -46,7 +46,7 @@ OOD_SPLITS = frozenset({"test-ood"})
 #: Share of entities held out of training.
 TEST_FRACTION = 0.35
 #: Target size of the test and test-ood splits (each spread over the families).
-TEST_SIZE = 240
+TEST_SIZE = 200
 #: Most tasks per family in the train split.
 TRAIN_PER_TEMPLATE = 150
 #: Bumped whenever families, wording or sampling change (part of the benchmark version).

@@ -78,7 +78,7 @@ def test_ids_are_unique_and_readable(test_tasks, ood_tasks, train_tasks):
     for t in test_tasks + ood_tasks + train_tasks:
         suffixes = [e.entity_id.split("/", 1)[1] for e in t.facts.entities]
         assert t.id == "-".join([t.facts.template, *suffixes])
-        assert re.fullmatch(r"[a-z_]+(-[a-z0-9]+)+", t.id), t.id
+        assert re.fullmatch(r"[a-z_]+(-[a-z0-9_]+)+", t.id), t.id
         assert t.gt_image == ""
 
 
