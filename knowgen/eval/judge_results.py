@@ -288,12 +288,12 @@ def judge_results(results_path: str | Path, judge_spec: str = "offline",
     make_output_folder(out, "--out")
     with FolderLock(out, "judge output folder"):  # one writer per output folder
         return _judge_into(out, items, base, name, judge_spec, world_seed, world_cache_dir,
-                           progress, results_path)
+                           progress, results_path, strict)
 
 
 def _judge_into(out: Path, items: list[dict[str, Any]], base: Path, name: str,
                 judge_spec: str, world_seed: int, world_cache_dir: str | None, progress: bool,
-                results_path: Path) -> dict[str, Any]:
+                results_path: Path, strict: bool) -> dict[str, Any]:
     """Judge what ``out`` lacks and write its outputs (``out`` is locked)."""
     log = SampleLog(out / "judged.jsonl")
     done = {r["id"]: r for r in log.read()}
