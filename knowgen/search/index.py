@@ -72,11 +72,16 @@ _FIELDS = ("title", "names", "body", "extra")
 
 def tokens(text: str) -> list[str]:
     """Accent-free, case-folded word tokens of ``text``, spellings unified."""
-    decomposed = unicodedata.normalize("NFKD", str(text))
-    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+    text = str(text)
+    if text.isascii():  # most of the world: nothing to decompose
+        plain = text.casefold()
+    else:
+        decomposed = unicodedata.normalize("NFKD", text)
+        plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
     return [_SPELLING.get(t, t) for t in _WORD_RE.findall(plain)]
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def stem(token: str) -> str:
     """A light English plural stripper (``countries`` -> ``country``, ``francs`` -> ``franc``)."""
     if len(token) > 4 and token.endswith("ies"):

@@ -28,7 +28,10 @@ MAX_TEXT = 36
 
 def fold(text: str) -> str:
     """``text`` with accents stripped and other non-ASCII characters dropped, spaces collapsed."""
-    decomposed = unicodedata.normalize("NFKD", str(text))
+    text = str(text)
+    if text.isascii():
+        return " ".join(text.split())
+    decomposed = unicodedata.normalize("NFKD", text)
     plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return " ".join(plain.encode("ascii", "ignore").decode("ascii").split())
 
