@@ -263,7 +263,29 @@ def check_resumable(run_dir: Path, run_meta: dict[str, Any]) -> dict[str, Any]:
             f"({', '.join(diff)}). Use the same flags (or just 'knowgen eval --resume "
             f"{run_dir}', which reads them from its run.json), or a new --run-dir."
         )
+    was, now = folder_benchmark_version(run_dir, old), run_meta.get("benchmark_version")
+    if was is not None and now is not None and str(was) != str(now):
+        raise RunError(
+            f"Cannot resume {run_dir}: it was run on version {was} of its benchmark and this "
+            f"knowgen has version {now}, whose tasks differ. Its results stay readable "
+            "(knowgen compare, report, judge); start a new --run-dir to run this version."
+        )
     return old
+
+
+def folder_benchmark_version(run_dir: Path, meta: dict[str, Any]) -> str | None:
+    """The benchmark version a run folder was written against (None: not recorded).
+
+    ``run.json`` records it; folders written before it did have it in ``summary.json``.
+    """
+    if meta.get("benchmark_version") is not None:
+        return str(meta["benchmark_version"])
+    try:
+        summary = json.loads((Path(run_dir) / "summary.json").read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None
+    version = summary.get("benchmark_version") if isinstance(summary, dict) else None
+    return str(version) if version is not None else None
 
 
 def open_identity(run_dir: Path, meta: dict[str, Any], *, resume: bool = False,

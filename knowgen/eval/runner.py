@@ -271,9 +271,10 @@ def run_eval(cfg: EvalConfig, run_dir: str | Path | None = None, progress: bool 
     if cfg.resume and not target.is_dir():
         raise RunError(f"Nothing to resume at {target}: no such folder.")
     meta = _run_meta(cfg)
+    benchmark = BENCHMARKS.create(cfg.env.benchmark)
+    meta["benchmark_version"] = str(getattr(benchmark, "version", ""))
     if (target / "run.json").exists():
         check_resumable(target, meta)
-    benchmark = BENCHMARKS.create(cfg.env.benchmark)
     wise_judge = make_wise_judge(cfg.env.image_judge, benchmark.variant) if is_wise(
         benchmark) else None
     if wise_judge is not None and cfg.env.text_judge != "offline":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -119,6 +120,26 @@ def test_resume_takes_the_settings_from_run_json(finished_run, tmp_path):
     assert (cfg.policy, cfg.limit, cfg.seed) == ("direct", LIMIT, 0)
     outcome = run_eval(cfg, progress=False, write_html=False)
     assert outcome.run_dir == run and outcome.n_resumed == LIMIT
+
+
+@pytest.mark.parametrize("where", ["run.json", "summary.json"])
+def test_a_folder_of_another_benchmark_version_is_not_resumed(finished_run, tmp_path, where):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    meta = json.loads((run / "run.json").read_text())
+    current = meta["benchmark_version"]
+    assert current and current != "1.t1"
+    if where == "run.json":
+        meta["benchmark_version"] = "1.t1"
+    else:  # a folder written before run.json recorded the version: summary.json says it
+        del meta["benchmark_version"]
+        summary = json.loads((run / "summary.json").read_text())
+        (run / "summary.json").write_text(json.dumps({**summary, "benchmark_version": "1.t1"}))
+    (run / "run.json").write_text(json.dumps(meta))
+    before = _lines(run)
+    with pytest.raises(RunError, match=f"version 1.t1 .* version {re.escape(current)}"):
+        run_eval(_cfg(), run_dir=run, progress=False, write_html=False)
+    assert _lines(run) == before
 
 
 def test_failed_start_leaves_no_folder(tmp_path):
