@@ -419,7 +419,7 @@ def test_allow_list_names_host_and_port_through_redirects(web, loopback_only):
     ("svc.test:*", [("svc.test", -1)]),
 ])
 def test_allow_entry_forms(entry, pairs):
-    from knowgen.search.net import allow_entry
+    from knowgen.net.http import allow_entry
 
     assert allow_entry(entry) == pairs
 
@@ -427,7 +427,7 @@ def test_allow_entry_forms(entry, pairs):
 @pytest.mark.parametrize("entry", ["host:0", "host:65536", "host:http", "http://h:99999"])
 def test_allow_entry_refuses_bad_ports(entry):
     from knowgen.errors import ConfigError
-    from knowgen.search.net import allow_entry
+    from knowgen.net.http import allow_entry
 
     with pytest.raises(ConfigError, match="port"):
         allow_entry(entry)
