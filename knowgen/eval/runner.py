@@ -94,6 +94,12 @@ def select_tasks(tasks: list[Task], limit: int | None) -> list[Task]:
     return [tasks[(i * len(tasks)) // limit] for i in range(limit)]
 
 
+#: Workers are threads and build their policy one at a time: a backend imports its heavy
+#: library lazily on first use, and two threads racing through a lazy import can see a
+#: half-initialised module (``module 'transformers' has no attribute ...``).
+_SETUP_LOCK = threading.Lock()
+
+
 class _Worker:
     """One environment and one policy; evaluates tasks one after another.
 
@@ -107,10 +113,11 @@ class _Worker:
         from knowgen.envs.searchgen import SearchGenEnv
 
         judges = {"image_judge": NotJudged(), "text_judge": NotJudged()} if wise_judge else {}
-        self.env = SearchGenEnv(config=cfg.env, benchmark=benchmark, image_dir=str(image_dir),
-                                **judges)
-        self.policy = POLICIES.create(cfg.policy, seed=cfg.seed + worker_id)
-        bind_policy(self.policy, self.env)
+        with _SETUP_LOCK:
+            self.env = SearchGenEnv(config=cfg.env, benchmark=benchmark,
+                                    image_dir=str(image_dir), **judges)
+            self.policy = POLICIES.create(cfg.policy, seed=cfg.seed + worker_id)
+            bind_policy(self.policy, self.env)
         self.seed = cfg.seed
         self.wise_judge = wise_judge
 

@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -209,3 +210,39 @@ def test_kill_9_mid_run_then_resume_gives_every_sample_once(tmp_path):
     results, lines = _counts(run)
     assert len(results) == limit and set(results.values()) == {1}
     assert len(lines) == limit and set(lines.values()) == {1}
+
+
+class _SlowToBuild:
+    """A policy whose constructor notes how many of its kind are being built at once."""
+
+    building = 0
+    most = 0
+    lock = threading.Lock()
+
+    def __init__(self, seed: int = 0):
+        from knowgen.reference_policies.direct import DirectPolicy
+
+        with self.lock:
+            type(self).building += 1
+            type(self).most = max(type(self).most, type(self).building)
+        time.sleep(0.3)  # as long as a lazy import of a heavy library takes
+        with self.lock:
+            type(self).building -= 1
+        self.inner = DirectPolicy()
+
+    def reset(self, obs, info):
+        self.inner.reset(obs, info)
+
+    def act(self, obs, info):
+        return self.inner.act(obs, info)
+
+
+def test_workers_build_their_policies_one_at_a_time(tmp_path, monkeypatch):
+    """Two worker threads never run a backend's lazy imports side by side."""
+    from knowgen.registry import POLICIES
+
+    monkeypatch.setitem(POLICIES._entries, "slow-to-build", _SlowToBuild)
+    cfg = _cfg(policy="slow-to-build", limit=4, workers=2)
+    outcome = run_eval(cfg, run_dir=tmp_path / "run", progress=False, write_html=False)
+    assert _SlowToBuild.most == 1
+    assert outcome.summary["n_samples"] == 4
