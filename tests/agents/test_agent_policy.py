@@ -390,27 +390,40 @@ def test_drop_invalid_turns_keeps_broken_turns_out_of_the_next_request(
 
 
 @pytest.mark.slow
-def test_packaged_agent_decodes_with_the_grammar_and_finishes_a_turn_it_used_to_break(world_env):
-    """The shipped checkpoint on a two-hop task (its capital is in the request).
+def test_packaged_agent_decodes_with_the_grammar_and_finishes_a_turn_it_used_to_break(tmp_path):
+    """The shipped checkpoint on the two-hop request it used to break (its capital is in it).
 
     Unconstrained, after copying the country's name into the answer's banner text the
     model closes the whole answer (``\\"Liechtenstein"}]}``), which is not JSON. With the
-    checkpoint's own settings the grammar refuses that token and the turn parses.
-    Retrained checkpoints may slip elsewhere; then pick another task that shows it.
+    checkpoint's own settings the grammar refuses that token and the turn parses. The
+    request is served from a task file, word for word as the world once generated it.
+    Retrained checkpoints may slip elsewhere; then pick another request that shows it.
     """
     from knowgen.agents.grammar import ReplyGrammar
     from knowgen.agents.policy import tiny_policy
+    from knowgen.benchmarks.world import WorldBenchmark
+    from knowgen.envs.searchgen import SearchGenEnv
 
     if not (tiny_checkpoint_dir() / "config.json").is_file():
         pytest.skip("no gen-searcher-tiny checkpoint is installed")
     task_id = "flag_by_capital-li"
+    record = {"id": task_id, "meta": {"category": "geography", "difficulty": "medium"},
+              "prompt": "Draw the national flag of the country whose capital city is Vaduz. "
+                        "Under the flag, put a dark banner with that country's name written "
+                        "in capital letters.",
+              "facts": {"entities": ["country/li"], "required_text": ["LIECHTENSTEIN"],
+                        "text_case": "upper"}}
+    task_file = tmp_path / "tasks.jsonl"
+    task_file.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    bench = WorldBenchmark(cache_dir=str(tmp_path / "cache"), tasks=str(task_file))
+    env = SearchGenEnv(benchmark=bench, split="test")
     constrained = tiny_policy()
     assert constrained.backend.grammar and constrained.drop_invalid_turns
-    reward, info, actions = play(world_env, constrained, task_id)
+    reward, info, actions = play(env, constrained, task_id)
     assert info["last_action"]["kind"] == "answer" and reward > 0.5
     assert "Liechtenstein" in parse_action(actions[-1], ["IMG_001"]).answer.gen_prompt
     tools = constrained.backend.tools
     assert all(ReplyGrammar(tools, ["IMG_001"]).feed(a) for a in actions)
-    _, _, free = play(world_env, tiny_policy(grammar=False, format_retries=0), task_id)
+    _, _, free = play(env, tiny_policy(grammar=False, format_retries=0), task_id)
     assert free[:2] == actions[:2]  # the same searches, then the broken answer
     assert parse_action(free[2], ["IMG_001"]).kind == "invalid" and '"}]}' in free[2]
