@@ -124,8 +124,8 @@ def read_text(ocr_lines: Iterable[str], required: str, upper: bool = False) -> s
       nothing else (after :func:`normalize`; a caption split over two lines counts);
     * **buried**: ``required`` only appears inside longer text (an OCR read of
       ``United States), with the text`` does not show ``UNITED STATES`` on its own);
-    * **wrong case**: read exactly, but the request asked for capital letters and
-      fewer than :data:`UPPER_SHARE` of the letters are capitals;
+    * **wrong case**: read exactly, but the request asked for capital letters and in
+      every exact reading fewer than :data:`UPPER_SHARE` of the letters are capitals;
     * **absent**: not read at all (:func:`contains_text` is false).
 
     Args:
@@ -139,12 +139,17 @@ def read_text(ocr_lines: Iterable[str], required: str, upper: bool = False) -> s
         return EXACT
     dropped = normalize("".join(ch for ch in str(required) if ch.isascii()))
     targets = {key} | ({dropped} if dropped and len(dropped) >= 0.6 * len(key) else set())
+    wrong_case = False
     for i, j, joined in _runs(lines):
         if joined & targets:
             letters = [ch for ch in "".join(lines[i:j + 1]) if ch.isalpha()]
             if upper and letters and sum(ch.isupper() for ch in letters) < UPPER_SHARE * len(letters):
-                return WRONG_CASE
+                # another reading may still be in capitals (a logo's own wordmark, then the banner)
+                wrong_case = True
+                continue
             return EXACT
         if min(map(len, joined)) > len(key) + 64:
             break
+    if wrong_case:
+        return WRONG_CASE
     return BURIED if contains_text(lines, required) else ABSENT

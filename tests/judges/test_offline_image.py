@@ -83,6 +83,17 @@ def test_one_of_two_entities_gives_half(world, tmp_path):
     assert verdict.visual_correctness == 0.5 and verdict.faithfulness == 0.5
 
 
+def test_a_wordmark_in_lower_case_does_not_hide_the_banner_in_capitals(world, tmp_path):
+    """The Synology logo reads "Synology"; the banner asked for in capitals still counts."""
+    from dataclasses import replace
+
+    task, gt = task_for(world, tmp_path, ["brand/synology"], ["SYNOLOGY"])
+    task = replace(task, facts=replace(task.facts, text_case="upper"))
+    verdict = OfflineImageJudge(ocr="rapidocr").score(task, gt)
+    assert "Synology" in verdict.evidence["ocr_lines"]
+    assert verdict.text_accuracy == 1.0 and verdict.evidence["texts"][0]["reading"] == "exact"
+
+
 def test_dull_image_gets_half_aesthetics(world, tmp_path):
     task, gt = task_for(world, tmp_path, ["country/de"])
     dull = ImageEnhance.Contrast(gt).enhance(0.3)

@@ -57,6 +57,9 @@ def test_read_text_tells_exact_buried_wrong_case_and_absent():
     assert read_text(["United States), with the text"], "UNITED STATES") == "buried"
     assert read_text(["Chad"], "CHAD", upper=True) == "wrong_case"
     assert read_text(["CHAD"], "CHAD", upper=True) == "exact"
+    # the first exact reading in the wrong case (a logo's wordmark) does not hide a later one
+    assert read_text(["Synology", "SYNOLOGY"], "SYNOLOGY", upper=True) == "exact"
+    assert read_text(["Synology", "synology"], "SYNOLOGY", upper=True) == "wrong_case"
     assert read_text(["Chad"], "CHAD") == "exact"  # no case asked for
     assert read_text(["Cte d'lvoire"], "Côte d'Ivoire") == "exact"
     assert read_text(["nothing here"], "CHAD") == "absent"
