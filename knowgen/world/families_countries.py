@@ -136,15 +136,8 @@ class FlagPlain(FlagNamed):
         return TextPlan((), False, "none", text_sentence(ph, "none"))
 
 
-class FlagWithCapital(FlagNamed):
-    """The flag of a named country, captioned with its capital, which the agent must find."""
-
-    name, category, difficulty = "flag_with_capital", "politics", "medium"
-
-    def propose(self, facts):
-        return [Candidate((c.id,), ref("name", c.name),
-                          chain(f"name:{c.name}", c.id, c.image_id) + (f"capital:{c.facts['capital']}",))
-                for c in facts.countries if c.facts.get("capital")]
+class CapitalAsText:
+    """Mixin: the text to write is the subject country's capital, derived, not quoted."""
 
     def possible_texts(self, facts, cand):
         return [str(facts.entity(cand.answer[0]).facts["capital"])]
@@ -154,6 +147,17 @@ class FlagWithCapital(FlagNamed):
         capital = str(facts.entity(cand.answer[0]).facts["capital"])
         return TextPlan((written(capital, upper),), upper, "derived",
                         text_sentence(ph, "derived", what=ph.say(CAPITAL_TEXT), upper=upper))
+
+
+class FlagWithCapital(CapitalAsText, FlagNamed):
+    """The flag of a named country, captioned with its capital, which the agent must find."""
+
+    name, category, difficulty = "flag_with_capital", "politics", "medium"
+
+    def propose(self, facts):
+        return [Candidate((c.id,), ref("name", c.name),
+                          chain(f"name:{c.name}", c.id, c.image_id) + (f"capital:{c.facts['capital']}",))
+                for c in facts.countries if c.facts.get("capital")]
 
 
 class FlagByFact(Template):
@@ -200,7 +204,7 @@ class FlagByFact(Template):
         return flag_np(ph, referent(facts, cand.clue, ph))
 
 
-class FlagOfCityCapital(FlagByFact):
+class FlagOfCityCapital(CapitalAsText, FlagByFact):
     """Three hops: a city leads to its country, whose flag is drawn and whose capital is written."""
 
     def __init__(self):
@@ -215,15 +219,6 @@ class FlagOfCityCapital(FlagByFact):
                 out.append(Candidate(cand.answer, cand.clue,
                                      cand.hops + (f"capital:{country.facts['capital']}",)))
         return out
-
-    def possible_texts(self, facts, cand):
-        return [str(facts.entity(cand.answer[0]).facts["capital"])]
-
-    def text(self, facts, cand, ph):
-        upper = ph.chance(0.5)
-        capital = str(facts.entity(cand.answer[0]).facts["capital"])
-        return TextPlan((written(capital, upper),), upper, "derived",
-                        text_sentence(ph, "derived", what=ph.say(CAPITAL_TEXT), upper=upper))
 
 
 class FlagByNeighbours(Template):
