@@ -58,9 +58,7 @@ def _require_train_extra() -> None:
         import transformers  # noqa: F401
         import trl  # noqa: F401
     except ImportError as exc:
-        raise MissingDependencyError(
-            f"Training needs the 'train' extra ({exc.name} is missing): "
-            "pip install 'knowgen[train]'.") from exc
+        raise MissingDependencyError(exc.name or "transformers", "train", "Training") from exc
 
 
 def qwen3_chat_template() -> str:

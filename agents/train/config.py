@@ -81,7 +81,9 @@ class SFTSettings:
     """JSONL file of chat records; generated into ``<output_dir>/sft_data.jsonl`` when unset."""
 
     init: str | None = None
-    """Model folder to start from; a tiny model is built from ``model`` when unset."""
+    """Pretrained model to start from: a preset (``smollm2-135m``), a ``.gguf`` file, a model
+    folder or a hub id (:mod:`knowgen.agents.base_models`); its tokenizer and chat template
+    come with it. A tiny model is built from ``model`` when unset."""
 
     epochs: float = 3.0
     """Passes over the data with the assistant-only loss."""

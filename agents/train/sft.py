@@ -152,9 +152,12 @@ def obtain_tokenizer(cfg: TrainConfig, records: list[dict[str, Any]]) -> Any:
     """Load the configured tokenizer (or the init model's), else train one on ``records``."""
     from knowgen.agents.tiny import PROTOCOL_PHRASES, train_tokenizer
 
-    source = cfg.tokenizer.path or cfg.sft.init
-    if source:
-        return load_tokenizer(source)
+    if cfg.tokenizer.path:
+        return load_tokenizer(cfg.tokenizer.path)
+    if cfg.sft.init:
+        from knowgen.agents.base_models import load_base_tokenizer
+
+        return load_base_tokenizer(cfg.sft.init)
     settings = cfg.tokenizer
     extra = world_page_texts() if settings.world_pages else []
     options = {"vocab_size": settings.vocab_size, "min_frequency": settings.min_frequency,
@@ -198,11 +201,11 @@ def augmented_records(cfg: TrainConfig,
 
 
 def obtain_model(cfg: TrainConfig, tokenizer: Any) -> Any:
-    """Load ``cfg.sft.init`` or build a tiny model from ``cfg.model``."""
+    """Load the base model ``cfg.sft.init`` names or build a tiny model from ``cfg.model``."""
     if cfg.sft.init:
-        from transformers import AutoModelForCausalLM
+        from knowgen.agents.base_models import load_base_model
 
-        return AutoModelForCausalLM.from_pretrained(cfg.sft.init)
+        return load_base_model(cfg.sft.init)
     m = cfg.model
     return build_tiny_model(tokenizer, hidden=m.hidden, layers=m.layers, heads=m.heads,
                             kv_heads=m.kv_heads, intermediate=m.intermediate,
