@@ -238,6 +238,40 @@ def _import_torch_stack() -> tuple[Any, Any]:
     return torch, transformers
 
 
+def is_adapter_folder(path: Path) -> bool:
+    """Whether ``path`` holds a LoRA adapter (peft) rather than a whole model."""
+    return (Path(path) / "adapter_config.json").is_file()
+
+
+def load_checkpoint_model(path: Path, settings: dict[str, Any], dtype: Any) -> Any:
+    """The model of a checkpoint folder: a whole model, or a LoRA adapter merged into its base.
+
+    An adapter checkpoint names its base model in ``knowgen_agent.json`` (``"base"``: a
+    preset, GGUF file, folder or hub id, :mod:`knowgen.agents.base_models`); the adapter
+    is merged into the base weights, so decoding runs as fast as with a whole model.
+
+    Raises:
+        DataError: for an adapter checkpoint whose agent file names no base model.
+    """
+    import transformers
+
+    if not is_adapter_folder(path):
+        return transformers.AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
+    base = settings.get("base")
+    if not base:
+        raise DataError(f"{path} holds a LoRA adapter but its {AGENT_FILE} names no base model "
+                        '("base"); add the base model it was trained on.')
+    try:
+        from peft import PeftModel
+    except ImportError as exc:
+        raise MissingDependencyError("peft", "train", "A LoRA agent checkpoint") from exc
+    from knowgen.agents.base_models import load_base_model
+
+    model = PeftModel.from_pretrained(load_base_model(str(base), dtype=dtype), str(path))
+    logger.info("Merged the LoRA adapter in %s into its base model %s", path, base)
+    return model.merge_and_unload()
+
+
 class TransformersBackend:
     """A local causal language model folder, as written by ``knowgen train``.
 
@@ -277,9 +311,10 @@ class TransformersBackend:
         torch, transformers = _import_torch_stack()
         self.stop_loops = bool(stop_loops)
         self.path = Path(path).expanduser()
-        if not (self.path / "config.json").is_file():
-            raise DataError(f"{self.path} is not a model folder (no config.json). Point path= at "
-                            "a checkpoint written by `knowgen train`.")
+        if not (self.path / "config.json").is_file() and not is_adapter_folder(self.path):
+            raise DataError(f"{self.path} is not a model folder (no config.json or "
+                            "adapter_config.json). Point path= at a checkpoint written by "
+                            "`knowgen train`.")
         settings = read_agent_file(self.path)
         self.system_prompt: str | None = settings.get("system_prompt")
         self.tools: list[dict[str, Any]] | None = settings.get("tools")
@@ -297,8 +332,8 @@ class TransformersBackend:
         self.device = _pick_device(torch, device)
         self._torch = torch
         self.tokenizer = transformers.PreTrainedTokenizerFast.from_pretrained(str(self.path))
-        self.model = transformers.AutoModelForCausalLM.from_pretrained(
-            str(self.path), dtype=_pick_dtype(torch, dtype, self.device)).to(self.device)
+        self.model = load_checkpoint_model(self.path, settings,
+                                           _pick_dtype(torch, dtype, self.device)).to(self.device)
         self.model.eval()
         self.end_id = self.tokenizer.convert_tokens_to_ids(END_OF_TURN)
         if self.end_id is None or self.end_id == self.tokenizer.unk_token_id:

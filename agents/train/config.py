@@ -17,7 +17,7 @@ from typing import Any
 from knowgen.agents.expert_data import ExpertDataConfig
 from knowgen.config import load_config
 from knowgen.envs.trl_env import DEFAULT_SYSTEM_PROMPT
-from knowgen.errors import ConfigError
+from knowgen.errors import ConfigError, MissingDependencyError
 
 PRESETS = ("smoke", "tiny", "paper")
 """Preset names; each is a YAML file in ``knowgen/agents/configs``."""
@@ -74,6 +74,45 @@ class ModelSettings:
 
 
 @dataclass
+class LoraSettings:
+    """Low-rank adapters (peft) instead of training every weight of a pretrained model."""
+
+    r: int = 0
+    """Rank of the adapters; 0 trains every weight (full fine-tuning)."""
+
+    alpha: int = 32
+    """Scale of the adapters' update (``lora_alpha``; the update is scaled by alpha / r)."""
+
+    dropout: float = 0.05
+    """Dropout on the adapters' input during training."""
+
+    target_modules: str = "all-linear"
+    """Layers that get an adapter: ``all-linear`` (every linear layer but the output head) or
+    a comma-separated list of module names (``q_proj,v_proj``)."""
+
+    def peft_config(self) -> Any:
+        """The peft ``LoraConfig`` of these settings, or None when ``r`` is 0.
+
+        Raises:
+            ConfigError: for a negative rank.
+            MissingDependencyError: when peft is not installed.
+        """
+        if self.r < 0:
+            raise ConfigError(f"lora.r must be 0 (off) or a positive rank, got {self.r}.")
+        if self.r == 0:
+            return None
+        try:
+            from peft import LoraConfig
+        except ImportError as exc:
+            raise MissingDependencyError("peft", "train", "LoRA training") from exc
+        targets = self.target_modules.strip()
+        modules: str | list[str] = targets if targets == "all-linear" else \
+            [m.strip() for m in targets.split(",") if m.strip()]
+        return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
+                          target_modules=modules, task_type="CAUSAL_LM")
+
+
+@dataclass
 class SFTSettings:
     """Supervised fine-tuning on expert transcripts (TRL ``SFTTrainer``)."""
 
@@ -84,6 +123,10 @@ class SFTSettings:
     """Pretrained model to start from: a preset (``smollm2-135m``), a ``.gguf`` file, a model
     folder or a hub id (:mod:`knowgen.agents.base_models`); its tokenizer and chat template
     come with it. A tiny model is built from ``model`` when unset."""
+
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    """LoRA adapters (``sft.lora.r`` > 0) instead of full fine-tuning; the checkpoint then
+    holds the adapter, loaded over the base model ``init`` and merged for inference."""
 
     epochs: float = 3.0
     """Passes over the data with the assistant-only loss."""

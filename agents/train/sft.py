@@ -39,14 +39,16 @@ AGENT_FILE = "knowgen_agent.json"
 
 
 def save_agent(model: Any, tokenizer: Any, out_dir: str | Path, system_prompt: str,
-               generation: GenerationSettings, view: str = "full") -> Path:
+               generation: GenerationSettings, view: str = "full",
+               base: str | None = None) -> Path:
     """Write a checkpoint folder that inference renders exactly as training did.
 
     The folder holds the Hugging Face model and tokenizer (with the Qwen3 chat
     template) and ``knowgen_agent.json``:
     ``{"system_prompt", "tools", "view", "generation": {max_new_tokens, temperature, top_p,
     do_sample, format_retries, grammar, drop_invalid_turns}}`` (``view``: the context view of tool results,
-    :mod:`knowgen.envs.views`).
+    :mod:`knowgen.envs.views`). A peft model is saved as its adapter alone; ``base`` (the
+    model it adapts, as ``sft.init`` named it) is then recorded for inference to load.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -67,6 +69,12 @@ def save_agent(model: Any, tokenizer: Any, out_dir: str | Path, system_prompt: s
         "stop": tokenizer.eos_token,
         "parameters": count_parameters(model),
     }
+    if base:
+        meta["base"] = base
+    if hasattr(model, "peft_config"):
+        meta["adapter"] = "lora"
+        meta["trainable_parameters"] = sum(p.numel() for p in model.parameters()
+                                           if p.requires_grad)
     atomic_write_text(out / AGENT_FILE, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     logger.info("Saved the agent to %s", out)
     return out
@@ -212,6 +220,28 @@ def obtain_model(cfg: TrainConfig, tokenizer: Any) -> Any:
                             max_positions=m.max_positions, seed=m.seed)
 
 
+def with_lora(cfg: TrainConfig, model: Any) -> Any:
+    """``model`` with LoRA adapters on ``sft.lora.target_modules`` (``sft.lora.r`` > 0), else as is.
+
+    Raises:
+        ConfigError: for LoRA without a pretrained ``sft.init`` (a model built from
+            scratch has nothing to adapt).
+    """
+    peft_config = cfg.sft.lora.peft_config()
+    if peft_config is None:
+        return model
+    if not cfg.sft.init:
+        raise ConfigError("sft.lora.r > 0 adapts a pretrained model: set sft.init (e.g. "
+                          "sft.init=smollm2-135m), or sft.lora.r=0 to train a tiny model whole.")
+    from peft import get_peft_model
+
+    model = get_peft_model(model, peft_config)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    logger.info("LoRA r=%d: %d trainable parameters of %d", cfg.sft.lora.r, trainable,
+                sum(p.numel() for p in model.parameters()))
+    return model
+
+
 def sft_arguments(cfg: TrainConfig, out_dir: Path, lm_warmup: bool = False) -> Any:
     """TRL ``SFTConfig`` for the run (``lm_warmup``: the every-token warm-up stage)."""
     from trl import SFTConfig
@@ -293,7 +323,7 @@ def run_sft(cfg: TrainConfig) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "token_stats.json", json.dumps(stats, indent=2) + "\n")
     resume = resume_point(cfg, out_dir)
-    model = obtain_model(cfg, tokenizer)
+    model = with_lora(cfg, obtain_model(cfg, tokenizer))
     if cfg.sft.copy_steps > 0 and resume is None and not cfg.sft.init:
         copy_stats = copy_pretrain(cfg, model, tokenizer)
         atomic_write_text(out_dir / "copy_pretrain.json", json.dumps(copy_stats, indent=2) + "\n")
@@ -309,4 +339,4 @@ def run_sft(cfg: TrainConfig) -> Path:
     use_stage_progress(trainer, "SFT")
     trainer.train(resume_from_checkpoint=resume)
     return save_agent(trainer.model, tokenizer, out_dir / "final", cfg.system_prompt,
-                      cfg.generation, cfg.view)
+                      cfg.generation, cfg.view, base=cfg.sft.init)

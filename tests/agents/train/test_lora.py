@@ -1,0 +1,118 @@
+"""LoRA SFT over a pretrained base: the checkpoint is the adapter, merged for inference."""
+
+import json
+
+import pytest
+
+from knowgen.agents.train.config import load_train_config
+from knowgen.errors import ConfigError
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("peft")
+
+
+@pytest.fixture(scope="module")
+def base_folder(tmp_path_factory, expert_records):
+    """A small Llama model built from a config, with a tokenizer trained on expert transcripts."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from knowgen.agents.tiny import train_tokenizer
+    from knowgen.agents.train.sft import tokenizer_texts
+
+    tokenizer = train_tokenizer(tokenizer_texts(expert_records), vocab_size=600, min_frequency=2)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id))
+    folder = tmp_path_factory.mktemp("llama-base")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def lora_run(tmp_path_factory, expert_records, base_folder):
+    from knowgen.agents.expert_data import write_jsonl
+    from knowgen.agents.train.sft import run_sft
+
+    out = tmp_path_factory.mktemp("lora_run")
+    data = write_jsonl(expert_records, out / "data.jsonl")
+    cfg = load_train_config("smoke", {
+        "output_dir": str(out), "sft.data": str(data), "sft.init": str(base_folder),
+        "sft.lora.r": 4, "sft.lora.alpha": 8, "sft.lm_warmup_epochs": 0,
+        "sft.augment_copies": 0, "sft.max_steps": 2, "sft.learning_rate": 5e-3})
+    return cfg, run_sft(cfg)
+
+
+@pytest.mark.slow
+def test_lora_sft_saves_the_adapter_and_names_its_base(lora_run, base_folder):
+    _, final = lora_run
+    assert (final / "adapter_config.json").is_file()
+    assert (final / "adapter_model.safetensors").is_file()
+    assert not (final / "model.safetensors").exists()  # the base weights are not copied
+    meta = json.loads((final / "knowgen_agent.json").read_text())
+    assert meta["base"] == str(base_folder) and meta["adapter"] == "lora"
+    assert 0 < meta["trainable_parameters"] < meta["parameters"]
+    adapter = json.loads((final / "adapter_config.json").read_text())
+    assert adapter["r"] == 4 and adapter["lora_alpha"] == 8
+    # every linear layer but the output head got an adapter
+    assert {m.rsplit(".", 1)[-1] for m in adapter["target_modules"]} == {
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+
+
+@pytest.mark.slow
+def test_the_merged_agent_computes_what_base_plus_adapter_compute(lora_run, base_folder):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from knowgen.agents.llm import TransformersBackend
+
+    _, final = lora_run
+    backend = TransformersBackend(str(final), device="cpu", dtype="float32")
+    assert not hasattr(backend.model, "peft_config")  # merged into plain weights
+    reference = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(str(base_folder)), str(final)).eval()
+    base = AutoModelForCausalLM.from_pretrained(str(base_folder)).eval()
+    ids = backend.tokenizer("Flag of Peru", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        merged, want, before = (m(ids).logits for m in (backend.model, reference, base))
+    assert torch.allclose(merged, want, atol=1e-4)
+    assert not torch.allclose(merged, before, atol=1e-4)  # training moved the adapters
+
+
+@pytest.mark.slow
+def test_a_lora_agent_plays_an_episode(lora_run, shared_backends):
+    from knowgen.agents.policy import transformers_policy
+    from knowgen.config import EnvConfig
+    from knowgen.envs.searchgen import SearchGenEnv
+
+    _, final = lora_run
+    env = SearchGenEnv(EnvConfig(split="test"), **shared_backends)
+    policy = transformers_policy(str(final), device="cpu", max_new_tokens=32)
+    obs, info = env.reset(options={"task_id": env.tasks[0].id})
+    policy.reset(obs, info)
+    done, turns = False, 0
+    while not done:
+        obs, _, terminated, truncated, info = env.step(policy.act(obs, info))
+        done, turns = terminated or truncated, turns + 1
+    assert turns >= 1 and "last_action" in info
+
+
+def test_lora_needs_a_pretrained_base(tmp_path):
+    from knowgen.agents.train.sft import with_lora
+
+    cfg = load_train_config("smoke", {"sft.lora.r": 4})
+    with pytest.raises(ConfigError, match="sft.init"):
+        with_lora(cfg, object())
+    with pytest.raises(ConfigError, match="lora.r"):
+        load_train_config("smoke", {"sft.lora.r": -1}).sft.lora.peft_config()
+
+
+def test_an_adapter_without_its_base_is_refused(tmp_path):
+    from knowgen.agents.llm import load_checkpoint_model
+    from knowgen.errors import DataError
+
+    (tmp_path / "adapter_config.json").write_text("{}")
+    with pytest.raises(DataError, match="names no base model"):
+        load_checkpoint_model(tmp_path, {}, torch.float32)
