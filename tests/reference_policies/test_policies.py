@@ -196,11 +196,18 @@ def test_text_helpers():
 
 def test_scripted_without_caps_copies_names_and_asks_for_capitals(env, play):
     """caps=False writes banner names as found plus "in capital letters"; the compositor
-    draws them in capitals and the judge reads the caption as with caps=True."""
+    draws them in capitals and the judge reads the caption as with caps=True.
+
+    Checked on the tasks that the default scripted policy solves (it stays a baseline and
+    misreads some requests; that is not what this test is about).
+    """
     tasks = [t for t in env.tasks if t.facts.text_case == "upper"
-             and t.facts.template in ("flag_by_capital", "logo_by_colour")][:4]
-    assert tasks
+             and t.facts.template in ("flag_by_capital", "logo_by_colour")][:8]
+    checked = 0
     for task in tasks:
+        _, caps_info, _ = play(POLICIES.create("scripted"), task.id)
+        if caps_info["image_judgement"]["overall"] < 1:
+            continue
         _, info, _ = play(POLICIES.create("scripted", caps=False), task.id)
         prompt = info["answer"]["gen_prompt"]
         assert '" in capital letters' in prompt, prompt
@@ -208,5 +215,6 @@ def test_scripted_without_caps_copies_names_and_asks_for_capitals(env, play):
         assert quoted != quoted.upper(), prompt  # written as the sources spell it
         judged = info["image_judgement"]
         assert judged["text_accuracy"] == 1 and judged["visual_correctness"] == 1, judged
-        _, caps_info, _ = play(POLICIES.create("scripted"), task.id)
         assert caps_info["image_judgement"]["overall"] == judged["overall"]
+        checked += 1
+    assert checked >= 3, f"only {checked} of {len(tasks)} tasks solved by scripted"
