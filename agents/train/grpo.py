@@ -17,6 +17,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from knowgen.agents.llm import is_adapter_folder, read_agent_file
 from knowgen.agents.tiny import load_tokenizer
 from knowgen.agents.train.config import TrainConfig
 from knowgen.agents.train.sft import _has_cuda, _last_checkpoint, save_agent
@@ -34,10 +35,35 @@ def grpo_init_dir(cfg: TrainConfig) -> Path:
         ConfigError: when it does not exist.
     """
     path = Path(cfg.grpo.init) if cfg.grpo.init else Path(cfg.output_dir) / "sft" / "final"
-    if not (path / "config.json").is_file():
+    if not (path / "config.json").is_file() and not is_adapter_folder(path):
         raise ConfigError(f"GRPO starts from a trained model but {str(path)!r} holds none; run "
                           "`knowgen train sft` first or set grpo.init to a model folder.")
     return path
+
+
+def load_trainable(init: Path) -> tuple[Any, str | None]:
+    """The model GRPO trains, and the base model it adapts (None for a whole model).
+
+    A LoRA checkpoint from SFT goes on training its adapter over the base that its
+    ``knowgen_agent.json`` names; the base weights stay frozen.
+
+    Raises:
+        ConfigError: for an adapter checkpoint that names no base model.
+    """
+    if not is_adapter_folder(init):
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM.from_pretrained(str(init)), None
+    base = read_agent_file(init).get("base")
+    if not base:
+        raise ConfigError(f"{init} holds a LoRA adapter but names no base model; it was not "
+                          "written by `knowgen train sft`.")
+    from peft import PeftModel
+
+    from knowgen.agents.base_models import load_base_model
+
+    return PeftModel.from_pretrained(load_base_model(str(base)), str(init),
+                                     is_trainable=True), str(base)
 
 
 def env_config(cfg: TrainConfig) -> EnvConfig:
@@ -115,13 +141,12 @@ def build_grpo_trainer(cfg: TrainConfig, out_dir: Path | None = None) -> Any:
     """A ready ``GRPOTrainer`` (model from :func:`grpo_init_dir`, environments from the world)."""
     import warnings
 
-    from transformers import AutoModelForCausalLM
     from trl import GRPOTrainer
 
     init = grpo_init_dir(cfg)
     out_dir = out_dir or Path(cfg.output_dir) / "grpo"
     tokenizer = load_tokenizer(init)
-    model = AutoModelForCausalLM.from_pretrained(str(init))
+    model, _ = load_trainable(init)
     with warnings.catch_warnings():
         # environment_factory is experimental in TRL 1.16; the version is pinned for that reason.
         warnings.filterwarnings("ignore", message=".*'environment_factory'.*experimental")
@@ -147,5 +172,7 @@ def run_grpo(cfg: TrainConfig) -> Path:
         if resume is None:
             raise ConfigError(f"grpo.resume is set but {out_dir} holds no checkpoint; unset it.")
     trainer.train(resume_from_checkpoint=resume)
+    base = read_agent_file(grpo_init_dir(cfg)).get("base")
     return save_agent(trainer.model, trainer.processing_class, out_dir / "final",
-                      cfg.system_prompt, cfg.generation, cfg.view)
+                      cfg.system_prompt, cfg.generation, cfg.view,
+                      base=base if hasattr(trainer.model, "peft_config") else None)

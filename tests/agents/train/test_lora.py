@@ -99,6 +99,32 @@ def test_a_lora_agent_plays_an_episode(lora_run, shared_backends):
     assert turns >= 1 and "last_action" in info
 
 
+@pytest.mark.slow
+def test_grpo_goes_on_training_the_adapter(lora_run, base_folder, tmp_path):
+    import copy
+
+    from safetensors.torch import load_file
+
+    from knowgen.agents.train.grpo import build_grpo_trainer, run_grpo
+
+    cfg, sft_final = lora_run
+    cfg = copy.deepcopy(cfg)
+    cfg.output_dir = str(tmp_path)
+    cfg.grpo.init = str(sft_final)
+    cfg.grpo.max_steps, cfg.grpo.learning_rate = 1, 1e-2
+    final = run_grpo(cfg)
+    assert (final / "adapter_config.json").is_file() and not (final / "model.safetensors").exists()
+    meta = json.loads((final / "knowgen_agent.json").read_text())
+    assert meta["base"] == str(base_folder) and meta["adapter"] == "lora"
+    before = load_file(str(sft_final / "adapter_model.safetensors"))
+    assert load_file(str(final / "adapter_model.safetensors")).keys() == before.keys()
+    # what GRPO optimises: the adapters only, the base frozen (one step of an untrained
+    # model may see equal rewards in its group, hence no update, so look at the trainer)
+    trainer = build_grpo_trainer(cfg, tmp_path / "grpo")
+    trainable = [n for n, p in trainer.model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+
+
 def test_lora_needs_a_pretrained_base(tmp_path):
     from knowgen.agents.train.sft import with_lora
 
