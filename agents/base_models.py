@@ -10,7 +10,9 @@
 * a **hub id** (``HuggingFaceTB/SmolLM2-135M-Instruct``), for machines online.
 
 The tokenizer and its chat template come from the same source: a pretrained model
-keeps its own.
+keeps its own turn markers. A ChatML template that cannot render tool schemas and tool
+calls (SmolLM2's) is replaced by the ChatML tool template, which writes the same
+``<|im_start|>role`` / ``<|im_end|>`` turns and adds the tools (:func:`protocol_template`).
 
 Example:
     >>> source = resolve_base("smollm2-135m")  # doctest: +SKIP
@@ -154,18 +156,25 @@ def _hub_error(source: BaseSource, exc: Exception) -> ConfigError:
 
 
 def load_base_tokenizer(source: BaseSource | str) -> Any:
-    """The base model's own tokenizer, with its chat template."""
+    """The base model's own tokenizer, with its chat template as :func:`protocol_template` picks."""
     source = resolve_base(source) if isinstance(source, str) else source
     _require_transformers(source)
     from transformers import AutoTokenizer
 
     location, kwargs = source.from_pretrained_args()
     try:
-        return AutoTokenizer.from_pretrained(location, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
     except OSError as exc:
         if source.kind == "hub":
             raise _hub_error(source, exc) from exc
         raise
+    tokenizer.chat_template = protocol_template(tokenizer)
+    vocab = tokenizer.get_vocab()
+    if tokenizer.eos_token is None and CHATML_MARKERS[1] in vocab:
+        tokenizer.eos_token = CHATML_MARKERS[1]  # a ChatML turn, and so a reply, ends there
+    if tokenizer.pad_token is None:  # GGUF files often name none; batches need one
+        tokenizer.pad_token = "<|endoftext|>" if "<|endoftext|>" in vocab else tokenizer.eos_token
+    return tokenizer
 
 
 def load_base_model(source: BaseSource | str, dtype: Any = None) -> Any:
@@ -181,11 +190,55 @@ def load_base_model(source: BaseSource | str, dtype: Any = None) -> Any:
     from transformers import AutoModelForCausalLM
 
     location, kwargs = source.from_pretrained_args()
+    if source.gguf_file:
+        from transformers import GgufConfig
+
+        # dense float weights: what LoRA trains over and what the agent merges into
+        kwargs["quantization_config"] = GgufConfig(gguf_file=source.gguf_file, dequantize=True)
     logger.info("Loading the base model %s (%s)", source.spec or location, source.kind)
     try:
-        return AutoModelForCausalLM.from_pretrained(location, dtype=dtype or torch.float32,
-                                                    **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype or torch.float32,
+                                                     **kwargs)
     except OSError as exc:
         if source.kind == "hub":
             raise _hub_error(source, exc) from exc
         raise
+    quantizer = getattr(model, "hf_quantizer", None)
+    if source.gguf_file and quantizer is not None:
+        # the weights are plain tensors now; without this, trainers refuse a "GGUF-quantised" model
+        quantizer.remove_quantization_config(model)
+    return model
+
+
+#: The turn markers of ChatML templates.
+CHATML_MARKERS = ("<|im_start|>", "<|im_end|>")
+
+
+def renders_tools(template: str) -> bool:
+    """Whether a chat template renders tool schemas and assistant tool calls."""
+    return "tools" in template and "tool_calls" in template
+
+
+def protocol_template(tokenizer: Any) -> str:
+    """The chat template the agent is trained and run with, for ``tokenizer``.
+
+    The model's own template when it renders tools; for a ChatML model whose template
+    does not (SmolLM2-Instruct's), the ChatML tool template with the same turn markers.
+
+    Raises:
+        ConfigError: for a template that is neither (the agent's protocol needs tools).
+    """
+    template = tokenizer.chat_template or ""
+    if template and renders_tools(template):
+        return template
+    vocab = tokenizer.get_vocab()
+    if all(marker in vocab for marker in CHATML_MARKERS):
+        from knowgen.agents.tiny import qwen3_chat_template
+
+        logger.info("The base model's chat template renders no tools; using the ChatML tool "
+                    "template (same turn markers) instead")
+        return qwen3_chat_template()
+    raise ConfigError(
+        "The base model's chat template renders no tool calls and the model has no ChatML "
+        "turn markers (<|im_start|>, <|im_end|>), so the agent's protocol cannot be written "
+        "in it. Pick a chat model whose template supports tools.")

@@ -1,6 +1,5 @@
 """Base models: presets, GGUF files written here with the gguf package, folders, hub ids."""
 
-import json
 import sys
 
 import pytest
@@ -39,67 +38,8 @@ def _llama(tokenizer, heads=4, kv_heads=2):
     return LlamaForCausalLM(config).eval()
 
 
-def _rows_in_gguf_order(weight, heads):
-    """llama.cpp stores the query and key rows of each head with their rotary halves interleaved."""
-    w = weight.detach().numpy()
-    return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2) \
-        .reshape(w.shape)
-
-
-def write_gguf(model, tokenizer, path):
-    """Write ``model`` (a Llama) and its byte-level BPE tokenizer as a float32 GGUF file."""
-    import gguf
-
-    c = model.config
-    w = gguf.GGUFWriter(str(path), arch="llama")
-    w.add_context_length(c.max_position_embeddings)
-    w.add_embedding_length(c.hidden_size)
-    w.add_block_count(c.num_hidden_layers)
-    w.add_feed_forward_length(c.intermediate_size)
-    w.add_head_count(c.num_attention_heads)
-    w.add_head_count_kv(c.num_key_value_heads)
-    w.add_rope_dimension_count(c.hidden_size // c.num_attention_heads)
-    w.add_rope_freq_base(10000.0)
-    w.add_layer_norm_rms_eps(c.rms_norm_eps)
-    vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
-    model_json = json.loads(tokenizer.backend_tokenizer.to_str())["model"]
-    merges = [m if isinstance(m, str) else " ".join(m) for m in model_json["merges"]]
-    special = set(tokenizer.all_special_tokens) | {t.content for t in
-                                                    tokenizer.added_tokens_decoder.values()}
-    w.add_tokenizer_model("gpt2")
-    w.add_token_list([t for t, _ in vocab])
-    w.add_token_types([gguf.TokenType.CONTROL if t in special else gguf.TokenType.NORMAL
-                       for t, _ in vocab])
-    w.add_token_merges(merges)
-    w.add_bos_token_id(tokenizer.bos_token_id if tokenizer.bos_token_id is not None else 0)
-    w.add_eos_token_id(tokenizer.eos_token_id)
-    if tokenizer.chat_template:
-        w.add_chat_template(tokenizer.chat_template)
-    sd = model.state_dict()
-    w.add_tensor("token_embd.weight", sd["model.embed_tokens.weight"].numpy())
-    w.add_tensor("output_norm.weight", sd["model.norm.weight"].numpy())
-    w.add_tensor("output.weight", sd["lm_head.weight"].numpy())
-    names = {"input_layernorm": "attn_norm", "self_attn.v_proj": "attn_v",
-             "self_attn.o_proj": "attn_output", "post_attention_layernorm": "ffn_norm",
-             "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
-    for i in range(c.num_hidden_layers):
-        p = f"model.layers.{i}."
-        for hf, gg in names.items():
-            w.add_tensor(f"blk.{i}.{gg}.weight", sd[p + hf + ".weight"].numpy())
-        w.add_tensor(f"blk.{i}.attn_q.weight",
-                     _rows_in_gguf_order(sd[p + "self_attn.q_proj.weight"], c.num_attention_heads))
-        w.add_tensor(f"blk.{i}.attn_k.weight",
-                     _rows_in_gguf_order(sd[p + "self_attn.k_proj.weight"], c.num_key_value_heads))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return path
-
-
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    pytest.importorskip("gguf")
+def tiny(tmp_path_factory, write_gguf):
     tokenizer = _tokenizer()
     model = _llama(tokenizer)
     folder = tmp_path_factory.mktemp("base")
@@ -197,3 +137,35 @@ def test_training_without_its_packages_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "trl", None)  # as if it were not installed
     with pytest.raises(MissingDependencyError, match=r"'trl'.*knowgen\[train\]"):
         load_tokenizer("unused")
+
+
+#: A ChatML template that writes turns only, as small instruct models ship (no tools).
+PLAIN_CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}"
+                "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n"
+                "{% endif %}")
+
+
+def test_a_chatml_template_without_tools_gets_the_tool_template(tiny, write_gguf, tmp_path):
+    model, _, _ = tiny
+    plain = _tokenizer()
+    plain.chat_template = PLAIN_CHATML
+    path = write_gguf(model, plain, tmp_path / "plain-chatml.gguf")
+    loaded = load_base_tokenizer(str(path))
+    assert base_models.renders_tools(loaded.chat_template)
+    messages = [{"role": "system", "content": "S"}, {"role": "user", "content": "Find Peru."}]
+    tools = [{"type": "function", "function": {"name": "search", "parameters": {}}}]
+    text = loaded.apply_chat_template(messages, tools=tools, tokenize=False,
+                                      add_generation_prompt=True)
+    assert text.startswith("<|im_start|>system\nS") and '"name": "search"' in text
+    assert text.endswith("<|im_start|>assistant\n")
+
+
+def test_a_template_with_neither_tools_nor_chatml_is_refused():
+    class Plain:
+        chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+
+        def get_vocab(self):
+            return {"a": 0, "</s>": 1}
+
+    with pytest.raises(ConfigError, match="renders no tool calls"):
+        base_models.protocol_template(Plain())

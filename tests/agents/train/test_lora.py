@@ -11,15 +11,23 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
 
+#: A ChatML template that writes turns only, as small instruct models ship (no tools).
+PLAIN_CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}"
+                "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n"
+                "{% endif %}")
+
+
 @pytest.fixture(scope="module")
-def base_folder(tmp_path_factory, expert_records):
-    """A small Llama model built from a config, with a tokenizer trained on expert transcripts."""
+def base_folder(tmp_path_factory, expert_records, write_gguf):
+    """A small Llama built from a config, as a GGUF file whose chat template renders no tools
+    (the form the smollm2-135m preset takes), beside the same model as a folder."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from knowgen.agents.tiny import train_tokenizer
     from knowgen.agents.train.sft import tokenizer_texts
 
     tokenizer = train_tokenizer(tokenizer_texts(expert_records), vocab_size=600, min_frequency=2)
+    tokenizer.chat_template = PLAIN_CHATML
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
@@ -28,6 +36,7 @@ def base_folder(tmp_path_factory, expert_records):
     folder = tmp_path_factory.mktemp("llama-base")
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+    write_gguf(model, tokenizer, folder / "base.gguf")
     return folder
 
 
@@ -39,7 +48,7 @@ def lora_run(tmp_path_factory, expert_records, base_folder):
     out = tmp_path_factory.mktemp("lora_run")
     data = write_jsonl(expert_records, out / "data.jsonl")
     cfg = load_train_config("smoke", {
-        "output_dir": str(out), "sft.data": str(data), "sft.init": str(base_folder),
+        "output_dir": str(out), "sft.data": str(data), "sft.init": str(base_folder / "base.gguf"),
         "sft.lora.r": 4, "sft.lora.alpha": 8, "sft.lm_warmup_epochs": 0,
         "sft.augment_copies": 0, "sft.max_steps": 2, "sft.learning_rate": 5e-3})
     return cfg, run_sft(cfg)
@@ -52,7 +61,7 @@ def test_lora_sft_saves_the_adapter_and_names_its_base(lora_run, base_folder):
     assert (final / "adapter_model.safetensors").is_file()
     assert not (final / "model.safetensors").exists()  # the base weights are not copied
     meta = json.loads((final / "knowgen_agent.json").read_text())
-    assert meta["base"] == str(base_folder) and meta["adapter"] == "lora"
+    assert meta["base"] == str(base_folder / "base.gguf") and meta["adapter"] == "lora"
     assert 0 < meta["trainable_parameters"] < meta["parameters"]
     adapter = json.loads((final / "adapter_config.json").read_text())
     assert adapter["r"] == 4 and adapter["lora_alpha"] == 8
@@ -115,7 +124,7 @@ def test_grpo_goes_on_training_the_adapter(lora_run, base_folder, tmp_path):
     final = run_grpo(cfg)
     assert (final / "adapter_config.json").is_file() and not (final / "model.safetensors").exists()
     meta = json.loads((final / "knowgen_agent.json").read_text())
-    assert meta["base"] == str(base_folder) and meta["adapter"] == "lora"
+    assert meta["base"] == str(base_folder / "base.gguf") and meta["adapter"] == "lora"
     before = load_file(str(sft_final / "adapter_model.safetensors"))
     assert load_file(str(final / "adapter_model.safetensors")).keys() == before.keys()
     # what GRPO optimises: the adapters only, the base frozen (one step of an untrained
