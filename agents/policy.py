@@ -29,8 +29,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from knowgen.agents.llm import ChatBackend, OpenAIChatBackend, TransformersBackend
+from knowgen.agents.llm import ChatBackend, OpenAIChatBackend
 from knowgen.agents.prompt import TOOL_SCHEMAS, build_system_prompt, split_first_observation
+from knowgen.agents.transformers_backend import TransformersBackend
 from knowgen.envs.protocol import parse_action
 from knowgen.errors import ConfigError, DataError
 
@@ -320,7 +321,7 @@ def transformers_policy(path: str | None = None, device: str = "auto", dtype: st
     Decoding settings left as ``None`` come from the checkpoint's ``knowgen_agent.json``
     (``format_retries``: its ``generation.format_retries``, else 0; ``grammar`` and
     ``drop_invalid_turns``: its ``generation`` entries, else off). See
-    :class:`~knowgen.agents.llm.TransformersBackend` and :class:`GenSearcherAgent` for
+    :class:`~knowgen.agents.transformers_backend.TransformersBackend` and :class:`GenSearcherAgent` for
     the arguments.
 
     Raises:

@@ -17,10 +17,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from knowgen.agents.llm import is_adapter_folder, read_agent_file
 from knowgen.agents.tiny import load_tokenizer
 from knowgen.agents.train.config import TrainConfig
 from knowgen.agents.train.sft import _has_cuda, _last_checkpoint, save_agent
+from knowgen.agents.transformers_backend import is_adapter_folder, read_agent_file
 from knowgen.config import EnvConfig
 from knowgen.envs.trl_env import make_env_factory, searchgen_reward
 from knowgen.errors import ConfigError
@@ -172,7 +172,7 @@ def run_grpo(cfg: TrainConfig) -> Path:
         if resume is None:
             raise ConfigError(f"grpo.resume is set but {out_dir} holds no checkpoint; unset it.")
     trainer.train(resume_from_checkpoint=resume)
-    base = read_agent_file(grpo_init_dir(cfg)).get("base")
+    init = grpo_init_dir(cfg)
+    base = read_agent_file(init).get("base") if is_adapter_folder(init) else None
     return save_agent(trainer.model, trainer.processing_class, out_dir / "final",
-                      cfg.system_prompt, cfg.generation, cfg.view,
-                      base=base if hasattr(trainer.model, "peft_config") else None)
+                      cfg.system_prompt, cfg.generation, cfg.view, base=base)

@@ -27,6 +27,7 @@ from knowgen.agents.tiny import (
     qwen3_chat_template,
 )
 from knowgen.agents.train.config import GenerationSettings, TrainConfig
+from knowgen.agents.transformers_backend import AGENT_FILE
 from knowgen.envs.trl_env import adapter_class, tool_schemas
 from knowgen.envs.views import apply_view, uses_browse
 from knowgen.errors import ConfigError
@@ -34,8 +35,6 @@ from knowgen.fileio import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
-AGENT_FILE = "knowgen_agent.json"
-"""File beside a checkpoint's model files: system prompt, tool schemas, decoding defaults."""
 
 
 def save_agent(model: Any, tokenizer: Any, out_dir: str | Path, system_prompt: str,
@@ -339,4 +338,5 @@ def run_sft(cfg: TrainConfig) -> Path:
     use_stage_progress(trainer, "SFT")
     trainer.train(resume_from_checkpoint=resume)
     return save_agent(trainer.model, tokenizer, out_dir / "final", cfg.system_prompt,
-                      cfg.generation, cfg.view, base=cfg.sft.init)
+                      cfg.generation, cfg.view,
+                      base=cfg.sft.init if cfg.sft.lora.r > 0 else None)

@@ -93,7 +93,7 @@ def test_tiny_policy_loads_the_packaged_checkpoint(tiny_agent_dir, monkeypatch):
 def test_transformers_backend_errors(monkeypatch, tmp_path):
     import sys
 
-    from knowgen.agents.llm import TransformersBackend
+    from knowgen.agents.transformers_backend import TransformersBackend
     from knowgen.errors import MissingDependencyError
 
     with monkeypatch.context() as m:
@@ -106,7 +106,7 @@ def test_transformers_backend_errors(monkeypatch, tmp_path):
 
 
 def test_repeating_tail_finds_short_loops_only():
-    from knowgen.agents.llm import repeating_tail
+    from knowgen.agents.transformers_backend import repeating_tail
 
     assert repeating_tail([5] * 16)
     assert not repeating_tail([5] * 15)
@@ -120,8 +120,8 @@ def test_repeating_tail_finds_short_loops_only():
 
 @pytest.mark.slow
 def test_loop_guard_ends_a_greedy_reply_stuck_in_a_loop(tiny_agent_dir, short_env, one_entity_task):
-    from knowgen.agents.llm import repeating_tail
     from knowgen.agents.policy import transformers_policy
+    from knowgen.agents.transformers_backend import repeating_tail
 
     def first_reply(**kwargs):
         policy = transformers_policy(path=str(tiny_agent_dir), device="cpu", temperature=0.0,

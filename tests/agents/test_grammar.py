@@ -122,7 +122,7 @@ def test_allowed_tokens_keep_the_likeliest_valid_ones_in_order():
 def test_the_logits_processor_masks_what_breaks_the_turn():
     torch = pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    from knowgen.agents.llm import _grammar_logits
+    from knowgen.agents.transformers_backend import _grammar_logits
 
     texts = ['"}}', '"]}}', "\n</tool_call>", " Lima", "<|im_end|>", "<tool_call>", "{"]
     start = grammar()

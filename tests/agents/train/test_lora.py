@@ -75,7 +75,7 @@ def test_the_merged_agent_computes_what_base_plus_adapter_compute(lora_run, base
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from knowgen.agents.llm import TransformersBackend
+    from knowgen.agents.transformers_backend import TransformersBackend
 
     _, final = lora_run
     backend = TransformersBackend(str(final), device="cpu", dtype="float32")
@@ -145,7 +145,7 @@ def test_lora_needs_a_pretrained_base(tmp_path):
 
 
 def test_an_adapter_without_its_base_is_refused(tmp_path):
-    from knowgen.agents.llm import load_checkpoint_model
+    from knowgen.agents.transformers_backend import load_checkpoint_model
     from knowgen.errors import DataError
 
     (tmp_path / "adapter_config.json").write_text("{}")

@@ -1,0 +1,345 @@
+"""The local chat backend of the Gen-Searcher agent: a checkpoint folder run with transformers.
+
+A checkpoint folder is what ``knowgen train`` writes: the Hugging Face model (or a
+LoRA adapter over a base model it names), the tokenizer with its chat template, and
+``knowgen_agent.json`` (system prompt, tool schemas, context view, decoding
+settings). :class:`TransformersBackend` loads it and decodes replies, optionally
+constrained by the protocol grammar (:mod:`knowgen.agents.grammar`). torch and
+transformers are imported only when a backend is built.
+
+Example:
+    >>> backend = TransformersBackend("runs/tiny/final", device="cpu")  # doctest: +SKIP
+    >>> message = backend.complete(messages, tools)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from knowgen.agents.grammar import ReplyGrammar, allowed_tokens
+from knowgen.envs.protocol import IMG_ID_PATTERN
+from knowgen.errors import ConfigError, DataError, MissingDependencyError
+
+logger = logging.getLogger(__name__)
+
+AGENT_FILE = "knowgen_agent.json"
+"""File beside a checkpoint's model files: system prompt, tool schemas, decoding settings."""
+END_OF_TURN = "<|im_end|>"
+_STRIP_TOKENS = ("<|endoftext|>", "<|im_start|>")
+_SAMPLED_KEEP = 20
+"""Allowed tokens a sampled step chooses among under the grammar."""
+_FIRST_CANDIDATES = 64
+
+
+def read_agent_file(folder: str | Path) -> dict[str, Any]:
+    """The ``knowgen_agent.json`` of a checkpoint folder (empty settings when absent).
+
+    Raises:
+        DataError: when the file exists but is not a JSON object.
+    """
+    path = Path(folder) / AGENT_FILE
+    if not path.is_file():
+        logger.warning("%s has no %s; using the default prompt, tools and decoding", folder,
+                       AGENT_FILE)
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise DataError(f"{path} is not valid JSON ({exc}); rewrite it or delete it.") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path} must hold a JSON object with system_prompt, tools, generation.")
+    return data
+
+
+def _import_torch_stack() -> tuple[Any, Any]:
+    try:
+        import torch
+    except ImportError:
+        raise MissingDependencyError("torch", "train", "The transformers agent backend") from None
+    try:
+        import transformers
+    except ImportError:
+        raise MissingDependencyError("transformers", "train",
+                                     "The transformers agent backend") from None
+    return torch, transformers
+
+
+def is_adapter_folder(path: Path) -> bool:
+    """Whether ``path`` holds a LoRA adapter (peft) rather than a whole model."""
+    return (Path(path) / "adapter_config.json").is_file()
+
+
+def load_checkpoint_model(path: Path, settings: dict[str, Any], dtype: Any) -> Any:
+    """The model of a checkpoint folder: a whole model, or a LoRA adapter merged into its base.
+
+    An adapter checkpoint names its base model in ``knowgen_agent.json`` (``"base"``: a
+    preset, GGUF file, folder or hub id, :mod:`knowgen.agents.base_models`); the adapter
+    is merged into the base weights, so decoding runs as fast as with a whole model.
+
+    Raises:
+        DataError: for an adapter checkpoint whose agent file names no base model.
+    """
+    import transformers
+
+    if not is_adapter_folder(path):
+        return transformers.AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
+    base = settings.get("base")
+    if not base:
+        raise DataError(f"{path} holds a LoRA adapter but its {AGENT_FILE} names no base model "
+                        '("base"); add the base model it was trained on.')
+    try:
+        from peft import PeftModel
+    except ImportError as exc:
+        raise MissingDependencyError("peft", "train", "A LoRA agent checkpoint") from exc
+    from knowgen.agents.base_models import load_base_model
+
+    model = PeftModel.from_pretrained(load_base_model(str(base), dtype=dtype), str(path))
+    logger.info("Merged the LoRA adapter in %s into its base model %s", path, base)
+    return model.merge_and_unload()
+
+
+class TransformersBackend:
+    """A local causal language model folder, as written by ``knowgen train``.
+
+    The tokenizer's chat template renders the conversation with the tools; the
+    reply is cut at ``<|im_end|>`` and returned as text (the model writes its
+    tool calls as ``<tool_call>{...}</tool_call>``). Decoding settings not given
+    here, the tools and the context view (``view``: how tool results are shown,
+    :mod:`knowgen.envs.views`) come from the folder's ``knowgen_agent.json``.
+
+    Args:
+        path: Model folder (config.json, model weights, tokenizer.json, tokenizer_config.json).
+        device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+        dtype: ``"auto"`` (bfloat16 on CUDA, float32 on CPU), ``"float32"``, ``"bfloat16"``,
+            ``"float16"``.
+        max_new_tokens: Most new tokens per reply.
+        temperature: Sampling temperature; 0 decodes greedily.
+        top_p: Nucleus sampling mass.
+        do_sample: Sample (True) or decode greedily (False).
+        seed: Seed of the sampling sequence; equal seeds give equal replies.
+        stop_loops: End a reply early once it repeats one short piece over and over
+            (:func:`repeating_tail`).
+        grammar: Constrained decoding: only tokens that keep the turn a well-formed tool
+            call or answer (:mod:`knowgen.agents.grammar`). ``None``: the folder's
+            ``generation.grammar``, else off.
+
+    Raises:
+        MissingDependencyError: without torch or transformers (install ``knowgen[train]``).
+        DataError: when ``path`` is not a model folder.
+    """
+
+    fmt = "hf"
+
+    def __init__(self, path: str | Path, device: str = "auto", dtype: str = "auto",
+                 max_new_tokens: int | None = None, temperature: float | None = None,
+                 top_p: float | None = None, do_sample: bool | None = None, seed: int = 0,
+                 stop_loops: bool = True, grammar: bool | None = None):
+        torch, transformers = _import_torch_stack()
+        self.stop_loops = bool(stop_loops)
+        self.path = Path(path).expanduser()
+        if not (self.path / "config.json").is_file() and not is_adapter_folder(self.path):
+            raise DataError(f"{self.path} is not a model folder (no config.json or "
+                            "adapter_config.json). Point path= at a checkpoint written by "
+                            "`knowgen train`.")
+        settings = read_agent_file(self.path)
+        self.system_prompt: str | None = settings.get("system_prompt")
+        self.tools: list[dict[str, Any]] | None = settings.get("tools")
+        self.view: str = str(settings.get("view") or "full")
+        gen = {"max_new_tokens": 512, "temperature": 0.6, "top_p": 0.9, "do_sample": True,
+               **settings.get("generation", {})}
+        given = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
+                 "do_sample": do_sample}
+        gen.update({k: v for k, v in given.items() if v is not None})
+        if float(gen["temperature"]) <= 0:
+            gen["do_sample"] = False
+        self.generation = gen
+        self.grammar = bool(gen.get("grammar", False) if grammar is None else grammar)
+        self._token_texts: list[str] | None = None
+        self.device = _pick_device(torch, device)
+        self._torch = torch
+        self.tokenizer = transformers.PreTrainedTokenizerFast.from_pretrained(str(self.path))
+        self.model = load_checkpoint_model(self.path, settings,
+                                           _pick_dtype(torch, dtype, self.device)).to(self.device)
+        self.model.eval()
+        self.end_id = self.tokenizer.convert_tokens_to_ids(END_OF_TURN)
+        if self.end_id is None or self.end_id == self.tokenizer.unk_token_id:
+            raise DataError(f"The tokenizer in {self.path} has no {END_OF_TURN} token; it was not "
+                            "written by `knowgen train`.")
+        self._seed, self._calls = int(seed), 0
+        self.last_new_tokens = 0
+        self.last_new_ids: list[int] = []
+        logger.info("Loaded agent model %s on %s (%s)", self.path, self.device, self.model.dtype)
+
+    def __repr__(self) -> str:
+        return f"TransformersBackend(path={str(self.path)!r}, device={self.device!r})"
+
+    def reseed(self, seed: int) -> None:
+        """Restart the sampling sequence from ``seed``."""
+        self._seed, self._calls = int(seed), 0
+
+    def render(self, messages: list[dict[str, Any]],
+               tools: Sequence[dict[str, Any]] | None = None) -> str:
+        """The prompt text the model sees (chat template with the generation prompt)."""
+        return self.tokenizer.apply_chat_template(
+            messages, tools=list(tools) if tools else None, add_generation_prompt=True,
+            tokenize=False)
+
+    def complete(self, messages: list[dict[str, Any]],
+                 tools: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Generate the assistant's reply (text up to ``<|im_end|>``)."""
+        return self._generate(messages, tools, bool(self.generation["do_sample"]))
+
+    def resample(self, messages: list[dict[str, Any]],
+                 tools: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Another reply to the same conversation, sampled even when decoding is greedy.
+
+        Uses the folder's temperature and top-p (0.6 and 0.9 when it has none); the
+        agent asks for it when a reply breaks the protocol.
+        """
+        return self._generate(messages, tools, True)
+
+    def _generate(self, messages: list[dict[str, Any]],
+                  tools: Sequence[dict[str, Any]] | None, sample: bool) -> dict[str, Any]:
+        torch = self._torch
+        prompt = self.render(messages, tools)
+        encoded = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+        ids = encoded["input_ids"].to(self.device)
+        gen = dict(self.generation)
+        sampling: dict[str, Any] = {"do_sample": sample}
+        if sample:
+            temperature = float(gen["temperature"])
+            sampling.update(temperature=temperature if temperature > 0 else 0.6,
+                            top_p=float(gen["top_p"]))
+        if self.stop_loops:
+            sampling["stopping_criteria"] = _loop_stop(torch, ids.shape[1])
+        if self.grammar:
+            sampling["logits_processor"] = self._grammar_processor(
+                messages, tools, ids.shape[1], keep=_SAMPLED_KEEP if sample else 1)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.end_id
+        devices = [self.device] if self.device.startswith("cuda") else []
+        with torch.random.fork_rng(devices=devices), torch.inference_mode():
+            torch.manual_seed(self._seed * 1_000_003 + self._calls)
+            out = self.model.generate(
+                ids, attention_mask=encoded["attention_mask"].to(self.device),
+                max_new_tokens=int(gen["max_new_tokens"]), eos_token_id=self.end_id,
+                pad_token_id=pad, **sampling)
+        self._calls += 1
+        new = out[0, ids.shape[1]:].tolist()
+        self.last_new_tokens, self.last_new_ids = len(new), new
+        text = self.tokenizer.decode(new, skip_special_tokens=False)
+        return {"role": "assistant", "content": clean_reply(text)}
+
+
+    def _grammar_processor(self, messages: list[dict[str, Any]],
+                           tools: Sequence[dict[str, Any]] | None, prompt_length: int,
+                           keep: int) -> Any:
+        """Logits processor that keeps the reply inside :class:`ReplyGrammar`."""
+        if self._token_texts is None:
+            self._token_texts = [self.tokenizer.decode([i], clean_up_tokenization_spaces=False)
+                                 for i in range(len(self.tokenizer))]
+        shown = {m.group(0).upper() for msg in messages if msg.get("role") == "tool"
+                 for m in IMG_ID_PATTERN.finditer(str(msg.get("content", "")))}
+        start = ReplyGrammar(tools or self.tools or (), shown)
+        return _grammar_logits(self._torch, start, self._token_texts, self.end_id, prompt_length,
+                               keep)
+
+
+def _grammar_logits(torch: Any, start: ReplyGrammar, texts: Sequence[str], end_id: int,
+                    prompt_length: int, keep: int = 1) -> Any:
+    """Logits processor list: all but the ``keep`` likeliest allowed tokens get ``-inf``.
+
+    ``keep`` is 1 for greedy decoding. Candidates are checked likeliest first: the
+    top 64, then the rest of the vocabulary while fewer than ``keep`` were allowed.
+    Each row keeps its own reading of the reply; a row whose reply left the grammar
+    anyway (no token of the vocabulary was allowed) is not constrained further.
+    """
+    from transformers import LogitsProcessor, LogitsProcessorList
+
+    class GrammarLogits(LogitsProcessor):
+        def __init__(self) -> None:
+            self.rows: list[ReplyGrammar | None] = []
+            self.seen = prompt_length
+
+        def __call__(self, input_ids: Any, scores: Any) -> Any:
+            if not self.rows:
+                self.rows = [start.copy() for _ in range(input_ids.shape[0])]
+            new = input_ids[:, self.seen:].tolist()
+            self.seen = input_ids.shape[1]
+            for row, tokens in enumerate(new):
+                reading = self.rows[row]
+                if reading is None or not reading.feed("".join(texts[t] for t in tokens)):
+                    self.rows[row] = None
+                    continue
+                top = torch.topk(scores[row], min(_FIRST_CANDIDATES, scores.shape[1])).indices
+                allowed = allowed_tokens(reading, top.tolist(), texts, end_id, keep)
+                if len(allowed) < keep:
+                    ranked = torch.argsort(scores[row], descending=True).tolist()
+                    allowed = allowed_tokens(reading, ranked, texts, end_id, keep)
+                if allowed:
+                    keep_ids = torch.tensor(allowed, device=scores.device)
+                    masked = torch.full_like(scores[row], float("-inf"))
+                    masked[keep_ids] = scores[row, keep_ids]
+                    scores[row] = masked
+            return scores
+
+    return LogitsProcessorList([GrammarLogits()])
+
+
+def repeating_tail(ids: Sequence[int], max_period: int = 16, repeats: int = 4,
+                   min_tokens: int = 16) -> bool:
+    """Whether ``ids`` ends in one piece of at most ``max_period`` tokens written over and over.
+
+    The tail must hold ``repeats`` copies of the piece and at least ``min_tokens``
+    tokens. A small model that starts such a loop rarely leaves it before its
+    token budget runs out.
+    """
+    for period in range(1, max_period + 1):
+        span = max(period * repeats, min_tokens)
+        if len(ids) < span:
+            break
+        tail = ids[-span:]
+        if all(tail[i] == tail[i - period] for i in range(period, span)):
+            return True
+    return False
+
+
+def _loop_stop(torch: Any, prompt_length: int) -> Any:
+    """Stopping criteria that end a reply stuck in :func:`repeating_tail`."""
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class LoopStop(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            done = [repeating_tail(row[prompt_length:].tolist()) for row in input_ids]
+            return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([LoopStop()])
+
+
+def clean_reply(text: str) -> str:
+    """The reply up to its first ``<|im_end|>``, without other chat control tokens."""
+    text = text.split(END_OF_TURN, 1)[0]
+    for token in _STRIP_TOKENS:
+        text = text.replace(token, "")
+    return text.strip()
+
+
+def _pick_device(torch: Any, device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={device!r} was asked for but CUDA is not available; "
+                          "use device=cpu or device=auto.")
+    return device
+
+
+def _pick_dtype(torch: Any, dtype: str, device: str) -> Any:
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    names = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype not in names:
+        raise ConfigError(f"Unknown dtype {dtype!r}; use auto, {', '.join(names)}.")
+    return names[dtype]
