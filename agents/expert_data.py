@@ -134,15 +134,17 @@ def play_episode(env: Any, policy: Any, task_id: str) -> dict[str, Any]:
 
 
 def turns_to_messages(request: str, turns: list[tuple[str, str]],
-                      system: str | None = DEFAULT_SYSTEM_PROMPT) -> list[dict[str, Any]]:
+                      system: str | None = DEFAULT_SYSTEM_PROMPT,
+                      parse: Any = None) -> list[dict[str, Any]]:
     """Chat messages (Hugging Face / TRL form) of an episode, for a ``datasets`` table.
 
     The messages are those of :func:`knowgen.envs.messages.build_messages`, except
     that tool-call arguments are JSON strings (which the chat template renders
     exactly as it renders a dict) so that records of different tools share one
-    Arrow schema.
+    Arrow schema. ``parse`` is passed to ``build_messages`` (for transcripts whose tool
+    results list image ids in another layout).
     """
-    messages = build_messages(request, turns, fmt="hf", system=system)
+    messages = build_messages(request, turns, fmt="hf", system=system, parse=parse)
     for message in messages:
         for call in message.get("tool_calls") or []:
             fn = call["function"]

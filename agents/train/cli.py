@@ -13,8 +13,14 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-_CONFIG_HELP = ("YAML file of TrainConfig settings, or a preset name: smoke, tiny, paper "
+_CONFIG_HELP = ("YAML file of TrainConfig settings, or a preset name: smoke, tiny, smollm2, paper "
                 "(default: tiny)")
+_DATA_HELP = {
+    "sft": "SFT records: knowgen's JSONL (knowgen train data) or upstream Gen-Searcher's "
+           "sft_data.json (LLaMA-Factory sharegpt); sets sft.data",
+    "grpo": "RL prompts in upstream Gen-Searcher's rl_data.json form ({id, prompt, gt_image}); "
+            "sets grpo.data (set judges that compare with the GT via grpo.env_overrides)",
+}
 _SET_HELP = "override one setting, e.g. --set sft.epochs=2 --set grpo.alpha=0.3 (repeatable)"
 
 
@@ -33,6 +39,7 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
                            ("grpo", "GRPO from an SFT checkpoint with the dual reward")):
         c = cmds.add_parser(name, help=helptext)
         c.add_argument("--out", default=None, help="run folder (overrides output_dir)")
+        c.add_argument("--data", default=None, metavar="FILE", help=_DATA_HELP[name])
     t = cmds.add_parser("tiny", help="the whole recipe of the shipped tiny agent: data, "
                         "tokenizer, SFT, then GRPO")
     t.add_argument("--out", required=True, help="run folder; the agent ends in OUT/final")
@@ -53,6 +60,8 @@ def _config(args: argparse.Namespace):
     overrides = parse_set_options(args.set)
     if getattr(args, "out", None) and args.train_command != "data":
         overrides["output_dir"] = args.out
+    if getattr(args, "data", None):
+        overrides[f"{args.train_command}.data"] = args.data
     return load_train_config(args.config, overrides)
 
 

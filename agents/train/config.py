@@ -19,7 +19,7 @@ from knowgen.config import load_config
 from knowgen.envs.trl_env import DEFAULT_SYSTEM_PROMPT
 from knowgen.errors import ConfigError, MissingDependencyError
 
-PRESETS = ("smoke", "tiny", "paper")
+PRESETS = ("smoke", "tiny", "smollm2", "paper")
 """Preset names; each is a YAML file in ``knowgen/agents/configs``."""
 
 
@@ -117,12 +117,21 @@ class SFTSettings:
     """Supervised fine-tuning on expert transcripts (TRL ``SFTTrainer``)."""
 
     data: str | None = None
-    """JSONL file of chat records; generated into ``<output_dir>/sft_data.jsonl`` when unset."""
+    """File of SFT records: knowgen's chat records (JSONL, as ``knowgen train data`` writes)
+    or upstream Gen-Searcher's ``sft_data.json`` (LLaMA-Factory sharegpt transcripts,
+    converted by :mod:`knowgen.agents.upstream_data`; items that cannot be used go to
+    ``<output_dir>/sft_data.rejected.jsonl``). Generated into ``<output_dir>/sft_data.jsonl``
+    when unset."""
 
     init: str | None = None
     """Pretrained model to start from: a preset (``smollm2-135m``), a ``.gguf`` file, a model
     folder or a hub id (:mod:`knowgen.agents.base_models`); its tokenizer and chat template
     come with it. A tiny model is built from ``model`` when unset."""
+
+    max_records: int | None = None
+    """Train on at most this many records, taken at an even stride through the data file
+    (which the expert writes task by task, family by family), so that a short run still
+    sees every kind of task. All records when unset."""
 
     lora: LoraSettings = field(default_factory=LoraSettings)
     """LoRA adapters (``sft.lora.r`` > 0) instead of full fine-tuning; the checkpoint then
@@ -215,6 +224,16 @@ class GRPOSettings:
 
     split: str = "train"
     """World split whose tasks are the prompts."""
+
+    data: str | None = None
+    """JSON file of RL prompts in upstream Gen-Searcher's ``rl_data.json`` form (``{"id",
+    "prompt", "gt_image"}`` items, :mod:`knowgen.agents.upstream_data`); they become the
+    tasks instead of ``split``. Such tasks carry no world facts, so the environment needs
+    judges that compare against the ground-truth image (``env_overrides``)."""
+
+    env_overrides: dict[str, Any] = field(default_factory=dict)
+    """Further :class:`~knowgen.config.EnvConfig` fields of the rollouts' environment, e.g.
+    ``{"image_judge": "openai", "text_judge": "openai", "generator": "diffusers"}``."""
 
     limit: int | None = None
     """Use only the first N tasks of the split."""
@@ -360,7 +379,7 @@ class TrainConfig:
 
 
 def preset_path(name: str) -> Path:
-    """Path of a shipped preset (``smoke``, ``tiny`` or ``paper``).
+    """Path of a shipped preset (``smoke``, ``tiny``, ``smollm2`` or ``paper``).
 
     Raises:
         ConfigError: for an unknown preset name.

@@ -1,6 +1,7 @@
 """GRPO with the environment's dual reward, through TRL's ``GRPOTrainer``.
 
-Each prompt is a world task: the dataset row holds the system prompt, an empty
+Each prompt is a task (of the world's split, or of upstream's ``rl_data.json`` with
+``grpo.data``): the dataset row holds the system prompt, an empty
 user turn and the ``task_id``; :class:`~knowgen.envs.trl_env.SearchGenToolEnv`
 fills the request in on ``reset``, runs the tool calls the model writes and,
 through :func:`~knowgen.envs.trl_env.searchgen_reward`, draws and judges the
@@ -13,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,8 @@ from knowgen.agents.train.sft import _has_cuda, _last_checkpoint, save_agent
 from knowgen.agents.transformers_backend import is_adapter_folder, read_agent_file
 from knowgen.config import EnvConfig
 from knowgen.envs.trl_env import make_env_factory, searchgen_reward
-from knowgen.errors import ConfigError
+from knowgen.errors import ConfigError, UnknownNameError
+from knowgen.fileio import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -66,11 +69,47 @@ def load_trainable(init: Path) -> tuple[Any, str | None]:
                                      is_trainable=True), str(base)
 
 
-def env_config(cfg: TrainConfig) -> EnvConfig:
-    """Environment settings of the rollouts."""
+def prompt_source(cfg: TrainConfig) -> tuple[str, str]:
+    """``(benchmark spec, split)`` of the GRPO prompts.
+
+    With ``grpo.data`` the upstream RL prompts are converted into a KnowGen records file
+    ``<output_dir>/grpo/rl_tasks.json`` (unusable items go to ``rl_data.rejected.jsonl``
+    beside it) and served by the ``knowgen`` benchmark; otherwise the configured benchmark
+    and ``grpo.split``.
+    """
     g = cfg.grpo
-    return EnvConfig(benchmark=cfg.data.benchmark, split=g.split, alpha=g.alpha, top_k=g.top_k,
-                     max_turns=g.max_turns, max_tool_calls=g.max_tool_calls)
+    if not g.data:
+        return cfg.data.benchmark, g.split
+    from knowgen.agents.upstream_data import read_rl_file, write_rejected
+
+    records, rejected = read_rl_file(g.data)
+    folder = Path(cfg.output_dir) / "grpo"
+    write_rejected(rejected, folder / "rl_data.rejected.jsonl", "RL prompts")
+    tasks_file = folder / "rl_tasks.json"
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(tasks_file, json.dumps(records, indent=1, ensure_ascii=False) + "\n")
+    return f"knowgen:path={tasks_file.resolve()}", "test"
+
+
+def env_config(cfg: TrainConfig, source: tuple[str, str] | None = None) -> EnvConfig:
+    """Environment settings of the rollouts (``grpo.env_overrides`` applied).
+
+    ``source`` is the ``(benchmark, split)`` of :func:`prompt_source`, read when not given.
+
+    Raises:
+        ConfigError: for an override that is not an environment setting.
+    """
+    from dataclasses import fields
+
+    g = cfg.grpo
+    benchmark, split = source or prompt_source(cfg)
+    known = {f.name for f in fields(EnvConfig)}
+    unknown = sorted(set(g.env_overrides) - known)
+    if unknown:
+        raise UnknownNameError("environment setting", unknown[0], sorted(known))
+    settings = {"benchmark": benchmark, "split": split, "alpha": g.alpha, "top_k": g.top_k,
+                "max_turns": g.max_turns, "max_tool_calls": g.max_tool_calls}
+    return EnvConfig(**{**settings, **g.env_overrides})
 
 
 def grpo_dataset(cfg: TrainConfig, task_ids: list[str]) -> Any:
@@ -127,13 +166,14 @@ def _vllm_arguments(g: Any) -> dict[str, Any]:
     return out
 
 
-def task_ids_of(cfg: TrainConfig) -> list[str]:
-    """Task ids of the configured split (the first ``grpo.limit`` ones)."""
+def task_ids_of(cfg: TrainConfig, source: tuple[str, str] | None = None) -> list[str]:
+    """Task ids of the GRPO prompts (:func:`prompt_source`; the first ``grpo.limit`` ones)."""
     from knowgen.registry import BENCHMARKS
 
-    tasks = list(BENCHMARKS.create(cfg.data.benchmark).tasks(cfg.grpo.split))
+    benchmark, split = source or prompt_source(cfg)
+    tasks = list(BENCHMARKS.create(benchmark).tasks(split))
     if not tasks:
-        raise ConfigError(f"Split {cfg.grpo.split!r} has no tasks; pick another grpo.split.")
+        raise ConfigError(f"Split {split!r} has no tasks; pick another grpo.split.")
     return [t.id for t in tasks[: cfg.grpo.limit] if t.id] if cfg.grpo.limit else [t.id for t in tasks]
 
 
@@ -147,13 +187,15 @@ def build_grpo_trainer(cfg: TrainConfig, out_dir: Path | None = None) -> Any:
     out_dir = out_dir or Path(cfg.output_dir) / "grpo"
     tokenizer = load_tokenizer(init)
     model, _ = load_trainable(init)
+    source = prompt_source(cfg)
     with warnings.catch_warnings():
         # environment_factory is experimental in TRL 1.16; the version is pinned for that reason.
         warnings.filterwarnings("ignore", message=".*'environment_factory'.*experimental")
         return GRPOTrainer(
             model=model, processing_class=tokenizer, reward_funcs=[searchgen_reward],
-            train_dataset=grpo_dataset(cfg, task_ids_of(cfg)), args=grpo_arguments(cfg, out_dir),
-            environment_factory=make_env_factory(env_config(cfg), view=cfg.view))
+            train_dataset=grpo_dataset(cfg, task_ids_of(cfg, source)),
+            args=grpo_arguments(cfg, out_dir),
+            environment_factory=make_env_factory(env_config(cfg, source), view=cfg.view))
 
 
 def run_grpo(cfg: TrainConfig) -> Path:

@@ -83,7 +83,7 @@ def sft_records(cfg: TrainConfig) -> list[dict[str, Any]]:
     """The SFT records in the run's context view (see :func:`expert_records`)."""
     records = expert_records(cfg)
     if cfg.view == "full":
-        return records
+        return spread(records, cfg.sft.max_records)
     kept = [r for r in records if not uses_browse(r)]
     if len(kept) < len(records):
         logger.info("The %s view has no browse tool: %d of %d records that browse are left out",
@@ -92,13 +92,31 @@ def sft_records(cfg: TrainConfig) -> list[dict[str, Any]]:
     out = [apply_view(r, cfg.view, cfg.system_prompt) for r in kept]
     for record in out:
         record["tools"] = tools
-    return out
+    return spread(out, cfg.sft.max_records)
+
+
+def spread(records: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
+    """At most ``limit`` of ``records`` at an even stride, first record included, order kept.
+
+    Raises:
+        ConfigError: for a limit below 1.
+    """
+    if limit is not None and limit < 1:
+        raise ConfigError(f"sft.max_records must be at least 1 (or unset), got {limit}.")
+    if limit is None or limit >= len(records):
+        return records
+    return [records[i * len(records) // limit] for i in range(limit)]
 
 
 def expert_records(cfg: TrainConfig) -> list[dict[str, Any]]:
     """The expert records: read from ``cfg.sft.data`` or generated (and saved) from the expert."""
     if cfg.sft.data:
-        return read_jsonl(cfg.sft.data)
+        from knowgen.agents.upstream_data import read_sft_file, write_rejected
+
+        records, rejected = read_sft_file(cfg.sft.data, cfg.system_prompt)
+        write_rejected(rejected, Path(cfg.output_dir) / "sft_data.rejected.jsonl",
+                       "SFT transcripts")
+        return records
     path = Path(cfg.output_dir) / "sft_data.jsonl"
     if path.is_file():
         logger.info("Reusing expert data in %s", path)
