@@ -47,8 +47,9 @@ def upstream_item(episode):
         messages.append({"role": "assistant", "content": action})
         if n == len(episode["turns"]) - 1:
             break
-        with_images = re.sub(r"^(IMG_\d{3}:.*)$", r"\1\n<image>", observation, flags=re.M)
-        images += [f"images/{m}.jpg" for m in re.findall(r"^(IMG_\d{3}):", observation, re.M)]
+        with_images = re.sub(r"^(IMG_\d{3}:.*)$", r"\1\n<image>", observation, flags=re.MULTILINE)
+        images += [f"images/{m}.jpg" for m in re.findall(r"^(IMG_\d{3}):", observation,
+                                                           re.MULTILINE)]
         messages.append({"role": "user", "content": with_images})
     return {"messages": messages, "images": images}
 
