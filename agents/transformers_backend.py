@@ -14,45 +14,27 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from knowgen.agents.checkpoint_format import (
+    AGENT_FILE,
+    END_OF_TURN,
+    clean_reply,
+    is_adapter_folder,
+    read_agent_file,
+    shown_image_ids,
+)
 from knowgen.agents.grammar import ReplyGrammar, allowed_tokens
-from knowgen.envs.protocol import IMG_ID_PATTERN
 from knowgen.errors import ConfigError, DataError, MissingDependencyError
 
 logger = logging.getLogger(__name__)
 
-AGENT_FILE = "knowgen_agent.json"
-"""File beside a checkpoint's model files: system prompt, tool schemas, decoding settings."""
-END_OF_TURN = "<|im_end|>"
-_STRIP_TOKENS = ("<|endoftext|>", "<|im_start|>")
 _SAMPLED_KEEP = 20
 """Allowed tokens a sampled step chooses among under the grammar."""
 _FIRST_CANDIDATES = 64
-
-
-def read_agent_file(folder: str | Path) -> dict[str, Any]:
-    """The ``knowgen_agent.json`` of a checkpoint folder (empty settings when absent).
-
-    Raises:
-        DataError: when the file exists but is not a JSON object.
-    """
-    path = Path(folder) / AGENT_FILE
-    if not path.is_file():
-        logger.warning("%s has no %s; using the default prompt, tools and decoding", folder,
-                       AGENT_FILE)
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise DataError(f"{path} is not valid JSON ({exc}); rewrite it or delete it.") from None
-    if not isinstance(data, dict):
-        raise DataError(f"{path} must hold a JSON object with system_prompt, tools, generation.")
-    return data
 
 
 def _import_torch_stack() -> tuple[Any, Any]:
@@ -66,11 +48,6 @@ def _import_torch_stack() -> tuple[Any, Any]:
         raise MissingDependencyError("transformers", "train",
                                      "The transformers agent backend") from None
     return torch, transformers
-
-
-def is_adapter_folder(path: Path) -> bool:
-    """Whether ``path`` holds a LoRA adapter (peft) rather than a whole model."""
-    return (Path(path) / "adapter_config.json").is_file()
 
 
 def load_checkpoint_model(path: Path, settings: dict[str, Any], dtype: Any) -> Any:
@@ -241,9 +218,7 @@ class TransformersBackend:
         if self._token_texts is None:
             self._token_texts = [self.tokenizer.decode([i], clean_up_tokenization_spaces=False)
                                  for i in range(len(self.tokenizer))]
-        shown = {m.group(0).upper() for msg in messages if msg.get("role") == "tool"
-                 for m in IMG_ID_PATTERN.finditer(str(msg.get("content", "")))}
-        start = ReplyGrammar(tools or self.tools or (), shown)
+        start = ReplyGrammar(tools or self.tools or (), shown_image_ids(messages))
         return _grammar_logits(self._torch, start, self._token_texts, self.end_id, prompt_length,
                                keep)
 
@@ -317,14 +292,6 @@ def _loop_stop(torch: Any, prompt_length: int) -> Any:
             return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
     return StoppingCriteriaList([LoopStop()])
-
-
-def clean_reply(text: str) -> str:
-    """The reply up to its first ``<|im_end|>``, without other chat control tokens."""
-    text = text.split(END_OF_TURN, 1)[0]
-    for token in _STRIP_TOKENS:
-        text = text.replace(token, "")
-    return text.strip()
 
 
 def _pick_device(torch: Any, device: str) -> str:

@@ -19,10 +19,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from knowgen.agents.checkpoint_format import is_adapter_folder, read_agent_file
 from knowgen.agents.tiny import load_tokenizer
 from knowgen.agents.train.config import TrainConfig
 from knowgen.agents.train.sft import _has_cuda, _last_checkpoint, save_agent
-from knowgen.agents.transformers_backend import is_adapter_folder, read_agent_file
 from knowgen.config import EnvConfig
 from knowgen.envs.trl_env import make_env_factory, searchgen_reward
 from knowgen.errors import ConfigError, UnknownNameError
@@ -142,7 +142,8 @@ def grpo_arguments(cfg: TrainConfig, out_dir: Path) -> Any:
         mask_truncated_completions=g.mask_truncated_completions, logging_steps=g.logging_steps,
         save_steps=g.save_steps, save_total_limit=g.save_total_limit, seed=g.seed,
         report_to=["tensorboard"], bf16=_bf16(), fp16=False, use_cpu=not _has_cuda(),
-        disable_tqdm=False, dataloader_num_workers=0, **_vllm_arguments(g))
+        disable_tqdm=False, dataloader_num_workers=0,
+        gradient_checkpointing=g.gradient_checkpointing, **_vllm_arguments(g))
 
 
 def _bf16() -> bool:

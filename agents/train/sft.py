@@ -19,6 +19,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from knowgen.agents.checkpoint_format import AGENT_FILE
 from knowgen.agents.expert_data import generate_expert_data, read_jsonl, write_jsonl
 from knowgen.agents.tiny import (
     build_tiny_model,
@@ -27,7 +28,6 @@ from knowgen.agents.tiny import (
     qwen3_chat_template,
 )
 from knowgen.agents.train.config import GenerationSettings, TrainConfig
-from knowgen.agents.transformers_backend import AGENT_FILE
 from knowgen.envs.trl_env import adapter_class, tool_schemas
 from knowgen.envs.views import apply_view, uses_browse
 from knowgen.errors import ConfigError
@@ -274,7 +274,8 @@ def sft_arguments(cfg: TrainConfig, out_dir: Path, lm_warmup: bool = False) -> A
         save_steps=s.save_steps, save_total_limit=s.save_total_limit, seed=s.seed,
         report_to=["tensorboard"], train_sampling_strategy="group_by_length",
         dataloader_num_workers=0, bf16=False, fp16=False, use_cpu=not _has_cuda(),
-        packing=False, disable_tqdm=False, dataset_num_proc=None)
+        packing=False, disable_tqdm=False, dataset_num_proc=None,
+        gradient_checkpointing=s.gradient_checkpointing)
 
 
 def resume_point(cfg: TrainConfig, out_dir: Path) -> str | None:

@@ -216,3 +216,24 @@ def test_piece_names_are_made_after_the_tokenizer(tmp_path, expert_records):
     cfg.sft.augment_names = "letters"
     with pytest.raises(ConfigError, match="augment_names must be one of syllables, pieces"):
         augmented_records(cfg, records)
+
+
+def test_max_records_takes_an_even_stride_through_the_data():
+    from knowgen.agents.train.sft import spread
+
+    records = [{"i": i} for i in range(10)]
+    assert [r["i"] for r in spread(records, 4)] == [0, 2, 5, 7]
+    assert spread(records, None) == records and spread(records, 50) == records
+    with pytest.raises(ConfigError, match="max_records"):
+        spread(records, 0)
+
+
+def test_gradient_checkpointing_reaches_the_trainers(tmp_path):
+    from knowgen.agents.train.grpo import grpo_arguments
+    from knowgen.agents.train.sft import sft_arguments
+
+    cfg = load_train_config("smollm2", {"output_dir": str(tmp_path)})
+    assert cfg.sft.gradient_checkpointing is False and cfg.sft.lora.r == 16
+    assert sft_arguments(cfg, tmp_path).gradient_checkpointing is False
+    assert grpo_arguments(cfg, tmp_path).gradient_checkpointing is False
+    assert sft_arguments(load_train_config("smoke"), tmp_path).gradient_checkpointing is True

@@ -1,0 +1,65 @@
+"""The checkpoint format of the agent, shared by every local backend.
+
+A checkpoint folder is what ``knowgen train`` writes: a whole Hugging Face model, or
+a LoRA adapter (``adapter_config.json``) over a base model that ``knowgen_agent.json``
+names, plus the tokenizer with its chat template and ``knowgen_agent.json`` itself
+(system prompt, tool schemas, context view, decoding settings). Replies end at
+``<|im_end|>``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from knowgen.envs.protocol import IMG_ID_PATTERN
+from knowgen.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+AGENT_FILE = "knowgen_agent.json"
+"""File beside a checkpoint's model files: system prompt, tool schemas, decoding settings."""
+END_OF_TURN = "<|im_end|>"
+STRIP_TOKENS = ("<|endoftext|>", "<|im_start|>")
+
+
+def read_agent_file(folder: str | Path) -> dict[str, Any]:
+    """The ``knowgen_agent.json`` of a checkpoint folder (empty settings when absent).
+
+    Raises:
+        DataError: when the file exists but is not a JSON object.
+    """
+    path = Path(folder) / AGENT_FILE
+    if not path.is_file():
+        logger.warning("%s has no %s; using the default prompt, tools and decoding", folder,
+                       AGENT_FILE)
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise DataError(f"{path} is not valid JSON ({exc}); rewrite it or delete it.") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path} must hold a JSON object with system_prompt, tools, generation.")
+    return data
+
+
+def is_adapter_folder(path: Path) -> bool:
+    """Whether ``path`` holds a LoRA adapter (peft) rather than a whole model."""
+    return (Path(path) / "adapter_config.json").is_file()
+
+
+def clean_reply(text: str) -> str:
+    """The reply up to its first ``<|im_end|>``, without other chat control tokens."""
+    text = text.split(END_OF_TURN, 1)[0]
+    for token in STRIP_TOKENS:
+        text = text.replace(token, "")
+    return text.strip()
+
+
+def shown_image_ids(messages: Iterable[dict[str, Any]]) -> set[str]:
+    """Image ids the tool results of ``messages`` showed (the ids an answer may cite)."""
+    return {m.group(0).upper() for msg in messages if msg.get("role") == "tool"
+            for m in IMG_ID_PATTERN.finditer(str(msg.get("content", "")))}
