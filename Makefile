@@ -29,9 +29,12 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 # The test suite also exercises the heavy backends (torch, diffusers, the generator server,
-# the TRL trainer).
+# the TRL trainer, llama.cpp). llama-cpp-python compiles llama.cpp here (a few minutes on two
+# cores): the library alone, for this machine's CPU.
+LLAMA_CMAKE_ARGS ?= -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
 $(HEAVY_STAMP): $(STAMP)
-	$(QUIET_BUILD) $(PIP) install --quiet -c constraints.txt -e '.[dev,diffusers,serve,train]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(QUIET_BUILD) \
+		$(PIP) install --quiet -c constraints.txt -e '.[dev,diffusers,serve,train,llamacpp]'
 	touch $(HEAVY_STAMP)
 
 setup: $(STAMP)

@@ -9,6 +9,7 @@ The registered policies build it with a backend:
 
 * ``openai:model=NAME,base_url=URL`` (any OpenAI-compatible endpoint, e.g. ``vllm serve``);
 * ``transformers:path=DIR`` (a local checkpoint written by ``knowgen train``);
+* ``llamacpp:path=DIR`` (a LoRA checkpoint over a GGUF base, run by llama.cpp);
 * ``gen-searcher-tiny`` (the small checkpoint shipped inside the package).
 
 Example:
@@ -341,6 +342,43 @@ def transformers_policy(path: str | None = None, device: str = "auto", dtype: st
     return GenSearcherAgent(backend, system_prompt=system_prompt,
                             system_prompt_from=system_prompt_from, images=images, tools=tools,
                             seed=seed, name=name, format_retries=format_retries,
+                            drop_invalid_turns=drop_invalid_turns)
+
+
+def llamacpp_policy(path: str | None = None, threads: int | None = None, context: int = 4096,
+                    max_new_tokens: int | None = None, temperature: float | None = None,
+                    top_p: float | None = None, do_sample: bool | None = None,
+                    tools: bool = True, system_prompt: str | None = None,
+                    system_prompt_from: str | None = None, seed: int = 0,
+                    name: str = "llamacpp", format_retries: int | None = None,
+                    grammar: bool | None = None,
+                    drop_invalid_turns: bool | None = None) -> GenSearcherAgent:
+    """The agent on a LoRA checkpoint over a GGUF base, run by llama.cpp (``--policy llamacpp:path=DIR``).
+
+    Settings left as ``None`` come from the checkpoint's ``knowgen_agent.json``, as for
+    :func:`transformers_policy`; see
+    :class:`~knowgen.agents.llamacpp_backend.LlamaCppBackend` for the others.
+
+    Raises:
+        ConfigError: without ``path``, or for a checkpoint llama.cpp cannot run.
+        MissingDependencyError: without llama-cpp-python.
+    """
+    if not path:
+        raise ConfigError("The llamacpp policy needs a checkpoint folder: --policy "
+                          "llamacpp:path=DIR (a LoRA checkpoint of `knowgen train` over a GGUF "
+                          "base).")
+    from knowgen.agents.llamacpp_backend import LlamaCppBackend
+
+    backend = LlamaCppBackend(path, threads=threads, context=context,
+                              max_new_tokens=max_new_tokens, temperature=temperature,
+                              top_p=top_p, do_sample=do_sample, seed=seed, grammar=grammar)
+    if format_retries is None:
+        format_retries = int(backend.generation.get("format_retries", 0))
+    if drop_invalid_turns is None:
+        drop_invalid_turns = bool(backend.generation.get("drop_invalid_turns", False))
+    return GenSearcherAgent(backend, system_prompt=system_prompt,
+                            system_prompt_from=system_prompt_from, tools=tools, seed=seed,
+                            name=name, format_retries=format_retries,
                             drop_invalid_turns=drop_invalid_turns)
 
 

@@ -220,6 +220,7 @@ POLICIES = Registry(
         "random": "knowgen.reference_policies.random:RandomPolicy",
         "openai": "knowgen.agents.policy:openai_policy",
         "transformers": "knowgen.agents.policy:transformers_policy",
+        "llamacpp": "knowgen.agents.policy:llamacpp_policy",
         "gen-searcher-tiny": "knowgen.agents.policy:tiny_policy",
     },
 )

@@ -138,3 +138,21 @@ def test_the_logits_processor_masks_what_breaks_the_turn():
     assert out[0, 3] == 2.0 and out[0, 6] == 0.0  # ' Lima' and '{' may go on the query
     done = processors(torch.tensor([[9, 9, 5, len(texts) - 1, 1, 2]]), scores.clone())
     assert done[0].argmax().item() == 4 and torch.isinf(done[0, :4]).all()
+
+
+def test_the_gbnf_grammar_defines_every_rule_it_uses():
+    import re
+
+    from knowgen.agents.gbnf import reply_gbnf
+    from knowgen.envs.trl_env import adapter_class, tool_schemas
+
+    for tools in (tool_schemas(), tool_schemas(adapter_class("compact")), []):
+        text = reply_gbnf(tools, ["IMG_001", "IMG_004"])
+        rules = dict(line.split(" ::= ", 1) for line in text.strip().splitlines())
+        assert len(rules) == len(text.strip().splitlines())  # no rule written twice
+        for body in rules.values():
+            bare = re.sub(r'"(?:[^"\\]|\\.)*"|\[(?:[^\]\\]|\\.)*\]|\{\d*,\d*\}', " ", body)
+            for name in re.findall(r"[a-zA-Z][a-zA-Z0-9-]*", bare):
+                assert name in rules, f"{name} is used but never defined"
+        assert ('"\\"IMG_001\\""' in text) and "IMG_002" not in text
+        assert ("call ::=" in text) == bool(tools)

@@ -151,3 +151,81 @@ def test_an_adapter_without_its_base_is_refused(tmp_path):
     (tmp_path / "adapter_config.json").write_text("{}")
     with pytest.raises(DataError, match="names no base model"):
         load_checkpoint_model(tmp_path, {}, torch.float32)
+
+
+@pytest.fixture(scope="module")
+def llama_cpp():
+    return pytest.importorskip("llama_cpp")
+
+
+def _llama_cpp_logits(llama_cpp, model_path, ids, lora_path=None):
+    import numpy as np
+
+    llm = llama_cpp.Llama(model_path=str(model_path), lora_path=lora_path and str(lora_path),
+                          n_ctx=256, n_threads=1, logits_all=True, verbose=False)
+    llm.eval(ids)
+    return np.array(llm.scores[: len(ids)])
+
+
+@pytest.mark.slow
+def test_llama_cpp_runs_the_gguf_base_and_the_converted_adapter(llama_cpp, lora_run,
+                                                                base_folder, tmp_path):
+    from knowgen.agents.llamacpp_backend import write_lora_gguf
+    from knowgen.agents.transformers_backend import TransformersBackend
+
+    _, final = lora_run
+    merged = TransformersBackend(str(final), device="cpu", dtype="float32")
+    ids = merged.tokenizer("Flag of Peru, then the logo of GitHub", add_special_tokens=False)[
+        "input_ids"]
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(str(base_folder)).eval()
+    with torch.no_grad():
+        want_base = base(torch.tensor([ids])).logits[0].numpy()
+        want_merged = merged.model(torch.tensor([ids])).logits[0].numpy()
+    got_base = _llama_cpp_logits(llama_cpp, base_folder / "base.gguf", ids)
+    assert abs(got_base - want_base).max() < 1e-3
+    lora = write_lora_gguf(final, base_folder / "base.gguf", tmp_path / "lora.gguf")
+    got_merged = _llama_cpp_logits(llama_cpp, base_folder / "base.gguf", ids, lora)
+    assert abs(got_merged - want_merged).max() < 1e-3
+    assert abs(want_merged - want_base).max() > 1e-3  # the adapter does change the model
+
+
+@pytest.mark.slow
+def test_a_llama_cpp_agent_plays_under_the_gbnf_grammar(llama_cpp, lora_run, shared_backends,
+                                                        tmp_path, monkeypatch):
+    from knowgen.agents.policy import llamacpp_policy
+    from knowgen.config import EnvConfig
+    from knowgen.envs.searchgen import SearchGenEnv
+
+    monkeypatch.setenv("KNOWGEN_CACHE_DIR", str(tmp_path))
+    _, final = lora_run
+    env = SearchGenEnv(EnvConfig(split="test", max_turns=4), **shared_backends)
+    policy = llamacpp_policy(str(final), threads=1, context=2048, max_new_tokens=64,
+                             grammar=True, format_retries=0)
+    assert list((tmp_path / "lora-gguf").glob("*.gguf"))  # converted once, cached
+    obs, info = env.reset(options={"task_id": env.tasks[0].id})
+    policy.reset(obs, info)
+    done, actions = False, []
+    while not done:
+        action = policy.act(obs, info)
+        actions.append(action)
+        obs, _, terminated, truncated, info = env.step(action)
+        done = terminated or truncated
+    # an untrained model under the grammar writes only what can begin a well-formed turn
+    # (the Python grammar of the transformers backend agrees, character by character)
+    from knowgen.agents.grammar import ReplyGrammar
+
+    assert actions and all(a.startswith(("<think>", "<tool_call>", "<answer>")) for a in actions)
+    assert all(ReplyGrammar(policy.backend.tools, [f"IMG_{i:03d}" for i in range(1, 99)])
+               .feed(a) for a in actions)
+
+
+def test_llama_cpp_refuses_checkpoints_it_cannot_run(tmp_path, base_folder):
+    from knowgen.agents.llamacpp_backend import base_gguf_of
+
+    with pytest.raises(ConfigError, match="whole transformers weights"):
+        base_gguf_of(base_folder, {})
+    (tmp_path / "adapter_config.json").write_text("{}")
+    with pytest.raises(ConfigError, match="not a GGUF file"):
+        base_gguf_of(tmp_path, {"base": str(base_folder)})

@@ -1,0 +1,136 @@
+"""The action protocol as a GBNF grammar, for llama.cpp's constrained sampling.
+
+:func:`reply_gbnf` writes one assistant turn of the protocol (an optional
+``<think>`` block, then one ``<tool_call>{...}</tool_call>`` or one
+``<answer>{...}</answer>``) as a grammar in llama.cpp's GBNF notation, from the
+same schemas :mod:`knowgen.agents.grammar` checks character by character
+(:func:`~knowgen.agents.grammar.tool_call_schema`,
+:func:`~knowgen.agents.grammar.answer_schema`). Object keys are written in the
+schema's order (the order the chat template renders them); the ``unique``
+constraint of the answer's references is not expressible in GBNF and is left to
+the environment, which reports a repeated reference like any other mistake. Strings
+may not hold ``<`` (a tag inside a value is always a mistake of the model).
+
+Example:
+    >>> print(reply_gbnf([], ["IMG_001"]).splitlines()[0])
+    root ::= think? answer
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from knowgen.agents.grammar import answer_schema, tool_call_schema
+
+_COMMON = r'''ws ::= [ \t\n]? [ \t\n]?
+think ::= "<think>" [^<]* "</think>" ws
+char ::= [^"\\<\x00-\x1F\x7F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F])
+string ::= "\"" char* "\""
+nonempty-string ::= "\"" char+ "\""
+number ::= "-"? [0-9]+ ("." [0-9]+)? ([eE] [-+]? [0-9]+)?
+boolean ::= "true" | "false"'''
+
+
+def reply_gbnf(tools: Sequence[dict[str, Any]], answer_ids: Iterable[str]) -> str:
+    """GBNF of one assistant turn: ``<think>`` (optional), then a tool call or an answer.
+
+    Args:
+        tools: OpenAI-style tool schemas the model may call (none: it may only answer).
+        answer_ids: Image ids an answer may cite.
+    """
+    writer = _Writer()
+    answer = writer.value(answer_schema(answer_ids), "answer-json")
+    heads = ['answer ::= "<answer>" ws ' + answer + ' ws "</answer>"']
+    choice = "answer"
+    if tools:
+        call = writer.value(tool_call_schema(tools), "call-json")
+        heads.append('call ::= "<tool_call>" ws ' + call + ' ws "</tool_call>"')
+        choice = "(call | answer)"
+    return "\n".join([f"root ::= think? {choice}", *heads, *writer.rules, _COMMON]) + "\n"
+
+
+def _literal(text: str) -> str:
+    """A GBNF string literal matching ``text`` exactly."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+class _Writer:
+    """Collects the rules of a schema's values, one named rule per object and array."""
+
+    def __init__(self) -> None:
+        self.rules: list[str] = []
+        self._names: set[str] = set()
+
+    def _rule(self, name: str, body: str) -> str:
+        name = re.sub(r"[^a-zA-Z0-9-]+", "-", name)
+        base, n = name, 1
+        while name in self._names:
+            n += 1
+            name = f"{base}-{n}"
+        self._names.add(name)
+        self.rules.append(f"{name} ::= {body}")
+        return name
+
+    def value(self, schema: dict[str, Any], name: str) -> str:
+        """The expression (or the name of a new rule) matching a value of ``schema``."""
+        kind = schema.get("type")
+        if "enum" in schema:
+            return "(" + " | ".join(_literal(json.dumps(v)) for v in schema["enum"]) + ")"
+        if kind == "string":
+            return "nonempty-string" if schema.get("minLength", 0) >= 1 else "string"
+        if kind in ("integer", "number"):
+            return "number"
+        if kind == "boolean":
+            return "boolean"
+        if kind == "array":
+            return self._array(schema, name)
+        if kind == "object":
+            return self._object(schema, name)
+        raise ValueError(f"No GBNF for a schema of type {kind!r}")
+
+    def _array(self, schema: dict[str, Any], name: str) -> str:
+        item = self.value(schema.get("items") or {"type": "string"}, f"{name}-item")
+        low = int(schema.get("minItems", 0))
+        high = schema.get("maxItems")
+        if high is not None and int(high) == 0:
+            return self._rule(name, '"[" ws "]"')
+        more = f'(ws "," ws {item})'
+        more += "{" + f"{max(low - 1, 0)},{'' if high is None else int(high) - 1}" + "}"
+        items = f"{item} {more}"
+        body = f'"[" ws {items} ws "]"' if low >= 1 else f'"[" ws ({items})? ws "]"'
+        return self._rule(name, body)
+
+    def _object(self, schema: dict[str, Any], name: str) -> str:
+        props: dict[str, Any] = schema.get("properties") or {}
+        switch = next(((k, v["cases"]) for k, v in props.items() if "cases" in v), None)
+        if switch is not None:
+            return self._switch(schema, name, *switch)
+        required = [k for k in props if k in (schema.get("required") or [])]
+        optional = [k for k in props if k not in required]
+        parts = [self._member(k, props[k], name) for k in required]
+        body = ' ws "," ws '.join(parts)
+        for key in optional:
+            member = self._member(key, props[key], name)
+            body = f'{body} (ws "," ws {member})?' if body else f"({member})?"
+        return self._rule(name, f'"{{" ws {body} ws "}}"' if body else '"{" ws "}"')
+
+    def _member(self, key: str, schema: dict[str, Any], name: str) -> str:
+        return f'{_literal(json.dumps(key))} ws ":" ws {self.value(schema, f"{name}-{key}")}'
+
+    def _switch(self, schema: dict[str, Any], name: str, key: str,
+                cases: list[Any]) -> str:
+        """An object whose ``key`` member picks the schema of another (``cases``)."""
+        selector, table = cases
+        props = schema["properties"]
+        options = []
+        for value, case in table.items():
+            head = f'{_literal(json.dumps(selector))} ws ":" ws {_literal(json.dumps(value))}'
+            tail = self._member(key, case, f"{name}-{value}")
+            others = [self._member(k, v, name) for k, v in props.items()
+                      if k not in (key, selector) and k in (schema.get("required") or [])]
+            options.append(' ws "," ws '.join([head, *others, tail]))
+        return self._rule(name, '"{" ws (' + " | ".join(f"({o})" for o in options) +
+                          ') ws "}"')
