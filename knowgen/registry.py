@@ -221,6 +221,7 @@ POLICIES = Registry(
         "openai": "knowgen.agents.policy:openai_policy",
         "transformers": "knowgen.agents.policy:transformers_policy",
         "llamacpp": "knowgen.agents.policy:llamacpp_policy",
+        "gen-searcher": "knowgen.agents.policy:gen_searcher_policy",
         "gen-searcher-tiny": "knowgen.agents.policy:tiny_policy",
     },
 )

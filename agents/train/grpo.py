@@ -22,7 +22,7 @@ from typing import Any
 from knowgen.agents.checkpoint_format import is_adapter_folder, read_agent_file
 from knowgen.agents.tiny import load_tokenizer
 from knowgen.agents.train.config import TrainConfig
-from knowgen.agents.train.sft import _has_cuda, _last_checkpoint, save_agent
+from knowgen.agents.train.sft import _bf16, _has_cuda, _last_checkpoint, save_agent
 from knowgen.config import EnvConfig
 from knowgen.envs.trl_env import make_env_factory, searchgen_reward
 from knowgen.errors import ConfigError, UnknownNameError
@@ -144,15 +144,6 @@ def grpo_arguments(cfg: TrainConfig, out_dir: Path) -> Any:
         report_to=["tensorboard"], bf16=_bf16(), fp16=False, use_cpu=not _has_cuda(),
         disable_tqdm=False, dataloader_num_workers=0,
         gradient_checkpointing=g.gradient_checkpointing, **_vllm_arguments(g))
-
-
-def _bf16() -> bool:
-    """bf16 on GPUs that support it; full precision on CPU."""
-    if not _has_cuda():
-        return False
-    import torch
-
-    return bool(torch.cuda.is_bf16_supported())
 
 
 def _vllm_arguments(g: Any) -> dict[str, Any]:

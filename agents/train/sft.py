@@ -273,7 +273,7 @@ def sft_arguments(cfg: TrainConfig, out_dir: Path, lm_warmup: bool = False) -> A
         gradient_accumulation_steps=s.grad_accum, logging_steps=s.logging_steps,
         save_steps=s.save_steps, save_total_limit=s.save_total_limit, seed=s.seed,
         report_to=["tensorboard"], train_sampling_strategy="group_by_length",
-        dataloader_num_workers=0, bf16=False, fp16=False, use_cpu=not _has_cuda(),
+        dataloader_num_workers=0, bf16=_bf16(), fp16=False, use_cpu=not _has_cuda(),
         packing=False, disable_tqdm=False, dataset_num_proc=None,
         gradient_checkpointing=s.gradient_checkpointing)
 
@@ -303,6 +303,15 @@ def copy_pretrain(cfg: TrainConfig, model: Any, tokenizer: Any) -> dict[str, Any
                             batch=s.copy_batch_size, task=CopyTask(length=s.copy_length),
                             learning_rate=s.copy_learning_rate, seed=s.seed,
                             eval_every=max(1, s.copy_steps // 5))
+
+
+def _bf16() -> bool:
+    """bf16 mixed precision on GPUs that support it; full precision on CPU."""
+    if not _has_cuda():
+        return False
+    import torch
+
+    return bool(torch.cuda.is_bf16_supported())
 
 
 def _has_cuda() -> bool:

@@ -229,3 +229,24 @@ def test_llama_cpp_refuses_checkpoints_it_cannot_run(tmp_path, base_folder):
     (tmp_path / "adapter_config.json").write_text("{}")
     with pytest.raises(ConfigError, match="not a GGUF file"):
         base_gguf_of(tmp_path, {"base": str(base_folder)})
+
+
+@pytest.mark.slow
+def test_a_packed_checkpoint_holds_half_precision_adapters_that_load_alike(lora_run, tmp_path):
+    from safetensors.numpy import load_file
+
+    from knowgen.agents.checkpoint_format import pack_checkpoint
+    from knowgen.agents.transformers_backend import TransformersBackend
+
+    _, final = lora_run
+    packed = pack_checkpoint(final, tmp_path / "packed")
+    assert {p.name for p in packed.iterdir()} <= {p.name for p in final.iterdir()}
+    assert {v.dtype.name for v in load_file(str(packed / "adapter_model.safetensors")).values()} \
+        == {"float16"}
+    size = (packed / "adapter_model.safetensors").stat().st_size
+    assert size < 0.6 * (final / "adapter_model.safetensors").stat().st_size
+    a = TransformersBackend(str(final), device="cpu", dtype="float32")
+    b = TransformersBackend(str(packed), device="cpu", dtype="float32")
+    ids = a.tokenizer("Flag of Peru", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert torch.allclose(a.model(ids).logits, b.model(ids).logits, atol=1e-3)
