@@ -89,11 +89,20 @@ def pack_checkpoint(source: str | Path, target: str | Path, dtype: str = "float1
     for path in sorted(src.iterdir()):
         if path.name not in keep:
             continue
-        if path.name == "adapter_model.safetensors":
+        if path.name == "adapter_config.json":
+            # the base is loaded from knowgen_agent.json's "base"; a path of the training
+            # machine would only leak into the shipped file
+            config = json.loads(path.read_text(encoding="utf-8"))
+            base = read_agent_file(src).get("base")
+            if base and config.get("base_model_name_or_path"):
+                config["base_model_name_or_path"] = base
+            (dst / path.name).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        elif path.name == "adapter_model.safetensors":
             from safetensors.numpy import load_file, save_file
 
             tensors = {k: v.astype(dtype) for k, v in load_file(str(path)).items()}
             save_file(tensors, str(dst / path.name), metadata={"format": "pt"})
+            (dst / path.name).chmod(0o644)
         else:
             shutil.copy2(path, dst / path.name)
     return dst

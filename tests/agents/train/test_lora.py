@@ -232,7 +232,8 @@ def test_llama_cpp_refuses_checkpoints_it_cannot_run(tmp_path, base_folder):
 
 
 @pytest.mark.slow
-def test_a_packed_checkpoint_holds_half_precision_adapters_that_load_alike(lora_run, tmp_path):
+def test_a_packed_checkpoint_holds_half_precision_adapters_that_load_alike(lora_run, base_folder,
+                                                                          tmp_path):
     from safetensors.numpy import load_file
 
     from knowgen.agents.checkpoint_format import pack_checkpoint
@@ -245,6 +246,8 @@ def test_a_packed_checkpoint_holds_half_precision_adapters_that_load_alike(lora_
         == {"float16"}
     size = (packed / "adapter_model.safetensors").stat().st_size
     assert size < 0.6 * (final / "adapter_model.safetensors").stat().st_size
+    config = json.loads((packed / "adapter_config.json").read_text())
+    assert config["r"] == 4 and config["base_model_name_or_path"] == str(base_folder / "base.gguf")
     a = TransformersBackend(str(final), device="cpu", dtype="float32")
     b = TransformersBackend(str(packed), device="cpu", dtype="float32")
     ids = a.tokenizer("Flag of Peru", return_tensors="pt")["input_ids"]

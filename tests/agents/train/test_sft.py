@@ -235,6 +235,6 @@ def test_gradient_checkpointing_reaches_the_trainers(tmp_path):
     cfg = load_train_config("smollm2", {"output_dir": str(tmp_path)})
     assert cfg.sft.gradient_checkpointing is False and cfg.sft.lora.r == 16
     assert sft_arguments(cfg, tmp_path).gradient_checkpointing is False
-    assert grpo_arguments(cfg, tmp_path).gradient_checkpointing is False
+    assert grpo_arguments(cfg, tmp_path).gradient_checkpointing is True  # 4 rollouts at once
     assert sft_arguments(load_train_config("smoke"), tmp_path).gradient_checkpointing is True
     assert sft_arguments(cfg, tmp_path).bf16 is False  # this CPU: full precision
