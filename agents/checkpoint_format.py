@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +106,60 @@ def pack_checkpoint(source: str | Path, target: str | Path, dtype: str = "float1
         else:
             shutil.copy2(path, dst / path.name)
     return dst
+
+
+class CheckpointChatBackend:
+    """What every local backend of a checkpoint folder shares: its settings and chat calls.
+
+    Subclasses load the model and implement ``_generate(messages, tools, sample)``.
+    """
+
+    fmt = "hf"
+    tokenizer: Any
+
+    def _read_settings(self, path: Path, given: dict[str, Any], grammar: bool | None,
+                       seed: int) -> dict[str, Any]:
+        """Read ``knowgen_agent.json``: prompt, tools, view and decoding (``given`` wins)."""
+        settings = read_agent_file(path)
+        self.system_prompt: str | None = settings.get("system_prompt")
+        self.tools: list[dict[str, Any]] | None = settings.get("tools")
+        self.view: str = str(settings.get("view") or "full")
+        gen = {"max_new_tokens": 512, "temperature": 0.6, "top_p": 0.9, "do_sample": True,
+               **settings.get("generation", {})}
+        gen.update({k: v for k, v in given.items() if v is not None})
+        if float(gen["temperature"]) <= 0:
+            gen["do_sample"] = False
+        self.generation = gen
+        self.grammar = bool(gen.get("grammar", False) if grammar is None else grammar)
+        self._seed, self._calls = int(seed), 0
+        self.last_new_tokens = 0
+        return settings
+
+    def reseed(self, seed: int) -> None:
+        """Restart the sampling sequence from ``seed``."""
+        self._seed, self._calls = int(seed), 0
+
+    def render(self, messages: list[dict[str, Any]],
+               tools: Sequence[dict[str, Any]] | None = None) -> str:
+        """The prompt text the model sees (chat template with the generation prompt)."""
+        return self.tokenizer.apply_chat_template(
+            messages, tools=list(tools) if tools else None, add_generation_prompt=True,
+            tokenize=False)
+
+    def complete(self, messages: list[dict[str, Any]],
+                 tools: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Generate the assistant's reply (text up to ``<|im_end|>``)."""
+        return self._generate(messages, tools, bool(self.generation["do_sample"]))
+
+    def resample(self, messages: list[dict[str, Any]],
+                 tools: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Another reply to the same conversation, sampled even when decoding is greedy.
+
+        Uses the folder's temperature and top-p (0.6 and 0.9 when it has none); the
+        agent asks for it when a reply breaks the protocol.
+        """
+        return self._generate(messages, tools, True)
+
+    def _generate(self, messages: list[dict[str, Any]],
+                  tools: Sequence[dict[str, Any]] | None, sample: bool) -> dict[str, Any]:
+        raise NotImplementedError

@@ -8,8 +8,8 @@ protocol with a GBNF grammar (:mod:`knowgen.agents.gbnf`). The prompt is rendere
 the checkpoint's own chat template, exactly as training rendered it.
 
 The peft adapter is converted once into llama.cpp's LoRA format
-(:func:`write_lora_gguf`) and cached under ``$KNOWGEN_CACHE_DIR`` (default
-``~/.cache/knowgen``) by its content hash.
+(:func:`write_lora_gguf`) and cached by its content hash in ``cache_dir`` (default
+``~/.cache/knowgen/lora-gguf``).
 
 Example:
     >>> backend = LlamaCppBackend("runs/train-smollm2/grpo/final")  # doctest: +SKIP
@@ -28,9 +28,9 @@ from typing import Any
 
 from knowgen.agents.checkpoint_format import (
     END_OF_TURN,
+    CheckpointChatBackend,
     clean_reply,
     is_adapter_folder,
-    read_agent_file,
     shown_image_ids,
 )
 from knowgen.agents.gbnf import reply_gbnf
@@ -45,9 +45,8 @@ _GGUF_NAMES = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
 _LORA_KEY = re.compile(r"layers\.(\d+)\.(\w+\.\w+)\.lora_([AB])\.weight$")
 
 
-def cache_dir() -> Path:
-    """Folder of converted files (``$KNOWGEN_CACHE_DIR``, default ``~/.cache/knowgen``)."""
-    return Path(os.environ.get("KNOWGEN_CACHE_DIR") or Path.home() / ".cache" / "knowgen")
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "knowgen" / "lora-gguf"
+"""Where converted adapters are kept unless ``cache_dir`` says otherwise."""
 
 
 def rows_in_gguf_order(weight: Any, heads: int) -> Any:
@@ -118,11 +117,13 @@ def _field(reader: Any, key: str) -> Any:
     return field.contents()
 
 
-def cached_lora_gguf(adapter_dir: Path, base_gguf: Path) -> Path:
+def cached_lora_gguf(adapter_dir: Path, base_gguf: Path,
+                     cache_dir: str | Path | None = None) -> Path:
     """The GGUF form of a checkpoint's adapter, converted on first use and cached by content."""
     digest = hashlib.sha256((adapter_dir / "adapter_model.safetensors").read_bytes())
     digest.update((adapter_dir / "adapter_config.json").read_bytes())
-    target = cache_dir() / "lora-gguf" / f"{digest.hexdigest()[:16]}.gguf"
+    folder = Path(cache_dir).expanduser() if cache_dir else DEFAULT_CACHE_DIR
+    target = folder / f"{digest.hexdigest()[:16]}.gguf"
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(f".{os.getpid()}.part")
@@ -164,7 +165,7 @@ def _import_llama_cpp() -> Any:
     return llama_cpp
 
 
-class LlamaCppBackend:
+class LlamaCppBackend(CheckpointChatBackend):
     """A LoRA checkpoint of ``knowgen train`` over a GGUF base, run by llama.cpp.
 
     Decoding settings not given here, the tools and the context view come from the
@@ -181,72 +182,38 @@ class LlamaCppBackend:
         seed: Seed of the sampling sequence.
         grammar: Constrain replies to the protocol (GBNF). ``None``: the folder's
             ``generation.grammar``, else off.
+        cache_dir: Folder of converted adapters (default ``~/.cache/knowgen/lora-gguf``).
 
     Raises:
         MissingDependencyError: without llama-cpp-python (``pip install 'knowgen[llamacpp]'``).
         ConfigError: for a checkpoint that is not a LoRA adapter over a GGUF base.
     """
 
-    fmt = "hf"
-
     def __init__(self, path: str | Path, threads: int | None = None, context: int = 4096,
                  max_new_tokens: int | None = None, temperature: float | None = None,
                  top_p: float | None = None, do_sample: bool | None = None, seed: int = 0,
-                 grammar: bool | None = None):
+                 grammar: bool | None = None, cache_dir: str | None = None):
         llama_cpp = _import_llama_cpp()
         from transformers import PreTrainedTokenizerFast
 
         self.path = Path(path).expanduser()
         if not self.path.is_dir():
             raise DataError(f"{self.path} is not a checkpoint folder.")
-        settings = read_agent_file(self.path)
-        self.system_prompt: str | None = settings.get("system_prompt")
-        self.tools: list[dict[str, Any]] | None = settings.get("tools")
-        self.view: str = str(settings.get("view") or "full")
-        gen = {"max_new_tokens": 512, "temperature": 0.6, "top_p": 0.9, "do_sample": True,
-               **settings.get("generation", {})}
-        given = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
-                 "do_sample": do_sample}
-        gen.update({k: v for k, v in given.items() if v is not None})
-        if float(gen["temperature"]) <= 0:
-            gen["do_sample"] = False
-        self.generation = gen
-        self.grammar = bool(gen.get("grammar", False) if grammar is None else grammar)
+        settings = self._read_settings(
+            self.path, {"max_new_tokens": max_new_tokens, "temperature": temperature,
+                        "top_p": top_p, "do_sample": do_sample}, grammar, seed)
         base = base_gguf_of(self.path, settings)
-        lora = cached_lora_gguf(self.path, base)
+        lora = cached_lora_gguf(self.path, base, cache_dir)
         self.tokenizer = PreTrainedTokenizerFast.from_pretrained(str(self.path))
         self._llama_cpp = llama_cpp
         self.model = llama_cpp.Llama(model_path=str(base), lora_path=str(lora), n_ctx=context,
                                      n_threads=threads, seed=seed, verbose=False)
         end = self.tokenizer.convert_tokens_to_ids(END_OF_TURN)
         self._stops = {t for t in (end, self.model.token_eos()) if t is not None and t >= 0}
-        self._seed, self._calls = int(seed), 0
-        self.last_new_tokens = 0
         logger.info("Loaded agent %s with llama.cpp (base %s)", self.path, base.name)
 
     def __repr__(self) -> str:
         return f"LlamaCppBackend(path={str(self.path)!r})"
-
-    def reseed(self, seed: int) -> None:
-        """Restart the sampling sequence from ``seed``."""
-        self._seed, self._calls = int(seed), 0
-
-    def render(self, messages: list[dict[str, Any]],
-               tools: Sequence[dict[str, Any]] | None = None) -> str:
-        """The prompt text the model sees (chat template with the generation prompt)."""
-        return self.tokenizer.apply_chat_template(
-            messages, tools=list(tools) if tools else None, add_generation_prompt=True,
-            tokenize=False)
-
-    def complete(self, messages: list[dict[str, Any]],
-                 tools: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """Generate the assistant's reply (text up to ``<|im_end|>``)."""
-        return self._generate(messages, tools, bool(self.generation["do_sample"]))
-
-    def resample(self, messages: list[dict[str, Any]],
-                 tools: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """Another reply to the same conversation, sampled even when decoding is greedy."""
-        return self._generate(messages, tools, True)
 
     def _generate(self, messages: list[dict[str, Any]],
                   tools: Sequence[dict[str, Any]] | None, sample: bool) -> dict[str, Any]:

@@ -335,14 +335,20 @@ def transformers_policy(path: str | None = None, device: str = "auto", dtype: st
     backend = TransformersBackend(path, device=device, dtype=dtype, max_new_tokens=max_new_tokens,
                                   temperature=temperature, top_p=top_p, do_sample=do_sample,
                                   seed=seed, stop_loops=stop_loops, grammar=grammar)
+    return _checkpoint_agent(backend, format_retries, drop_invalid_turns,
+                             system_prompt=system_prompt, system_prompt_from=system_prompt_from,
+                             images=images, tools=tools, seed=seed, name=name)
+
+
+def _checkpoint_agent(backend: Any, format_retries: int | None,
+                      drop_invalid_turns: bool | None, **kwargs: Any) -> GenSearcherAgent:
+    """The agent over a checkpoint backend; unset retry settings come from its ``generation``."""
     if format_retries is None:
         format_retries = int(backend.generation.get("format_retries", 0))
     if drop_invalid_turns is None:
         drop_invalid_turns = bool(backend.generation.get("drop_invalid_turns", False))
-    return GenSearcherAgent(backend, system_prompt=system_prompt,
-                            system_prompt_from=system_prompt_from, images=images, tools=tools,
-                            seed=seed, name=name, format_retries=format_retries,
-                            drop_invalid_turns=drop_invalid_turns)
+    return GenSearcherAgent(backend, format_retries=format_retries,
+                            drop_invalid_turns=drop_invalid_turns, **kwargs)
 
 
 def llamacpp_policy(path: str | None = None, threads: int | None = None, context: int = 4096,
@@ -351,8 +357,8 @@ def llamacpp_policy(path: str | None = None, threads: int | None = None, context
                     tools: bool = True, system_prompt: str | None = None,
                     system_prompt_from: str | None = None, seed: int = 0,
                     name: str = "llamacpp", format_retries: int | None = None,
-                    grammar: bool | None = None,
-                    drop_invalid_turns: bool | None = None) -> GenSearcherAgent:
+                    grammar: bool | None = None, drop_invalid_turns: bool | None = None,
+                    cache_dir: str | None = None) -> GenSearcherAgent:
     """The agent on a LoRA checkpoint over a GGUF base, run by llama.cpp (``--policy llamacpp:path=DIR``).
 
     Settings left as ``None`` come from the checkpoint's ``knowgen_agent.json``, as for
@@ -371,15 +377,11 @@ def llamacpp_policy(path: str | None = None, threads: int | None = None, context
 
     backend = LlamaCppBackend(path, threads=threads, context=context,
                               max_new_tokens=max_new_tokens, temperature=temperature,
-                              top_p=top_p, do_sample=do_sample, seed=seed, grammar=grammar)
-    if format_retries is None:
-        format_retries = int(backend.generation.get("format_retries", 0))
-    if drop_invalid_turns is None:
-        drop_invalid_turns = bool(backend.generation.get("drop_invalid_turns", False))
-    return GenSearcherAgent(backend, system_prompt=system_prompt,
-                            system_prompt_from=system_prompt_from, tools=tools, seed=seed,
-                            name=name, format_retries=format_retries,
-                            drop_invalid_turns=drop_invalid_turns)
+                              top_p=top_p, do_sample=do_sample, seed=seed, grammar=grammar,
+                              cache_dir=cache_dir)
+    return _checkpoint_agent(backend, format_retries, drop_invalid_turns,
+                             system_prompt=system_prompt, system_prompt_from=system_prompt_from,
+                             tools=tools, seed=seed, name=name)
 
 
 def bundled_checkpoint_dir(name: str = "gen-searcher") -> Path:

@@ -22,9 +22,9 @@ from typing import Any
 from knowgen.agents.checkpoint_format import (
     AGENT_FILE,
     END_OF_TURN,
+    CheckpointChatBackend,
     clean_reply,
     is_adapter_folder,
-    read_agent_file,
     shown_image_ids,
 )
 from knowgen.agents.grammar import ReplyGrammar, allowed_tokens
@@ -79,7 +79,7 @@ def load_checkpoint_model(path: Path, settings: dict[str, Any], dtype: Any) -> A
     return model.merge_and_unload()
 
 
-class TransformersBackend:
+class TransformersBackend(CheckpointChatBackend):
     """A local causal language model folder, as written by ``knowgen train``.
 
     The tokenizer's chat template renders the conversation with the tools; the
@@ -109,8 +109,6 @@ class TransformersBackend:
         DataError: when ``path`` is not a model folder.
     """
 
-    fmt = "hf"
-
     def __init__(self, path: str | Path, device: str = "auto", dtype: str = "auto",
                  max_new_tokens: int | None = None, temperature: float | None = None,
                  top_p: float | None = None, do_sample: bool | None = None, seed: int = 0,
@@ -122,19 +120,9 @@ class TransformersBackend:
             raise DataError(f"{self.path} is not a model folder (no config.json or "
                             "adapter_config.json). Point path= at a checkpoint written by "
                             "`knowgen train`.")
-        settings = read_agent_file(self.path)
-        self.system_prompt: str | None = settings.get("system_prompt")
-        self.tools: list[dict[str, Any]] | None = settings.get("tools")
-        self.view: str = str(settings.get("view") or "full")
-        gen = {"max_new_tokens": 512, "temperature": 0.6, "top_p": 0.9, "do_sample": True,
-               **settings.get("generation", {})}
-        given = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
-                 "do_sample": do_sample}
-        gen.update({k: v for k, v in given.items() if v is not None})
-        if float(gen["temperature"]) <= 0:
-            gen["do_sample"] = False
-        self.generation = gen
-        self.grammar = bool(gen.get("grammar", False) if grammar is None else grammar)
+        settings = self._read_settings(
+            self.path, {"max_new_tokens": max_new_tokens, "temperature": temperature,
+                        "top_p": top_p, "do_sample": do_sample}, grammar, seed)
         self._token_texts: list[str] | None = None
         self.device = _pick_device(torch, device)
         self._torch = torch
@@ -146,38 +134,11 @@ class TransformersBackend:
         if self.end_id is None or self.end_id == self.tokenizer.unk_token_id:
             raise DataError(f"The tokenizer in {self.path} has no {END_OF_TURN} token; it was not "
                             "written by `knowgen train`.")
-        self._seed, self._calls = int(seed), 0
-        self.last_new_tokens = 0
         self.last_new_ids: list[int] = []
         logger.info("Loaded agent model %s on %s (%s)", self.path, self.device, self.model.dtype)
 
     def __repr__(self) -> str:
         return f"TransformersBackend(path={str(self.path)!r}, device={self.device!r})"
-
-    def reseed(self, seed: int) -> None:
-        """Restart the sampling sequence from ``seed``."""
-        self._seed, self._calls = int(seed), 0
-
-    def render(self, messages: list[dict[str, Any]],
-               tools: Sequence[dict[str, Any]] | None = None) -> str:
-        """The prompt text the model sees (chat template with the generation prompt)."""
-        return self.tokenizer.apply_chat_template(
-            messages, tools=list(tools) if tools else None, add_generation_prompt=True,
-            tokenize=False)
-
-    def complete(self, messages: list[dict[str, Any]],
-                 tools: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """Generate the assistant's reply (text up to ``<|im_end|>``)."""
-        return self._generate(messages, tools, bool(self.generation["do_sample"]))
-
-    def resample(self, messages: list[dict[str, Any]],
-                 tools: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """Another reply to the same conversation, sampled even when decoding is greedy.
-
-        Uses the folder's temperature and top-p (0.6 and 0.9 when it has none); the
-        agent asks for it when a reply breaks the protocol.
-        """
-        return self._generate(messages, tools, True)
 
     def _generate(self, messages: list[dict[str, Any]],
                   tools: Sequence[dict[str, Any]] | None, sample: bool) -> dict[str, Any]:

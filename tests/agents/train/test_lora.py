@@ -193,16 +193,15 @@ def test_llama_cpp_runs_the_gguf_base_and_the_converted_adapter(llama_cpp, lora_
 
 @pytest.mark.slow
 def test_a_llama_cpp_agent_plays_under_the_gbnf_grammar(llama_cpp, lora_run, shared_backends,
-                                                        tmp_path, monkeypatch):
+                                                        tmp_path):
     from knowgen.agents.policy import llamacpp_policy
     from knowgen.config import EnvConfig
     from knowgen.envs.searchgen import SearchGenEnv
 
-    monkeypatch.setenv("KNOWGEN_CACHE_DIR", str(tmp_path))
     _, final = lora_run
     env = SearchGenEnv(EnvConfig(split="test", max_turns=4), **shared_backends)
     policy = llamacpp_policy(str(final), threads=1, context=2048, max_new_tokens=64,
-                             grammar=True, format_retries=0)
+                             grammar=True, format_retries=0, cache_dir=str(tmp_path / "lora-gguf"))
     assert list((tmp_path / "lora-gguf").glob("*.gguf"))  # converted once, cached
     obs, info = env.reset(options={"task_id": env.tasks[0].id})
     policy.reset(obs, info)
