@@ -42,7 +42,10 @@ THINK = {
 }
 """The expert's short reasoning per kind of turn."""
 
-EXPERTS = ("scripted", "oracle")
+EXPERTS = ("scripted", "oracle", "guided")
+
+#: Experts whose own ``<think>`` states what they read; their thoughts are kept.
+REASONING_EXPERTS = ("guided",)
 
 
 @dataclass
@@ -50,7 +53,8 @@ class ExpertDataConfig:
     """Settings of the expert data generator."""
 
     expert: str = "scripted"
-    """Expert policy: ``scripted`` (searches like an agent) or ``oracle`` (knows the answer)."""
+    """Expert policy: ``scripted`` (searches like an agent), ``oracle`` (knows the answer)
+    or ``guided`` (knows which clues matter, searches for them and says what it read)."""
 
     split: str = "train"
     """World split whose tasks are played (never the test split for training data)."""
@@ -91,20 +95,31 @@ def _make_expert(name: str, caps: bool = True) -> Any:
         from knowgen.reference_policies.oracle import OraclePolicy
 
         return OraclePolicy()
+    if name == "guided":
+        from knowgen.reference_policies.guided import GuidedPolicy
+
+        return GuidedPolicy()
     raise ConfigError(f"Unknown expert {name!r}; use one of {', '.join(EXPERTS)}.")
 
 
-def compact_action(action: str) -> str:
+def compact_action(action: str, keep_think: bool = False) -> str:
     """Rewrite an expert action in the trained format: short think, no ``top_k``.
+
+    Args:
+        action: The expert's action.
+        keep_think: Keep the expert's own ``<think>`` text (when it has one) instead of
+            the generic one of :data:`THINK`.
 
     Invalid actions are returned unchanged.
     """
     parsed = parse_action(action, known_image_ids=_ids_in(action))
     if parsed.kind == "tool" and parsed.tool_call is not None:
         args = {k: v for k, v in parsed.tool_call.arguments.items() if k != "top_k"}
-        return format_tool_call(parsed.tool_call.name, args, think=THINK[parsed.tool_call.name])
+        think = parsed.think if keep_think and parsed.think else THINK[parsed.tool_call.name]
+        return format_tool_call(parsed.tool_call.name, args, think=think)
     if parsed.kind == "answer" and parsed.answer is not None:
-        return format_answer(parsed.answer, think=THINK["answer"])
+        think = parsed.think if keep_think and parsed.think else THINK["answer"]
+        return format_answer(parsed.answer, think=think)
     return action
 
 
@@ -122,10 +137,11 @@ def play_episode(env: Any, policy: Any, task_id: str) -> dict[str, Any]:
     bind_policy(policy, env)
     obs, info = env.reset(options={"task_id": task_id})
     policy.reset(obs, info)
+    keep_think = getattr(policy, "name", "") in REASONING_EXPERTS
     turns: list[tuple[str, str]] = []
     reward, done = 0.0, False
     while not done:
-        action = compact_action(policy.act(obs, info))
+        action = compact_action(policy.act(obs, info), keep_think=keep_think)
         obs, reward, terminated, truncated, info = env.step(action)
         turns.append((action, obs))
         done = terminated or truncated

@@ -217,6 +217,7 @@ POLICIES = Registry(
         "direct": "knowgen.reference_policies.direct:DirectPolicy",
         "scripted": "knowgen.reference_policies.scripted:ScriptedPolicy",
         "oracle": "knowgen.reference_policies.oracle:OraclePolicy",
+        "guided": "knowgen.reference_policies.guided:GuidedPolicy",
         "random": "knowgen.reference_policies.random:RandomPolicy",
         "openai": "knowgen.agents.policy:openai_policy",
         "transformers": "knowgen.agents.policy:transformers_policy",

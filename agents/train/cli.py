@@ -32,7 +32,7 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     cmds = p.add_subparsers(dest="train_command", required=True)
     d = cmds.add_parser("data", help="play the train split with an expert and write SFT records")
     d.add_argument("--out", required=True, help="JSONL file to write")
-    d.add_argument("--expert", default=None, choices=("scripted", "oracle"),
+    d.add_argument("--expert", default=None, choices=("scripted", "oracle", "guided"),
                    help="expert policy (default: the config's, scripted)")
     d.add_argument("--limit", type=int, default=None, help="play only the first N tasks")
     for name, helptext in (("sft", "supervised fine-tuning on expert records"),

@@ -27,7 +27,7 @@ def _solved(info):
 
 
 def test_registry_builds_every_policy():
-    for name in ("direct", "scripted", "oracle", "random"):
+    for name in ("direct", "scripted", "oracle", "guided", "random"):
         policy = POLICIES.create(name, seed=3)
         assert policy.name == name
 

@@ -34,6 +34,27 @@ def test_compact_action_drops_top_k_and_adds_think():
     assert "IMG_002" in compact_action(answer) and compact_action("junk") == "junk"
 
 
+def test_compact_action_keeps_a_reasoning_experts_think():
+    action = ('<think>The country whose capital is Lima is Peru.</think>\n<tool_call>{"name": '
+              '"image_search", "arguments": {"query": "Flag of Peru", "top_k": 8}}</tool_call>')
+    kept = compact_action(action, keep_think=True)
+    assert kept.startswith("<think>The country whose capital is Lima is Peru.</think>")
+    assert '"top_k"' not in kept
+    assert compact_action(action).startswith("<think>Find the official image.</think>")
+
+
+def test_guided_records_keep_what_the_expert_read(shared_backends):
+    backends = {k: v for k, v in shared_backends.items() if k != "benchmark"}
+    records, stats = generate_expert_data(ExpertDataConfig(expert="guided", limit=6,
+                                                           env_overrides=backends))
+    assert stats["played"] == 6 and records
+    thoughts = [m["content"] for r in records for m in r["messages"] if m["role"] == "assistant"]
+    assert any(" is " in t and "<think>" in t and "Answer with the references" not in t
+               for t in thoughts)
+    for record in records:
+        assert record["expert"] == "guided" and record["reward"] >= 0.75
+
+
 @pytest.mark.slow
 def test_records_have_the_chat_shape(scripted_data):
     records, stats = scripted_data
