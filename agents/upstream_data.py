@@ -39,7 +39,7 @@ from typing import Any
 from knowgen.envs.protocol import IMG_ID_PATTERN, parse_action
 from knowgen.envs.trl_env import DEFAULT_SYSTEM_PROMPT, tool_schemas
 from knowgen.errors import DataError
-from knowgen.fileio import atomic_write_text
+from knowgen.fileio import atomic_write_text, read_json_items
 
 logger = logging.getLogger(__name__)
 
@@ -83,29 +83,7 @@ def load_items(path: str | Path) -> list[Any]:
     Raises:
         DataError: when the file is missing, unreadable or not JSON (with the line number).
     """
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"Data file {str(p)!r} does not exist.")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"Cannot read {str(p)!r}: {exc}") from exc
-    if text.lstrip().startswith("["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{str(p)!r} is not valid JSON (line {exc.lineno}: {exc.msg}).") \
-                from exc
-        return list(data)
-    items = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                items.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{str(p)!r} line {n} is not JSON ({exc.msg}); the file must be "
-                                "a JSON array or one JSON object per line.") from exc
-    return items
+    return read_json_items(path, what="Data file")
 
 
 def is_knowgen_record(item: Any) -> bool:

@@ -1,14 +1,18 @@
-"""Atomic file writes: readers see the old file or the new one, never half of one."""
+"""File helpers: atomic writes (readers see the old file or the new one, never half of
+one) and the reader of record files given as a JSON array or as JSON Lines."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from PIL import Image
+
+from knowgen.errors import DataError
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
@@ -41,3 +45,51 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def save_png_atomic(image: Image.Image, path: str | Path) -> None:
     """Atomically save ``image`` as a PNG file."""
     atomic_write(path, lambda fh: image.save(fh, format="PNG"))
+
+
+def read_json_items(path: str | Path, what: str = "Data file",
+                    max_bytes: int | None = None) -> list[Any]:
+    """The items of a file holding a JSON array, or one JSON value per line (JSON Lines).
+
+    The first non-blank character decides: ``[`` is an array, anything else JSON Lines
+    (blank lines skipped). Items are returned as parsed; callers check their shape.
+
+    Args:
+        path: The file.
+        what: How error messages name the file ("Task file", "SFT data file", ...).
+        max_bytes: Refuse larger files (None: no limit).
+
+    Raises:
+        DataError: when the file is missing, too large, not UTF-8 text or not JSON; a
+            JSON Lines error names its line (``FILE:LINE``).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{what} {p} does not exist (give a JSON array file or a JSON Lines "
+                        "file).")
+    if max_bytes is not None and p.stat().st_size > max_bytes:
+        raise DataError(f"{what} {p} is larger than {max_bytes // 2**20} MB.")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{what} {p} is not UTF-8 text: {exc}") from exc
+    except OSError as exc:
+        raise DataError(f"Cannot read {what.lower()} {p}: {exc.strerror or exc}") from exc
+    if text.lstrip().startswith("["):
+        try:
+            return list(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{what} {p} is not valid JSON (line {exc.lineno}: {exc.msg}).") \
+                from exc
+        except RecursionError as exc:
+            raise DataError(f"{what} {p} nests too deeply to read.") from exc
+    items = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                items.append(json.loads(line))
+            except (json.JSONDecodeError, RecursionError) as exc:
+                why = exc.msg if isinstance(exc, json.JSONDecodeError) else "nests too deeply"
+                raise DataError(f"{p}:{n} is not valid JSON ({why}); a {what.lower()} is a "
+                                "JSON array or one JSON object per line.") from exc
+    return items

@@ -85,3 +85,31 @@ def test_import_knowgen_does_not_import_torch():
 
 def test_generators_registry_has_the_cpu_default():
     assert "compositor" in GENERATORS.names()
+
+
+def test_read_json_items_reads_arrays_and_lines_and_names_what_is_wrong(tmp_path):
+    from knowgen.errors import DataError
+    from knowgen.fileio import read_json_items
+
+    (tmp_path / "a.json").write_text('  [{"id": 1}, 2]', encoding="utf-8")
+    (tmp_path / "b.jsonl").write_text('{"id": 1}\n\n"two"\n', encoding="utf-8")
+    assert read_json_items(tmp_path / "a.json") == [{"id": 1}, 2]
+    assert read_json_items(tmp_path / "b.jsonl") == [{"id": 1}, "two"]
+    cases = {
+        "missing.json": (None, "Task file .*missing.json does not exist"),
+        "broken.json": ('[{"id": 1},\n oops]', r"broken.json is not valid JSON \(line 2"),
+        "broken.jsonl": ('{"id": 1}\n{oops\n', "broken.jsonl:2 is not valid JSON"),
+        "latin1.jsonl": ("caf\xe9".encode("latin-1"), "not UTF-8 text"),
+        "deep.json": ("[" * 100000 + "]" * 100000, "deep.json nests too deeply"),
+        "deep.jsonl": ("{}\n" + "[" * 100000 + "]" * 100000, r"deep.jsonl:2 is not valid JSON \(nests"),
+        "big.jsonl": ("{}\n" * 1000, "larger than"),
+    }
+    for name, (content, message) in cases.items():
+        path = tmp_path / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        elif content is not None:
+            path.write_text(content, encoding="utf-8")
+        limit = 2**20 if name != "big.jsonl" else 100
+        with pytest.raises(DataError, match=message):
+            read_json_items(path, what="Task file", max_bytes=limit)

@@ -20,7 +20,6 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 
 from knowgen.benchmarks.base import SingleSplitBenchmark
 from knowgen.errors import ConfigError, DataError
+from knowgen.fileio import read_json_items
 from knowgen.types import KNOWGEN_GROUPS, Task, resolve_path
 
 logger = logging.getLogger(__name__)
@@ -65,26 +65,10 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     """Records of a JSON array or JSON Lines file.
 
     Raises:
-        DataError: for unreadable JSON (with the line number for JSONL) or non-object items.
+        DataError: for a missing or unreadable file, invalid JSON (with the line number for
+            JSONL) or items that are not JSON objects.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"Cannot read {str(path)!r}: {exc}") from exc
-    stripped = text.lstrip()
-    try:
-        if stripped.startswith("["):
-            data = json.loads(text)
-        else:
-            data = []
-            for n, line in enumerate(text.splitlines(), 1):
-                if line.strip():
-                    try:
-                        data.append(json.loads(line))
-                    except json.JSONDecodeError as exc:
-                        raise DataError(f"{str(path)!r} line {n} is not JSON: {exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{str(path)!r} is not valid JSON: {exc}") from exc
+    data = read_json_items(path, what="KnowGen records file")
     bad = [i for i, r in enumerate(data) if not isinstance(r, dict)]
     if bad:
         raise DataError(f"{str(path)!r}: items {bad[:_SHOWN]} are not JSON objects.")

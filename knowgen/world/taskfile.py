@@ -23,12 +23,12 @@ banner.
 from __future__ import annotations
 
 import difflib
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from knowgen.errors import DataError
+from knowgen.fileio import read_json_items
 from knowgen.types import KNOWGEN_GROUPS, RequiredEntity, Task, TaskFacts
 from knowgen.world.data import World
 from knowgen.world.templates import TEMPLATES, WorldFacts, readable
@@ -41,29 +41,7 @@ _CATEGORIES = {c for cats in KNOWGEN_GROUPS.values() for c in cats}
 
 
 def _records(path: Path) -> list[Any]:
-    if not path.is_file():
-        raise DataError(f"Task file {path} does not exist (give a JSON or JSON Lines file).")
-    if path.stat().st_size > MAX_FILE_BYTES:
-        raise DataError(f"Task file {path} is larger than {MAX_FILE_BYTES // 2**20} MB.")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"Task file {path} is not UTF-8 text: {exc}") from exc
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        try:
-            data = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            raise DataError(f"Task file {path} is not valid JSON: {exc}") from exc
-        return list(data)
-    out = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except (json.JSONDecodeError, RecursionError) as exc:
-                raise DataError(f"{path}:{n} is not valid JSON: {exc}") from exc
-    return out
+    return read_json_items(path, what="Task file", max_bytes=MAX_FILE_BYTES)
 
 
 def _entity_ids(raw: Any) -> list[str]:

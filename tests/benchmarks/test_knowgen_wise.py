@@ -72,7 +72,7 @@ def test_knowgen_reads_jsonl_and_chooses_records_by_name(knowgen_dir):
     bench = KnowGenBenchmark(str(knowgen_dir), records="subset.jsonl")
     assert [t.id for t in bench.tasks("test")] == ["k1", "2"]
     (knowgen_dir / "bad.jsonl").write_text('{"id": 1}\n{oops\n', encoding="utf-8")
-    with pytest.raises(DataError, match="line 2 is not JSON"):
+    with pytest.raises(DataError, match="bad.jsonl:2 is not valid JSON"):
         KnowGenBenchmark(str(knowgen_dir), records="bad.jsonl")
 
 
