@@ -15,6 +15,7 @@ from knowgen.world.render import render_gt
 from knowgen.world.taskfile import load_task_file
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "world_tasks.jsonl"
+HOPS = EXAMPLE.with_name("world_tasks_hops.jsonl")
 
 
 def _record(**over):
@@ -46,10 +47,11 @@ def test_the_shipped_example_loads_and_renders(tmp_path):
         bench.tasks("train")
 
 
-def test_oracle_scores_full_marks_on_a_task_file(tmp_path):
+@pytest.mark.parametrize("example", [EXAMPLE, HOPS], ids=["named", "hops"])
+def test_oracle_scores_full_marks_on_a_task_file(tmp_path, example):
     run = tmp_path / "run"
     rc = main(["eval", "--policy", "oracle", "--benchmark",
-               f"world:tasks={EXAMPLE},cache_dir={tmp_path / 'cache'}", "--run-dir", str(run),
+               f"world:tasks={example},cache_dir={tmp_path / 'cache'}", "--run-dir", str(run),
                "--no-progress"])
     assert rc == 0
     summary = json.loads((run / "summary.json").read_text())
