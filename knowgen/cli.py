@@ -7,7 +7,7 @@ Sub-commands:
     tasks     show tasks of a benchmark split
     report    write a self-contained HTML report of a run folder
     judge     score images of a KnowGen results file (or a WISE image folder)
-    serve     run a knowgen service over HTTP (retriever, generator)
+    serve     run a knowgen service over HTTP (retriever, generator, env)
     leaderboard  validate submissions, add them to a board, build the static site
 """
 
@@ -224,6 +224,9 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
                    help="requests that may wait while one is drawn; more get 503 (default: 16)")
     g.add_argument("--max-request-mb", type=float, default=32.0,
                    help="largest request body in MiB; larger ones get 413 (default: 32)")
+    from knowgen.envs.openenv_cli import add_env_parser
+
+    add_env_parser(services)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -240,6 +243,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         serve_generator(args.generator, host=args.host, port=args.port, max_queue=args.max_queue,
                         max_request_bytes=int(args.max_request_mb * 1024 * 1024))
         return 0
+    if args.service == "env":
+        from knowgen.envs.openenv_cli import run_serve_env
+
+        return run_serve_env(args)
     from knowgen.search.retrieve_server import make_server
 
     server = make_server(args.host, args.port, args.data_dir)

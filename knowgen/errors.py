@@ -60,3 +60,7 @@ class DataError(KnowgenError):
 
 class RunError(KnowgenError):
     """An evaluation run cannot start or resume."""
+
+
+class SessionError(KnowgenError):
+    """A served environment session cannot take the request (no episode running, or expired)."""

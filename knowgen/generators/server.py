@@ -383,26 +383,29 @@ class BackgroundServer:
         app: The ASGI app, e.g. from :func:`create_app`.
         host: Address to listen on.
         port: Port; 0 picks a free one.
+        name: What the app serves, for the error raised when it does not start.
 
     Example:
         >>> with BackgroundServer(create_app(gen)) as server:
         ...     print(server.url)
     """
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0,
+                 name: str = "generator server"):
         import uvicorn
 
         self._server = uvicorn.Server(uvicorn.Config(app, host=host, port=port,
                                                      log_level="warning", access_log=False))
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self.url = ""
+        self.name = name
 
     def __enter__(self) -> "BackgroundServer":  # noqa: PYI034
         self._thread.start()
         deadline = time.monotonic() + 30
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise ConfigError("The generator server did not start; is the port free?")
+                raise ConfigError(f"The {self.name} did not start; is the port free?")
             time.sleep(0.02)
         host, port = self._server.servers[0].sockets[0].getsockname()[:2]
         self.url = f"http://{host}:{port}"
