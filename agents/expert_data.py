@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from knowgen.config import EnvConfig
 from knowgen.envs.messages import build_messages
 from knowgen.envs.privileged import bind_policy
 from knowgen.envs.protocol import IMG_ID_PATTERN, format_answer, format_tool_call, parse_action
@@ -169,26 +168,28 @@ def turns_to_messages(request: str, turns: list[tuple[str, str]],
     return messages
 
 
-def generate_expert_data(config: ExpertDataConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def generate_expert_data(config: ExpertDataConfig, executor: str = "local"
+                         ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Play the split with the expert and keep the well-paid episodes as chat records.
+
+    Args:
+        config: The generator's settings.
+        executor: ``local`` (this process) or ``ray[:key=value,...]`` (episodes in
+            parallel on Ray actors; the same records in the same order).
 
     Returns:
         ``(records, stats)``; stats count played, kept and dropped episodes and
         describe transcript lengths in characters.
 
     Raises:
-        ConfigError: for an unknown expert or an environment setting.
+        ConfigError: for an unknown expert, an environment setting or an executor option.
+        MissingDependencyError: for ``ray`` when Ray is not installed.
     """
-    from knowgen.envs.searchgen import SearchGenEnv
+    from knowgen.agents.expert_workers import play_tasks
 
-    policy = _make_expert(config.expert, config.caps)
-    env = SearchGenEnv(EnvConfig(benchmark=config.benchmark, split=config.split,
-                                 top_k=config.top_k), **config.env_overrides)
     tools = json.dumps(tool_schemas(), ensure_ascii=False)
-    tasks = env.tasks[: config.limit] if config.limit else env.tasks
     records, rewards, dropped_long = [], [], 0
-    for task in _progress(tasks, f"expert {config.expert}"):
-        episode = play_episode(env, policy, task.id)
+    for episode in play_tasks(config, executor):
         rewards.append(episode["reward"])
         if episode["reward"] < config.min_reward:
             continue
@@ -196,7 +197,7 @@ def generate_expert_data(config: ExpertDataConfig) -> tuple[list[dict[str, Any]]
         if sum(len(str(m.get("content", ""))) for m in messages) > config.max_chars:
             dropped_long += 1
             continue
-        records.append({"messages": messages, "tools": tools, "task_id": task.id,
+        records.append({"messages": messages, "tools": tools, "task_id": episode["task_id"],
                         "reward": episode["reward"], "expert": config.expert})
     stats = _stats(records, rewards, dropped_long)
     logger.info("Expert data: %s", stats)

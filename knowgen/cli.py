@@ -51,6 +51,7 @@ _EVAL_FLAGS = {
     "output_dir": "output_dir",
     "resume": "resume",
     "workers": "workers",
+    "executor": "executor",
 }
 
 

@@ -131,7 +131,12 @@ class EvalConfig:
     """Path of an interrupted run folder to continue."""
 
     workers: int = 1
-    """Tasks evaluated concurrently (threads)."""
+    """Tasks evaluated concurrently (threads of the local executor)."""
+
+    executor: str = "local"
+    """Where episodes run: ``local`` (threads of this process, see ``workers``) or
+    ``ray[:key=value,...]`` (Ray actors on a cluster; keys: address, actors, num_cpus,
+    num_gpus, judge_concurrency, max_retries; needs ``knowgen[ray]``)."""
 
 
 def _field_type(cls: type, name: str) -> Any:

@@ -35,6 +35,10 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     d.add_argument("--expert", default=None, choices=("scripted", "oracle", "guided"),
                    help="expert policy (default: the config's, scripted)")
     d.add_argument("--limit", type=int, default=None, help="play only the first N tasks")
+    d.add_argument("--executor", default="local", metavar="NAME[:ARGS]",
+                   help="where episodes run: local (this process, default) or "
+                   "ray[:address=auto,actors=N,...] (in parallel on a Ray cluster; needs "
+                   "knowgen[ray]); the records are the same either way")
     for name, helptext in (("sft", "supervised fine-tuning on expert records"),
                            ("grpo", "GRPO from an SFT checkpoint with the dual reward")):
         c = cmds.add_parser(name, help=helptext)
@@ -126,7 +130,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def _cmd_data(args: argparse.Namespace, cfg) -> int:
     from knowgen.agents.expert_data import generate_expert_data, write_jsonl
+    from knowgen.eval.executors import check_executor
 
+    check_executor(args.executor)
     if args.expert:
         cfg.data.expert = args.expert
     if args.limit is not None:
@@ -143,7 +149,7 @@ def _cmd_data(args: argparse.Namespace, cfg) -> int:
         raise ConfigError(f"Cannot write {args.out} ({exc.strerror}); choose another "
                           "--out.") from None
     cfg.data.system_prompt = cfg.system_prompt
-    records, stats = generate_expert_data(cfg.data)
+    records, stats = generate_expert_data(cfg.data, executor=args.executor)
     out = write_jsonl(records, args.out)
     print_done("expert data", out, stats)
     return 0

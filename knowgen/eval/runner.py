@@ -4,6 +4,11 @@ The runner drives exactly the environment an RL researcher steps, so a
 benchmark score and an RL reward can never disagree. Each finished sample is
 appended durably to ``samples.jsonl``; a killed run resumes where it stopped.
 
+Episodes run on an executor (:mod:`knowgen.eval.executors`): threads of this
+process, or Ray actors on a cluster (``--executor ray``). Either way the
+results come back to the calling thread, which alone writes the run folder, so
+resuming and the files written do not depend on where the episodes ran.
+
 WISE runs (no ground-truth images) go through the same episodes; the generated
 image is then scored by a WISE judge of the benchmark's variant, named by the
 image-judge setting (see :mod:`knowgen.eval.wise_run`).
@@ -11,11 +16,11 @@ image-judge setting (see :mod:`knowgen.eval.wise_run`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import shutil
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +30,8 @@ from tqdm.auto import tqdm
 import knowgen
 from knowgen.config import EnvConfig, EvalConfig, apply_overrides, from_dict, to_dict
 from knowgen.errors import KnowgenError, RunError, UnknownNameError
+from knowgen.eval.episodes import EpisodeResult, LocalEpisodes, RemoteEpisodes
+from knowgen.eval.executors import TaskLost, check_executor, make_executor
 from knowgen.eval.results import build_results, build_summary
 from knowgen.eval.rundir import (
     SCHEMA_VERSION,
@@ -36,15 +43,10 @@ from knowgen.eval.rundir import (
     read_run_meta,
     sample_problem,
 )
-from knowgen.eval.wise_run import (
-    NotJudged,
-    build_wise_summary,
-    is_wise,
-    make_wise_judge,
-    wise_record,
-)
+from knowgen.eval.wise_run import build_wise_summary, is_wise, make_wise_judge
+from knowgen.fileio import atomic_write
 from knowgen.locking import FolderLock
-from knowgen.registry import BENCHMARKS, POLICIES
+from knowgen.registry import BENCHMARKS
 from knowgen.types import Task
 
 logger = logging.getLogger(__name__)
@@ -94,117 +96,18 @@ def select_tasks(tasks: list[Task], limit: int | None) -> list[Task]:
     return [tasks[(i * len(tasks)) // limit] for i in range(limit)]
 
 
-#: Workers are threads and build their policy one at a time: a backend imports its heavy
-#: library lazily on first use, and two threads racing through a lazy import can see a
-#: half-initialised module (``module 'transformers' has no attribute ...``).
-_SETUP_LOCK = threading.Lock()
-
-
-class _Worker:
-    """One environment and one policy; evaluates tasks one after another.
-
-    With ``wise_judge`` set, the environment's judges are :class:`NotJudged`
-    placeholders and each image is scored by ``wise_judge`` after its episode.
-    """
-
-    def __init__(self, cfg: EvalConfig, benchmark: Any, image_dir: Path, worker_id: int,
-                 wise_judge: Any = None):
-        from knowgen.envs.privileged import bind_policy
-        from knowgen.envs.searchgen import SearchGenEnv
-
-        judges = {"image_judge": NotJudged(), "text_judge": NotJudged()} if wise_judge else {}
-        with _SETUP_LOCK:
-            self.env = SearchGenEnv(config=cfg.env, benchmark=benchmark,
-                                    image_dir=str(image_dir), **judges)
-            self.policy = POLICIES.create(cfg.policy, seed=cfg.seed + worker_id)
-            bind_policy(self.policy, self.env)
-        self.seed = cfg.seed
-        self.wise_judge = wise_judge
-
-    def run(self, task: Task) -> dict[str, Any] | None:
-        obs, info = self.env.reset(seed=self.seed, options={"task_id": task.id})
-        self.policy.reset(obs, info)
-        steps: list[dict[str, Any]] = []
-        reward, done = 0.0, False
-        while not done:
-            action = self.policy.act(obs, info)
-            obs, reward, terminated, truncated, info = self.env.step(action)
-            # the environment's clean copy: a raw action may hold text no file can take
-            steps.append({"action": self.env.turns[-1][0], "observation": obs,
-                          "last_action": info.get("last_action")})
-            done = terminated or truncated
-        if self.wise_judge is not None:
-            return self._wise_record(task, steps, info)
-        return self._record(task, steps, float(reward), info)
-
-    def _wise_record(self, task: Task, steps: list[dict[str, Any]],
-                     info: dict[str, Any]) -> dict[str, Any] | None:
-        """Judge the episode's image (or a fallback drawing); ``None`` when the judge fails."""
-        env = self.env.unwrapped
-        fallback = info.get("answer") is None or env.last_image is None
-        if fallback:
-            image = env.generator.generate(task.prompt, [], seed=env.config.generation_seed)
-        else:
-            image = env.last_image
-        path = Path(env.image_dir) / f"{task.id}.png"
-        if fallback or not path.is_file():
-            image.save(path)
-        try:
-            verdict = self.wise_judge.score(task, image)
-        except KnowgenError as exc:
-            logger.error("WISE judge failed on prompt %s (%s: %s); the sample is left for a "
-                         "rerun of the same command.", task.id, type(exc).__name__, exc)
-            return None
-        record = wise_record(task, str(path), verdict.to_dict(), self.wise_judge.variant)
-        record.update(answer=info.get("answer"), references=info.get("references"),
-                      fallback_generation=fallback, turns=len(steps), trajectory=steps)
-        return record
-
-    def _record(self, task: Task, steps: list[dict[str, Any]], reward: float,
-                info: dict[str, Any]) -> dict[str, Any]:
-        image_path = info.get("generated_image")
-        judgement = info.get("image_judgement")
-        fallback = False
-        if judgement is None:
-            image_path, judgement = self._fallback(task)
-            fallback = True
-        return {
-            "id": task.id,
-            "prompt": task.prompt,
-            "meta": {"category": task.category, "difficulty": task.difficulty},
-            "success": image_path is not None,
-            "output_path": f"images/{Path(image_path).name}" if image_path else None,
-            "gt_image": f"gt/{task.id}.png" if task.gt_image else None,
-            "reward": reward,
-            "reward_terms": info.get("reward_terms"),
-            "image_judgement": judgement,
-            "text_judgement": info.get("text_judgement"),
-            "answer": info.get("answer"),
-            "references": info.get("references"),
-            "fallback_generation": fallback,
-            "turns": len(steps),
-            "trajectory": steps,
-        }
-
-    def _fallback(self, task: Task) -> tuple[str, dict[str, Any]]:
-        """No answer within budget: draw from the original request with no references."""
-        env = self.env.unwrapped
-        image = env.generator.generate(task.prompt, [], seed=env.config.generation_seed)
-        path = Path(env.image_dir) / f"{task.id}.png"
-        image.save(path)
-        return str(path), env.image_judge.score(task, image).to_dict()
-
-
 def check_settings(cfg: EvalConfig) -> None:
     """Refuse settings no run can use, before anything is created.
 
     Raises:
         RunError: for ``workers`` below 1, ``limit`` below 1 or a negative ``seed``.
-        ConfigError: for an environment setting out of range.
-        UnknownNameError: for a backend, policy or benchmark name nobody registered.
+        ConfigError: for an environment setting out of range or an executor option.
+        UnknownNameError: for a backend, policy, benchmark or executor name nobody registered.
+        MissingDependencyError: for ``--executor ray`` without Ray installed.
     """
     if cfg.workers < 1:
         raise RunError(f"--workers must be at least 1, got {cfg.workers}.")
+    check_executor(cfg.executor)
     if cfg.limit is not None and cfg.limit < 1:
         raise RunError(f"--limit must be a positive number of tasks, got {cfg.limit}; leave it "
                        "out to run every task.")
@@ -365,40 +268,34 @@ def _run_in(cfg: EvalConfig, target: Path, meta: dict[str, Any], benchmark: Any,
 def _evaluate(cfg: EvalConfig, benchmark: Any, todo: list[Task], target: Path,
               log: SampleLog, done: dict[str, dict[str, Any]], progress: bool,
               wise_judge: Any = None, run_id: str | None = None) -> list[str]:
-    """Run ``todo``; returns the ids whose sample could not be judged (not logged)."""
+    """Run ``todo`` on the configured executor; returns the ids not written.
+
+    A task is not written when its judge failed (WISE) or, under Ray, when its actor
+    died on every attempt; a rerun of the same command plays it again.
+
+    Whichever executor plays the episodes, results come back to this thread, which
+    alone writes the run folder: images first, then the sample line.
+    """
     failed: list[str] = []
     if not todo:
         return failed
-    lock = threading.Lock()
+    executor = make_executor(cfg.executor, workers=cfg.workers)
+    if executor.in_process:
+        factory: Any = LocalEpisodes(cfg, benchmark, target / "images", wise_judge)
+        items: list[Any] = todo
+    else:
+        factory, items = RemoteEpisodes(cfg, cwd=os.getcwd()), [t.id for t in todo]
     bar = tqdm(total=len(todo), desc=f"eval {cfg.policy}", unit="task", disable=not progress)
-    n_workers = max(1, min(cfg.workers, len(todo)))
-    local = threading.local()
-    counter = iter(range(n_workers))
-
-    def work(task: Task) -> None:
-        if not hasattr(local, "worker"):
-            with lock:
-                wid = next(counter)
-            local.worker = _Worker(cfg, benchmark, target / "images", wid, wise_judge)
-        record = local.worker.run(task)
-        with lock:
-            if record is None:
-                failed.append(task.id)
-            else:
-                if run_id is not None:
-                    record["run_id"] = run_id
-                log.append(record)
-                done[task.id] = record
-            bar.update(1)
-
+    stream = executor.map(factory, items)
     try:
-        if n_workers == 1:
-            for task in todo:
-                work(task)
-        else:
-            with ThreadPoolExecutor(n_workers) as pool:
-                for fut in [pool.submit(work, t) for t in todo]:
-                    fut.result()
+        with contextlib.closing(stream):
+            for index, result in stream:
+                task = todo[index]
+                if _keep(result, target, log, run_id):
+                    done[task.id] = result.record
+                else:
+                    failed.append(task.id)
+                bar.update(1)
     except BaseException as exc:
         bar.close()  # so that an error starts on a line of its own
         if not isinstance(exc, KeyboardInterrupt):
@@ -408,6 +305,22 @@ def _evaluate(cfg: EvalConfig, benchmark: Any, todo: list[Task], target: Path,
         ) from None
     bar.close()
     if failed:
-        logger.warning("%d sample(s) could not be judged (%s); rerun the same command to "
-                       "retry them.", len(failed), ", ".join(sorted(failed)[:20]))
+        logger.warning("%d sample(s) could not be judged or were lost with their Ray actor "
+                       "(%s); rerun the same command to retry them.", len(failed),
+                       ", ".join(sorted(failed)[:20]))
     return failed
+
+
+def _keep(result: EpisodeResult | TaskLost, target: Path, log: SampleLog,
+          run_id: str | None) -> bool:
+    """Write one finished task (its images, then its sample line); False: nothing to write."""
+    if isinstance(result, TaskLost) or result.record is None:
+        return False
+    for name, data in result.images.items():
+        if Path(name).name != name or name in ("", ".", ".."):
+            raise RunError(f"A worker sent an image named {name!r}, which is not a file name.")
+        atomic_write(target / "images" / name, lambda fh, data=data: fh.write(data))
+    if run_id is not None:
+        result.record["run_id"] = run_id
+    log.append(result.record)
+    return True

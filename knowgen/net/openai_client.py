@@ -34,6 +34,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -166,7 +167,9 @@ class ChatClient:
         self.requests_sent = 0
         self._api_key = _read_key(api_key_env)
         self._bearer = self._api_key or placeholder_key
-        self._semaphore = _shared_semaphore(self.url, int(concurrency))
+        self.concurrency = int(concurrency)
+        self._semaphore: AbstractContextManager[Any] = _shared_semaphore(self.url,
+                                                                         self.concurrency)
         host = urllib.parse.urlsplit(self.url).hostname or ""
         handlers = [urllib.request.ProxyHandler({})] if host in _LOOPBACK else []
         self._opener = urllib.request.build_opener(*handlers)
@@ -174,6 +177,15 @@ class ChatClient:
 
     def __repr__(self) -> str:
         return f"ChatClient(model={self.model!r}, url={self.url!r})"
+
+    def set_concurrency_bound(self, bound: AbstractContextManager[Any]) -> None:
+        """Admit requests through ``bound`` instead of the process-wide semaphore.
+
+        ``bound`` is entered around each HTTP request (not around cache hits or the
+        waits between retries). The Ray executor passes one that holds a cluster-wide
+        slot, so that ``concurrency`` bounds the whole cluster, not each process.
+        """
+        self._semaphore = bound
 
     def body(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
         """The request body for ``messages`` (temperature 0)."""
