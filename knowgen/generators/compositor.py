@@ -30,45 +30,26 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter
 
 from knowgen.errors import ConfigError, ToolError
-from knowgen.generators.layout import MAX_IMAGES, MAX_TEXTS, clean_text, compose
+from knowgen.generators.layout import MAX_IMAGES, MAX_TEXTS, compose
+from knowgen.quoting import quoted_texts as _quoted
 
 logger = logging.getLogger(__name__)
 
-_QUOTED = re.compile(r'"([^"]*)"|\u201c([^\u201c\u201d]*)\u201d')
 _PLACEHOLDER_SIZE = (480, 320)
-_IN_CAPITALS = re.compile(r"\s*,?\s*(?:written\s+|printed\s+)?(?:in\s+(?:capital\s+letters|capitals"
-                          r"|upper[- ]?case|all\s+caps))\b", re.IGNORECASE)
 
 
 def quoted_texts(prompt: str, limit: int = MAX_TEXTS) -> list[str]:
-    """The strings ``prompt`` puts in double quotes, in order, de-duplicated.
+    """The quoted strings of ``prompt`` the compositor draws: at most ``limit`` of them.
 
-    Straight (``"..."``) and curly (``“...”``) quotes are recognised; whitespace
-    inside a quote is collapsed and blank quotes are skipped. A quote followed by
-    "in capital letters" (or "in capitals", "in upper case", "in all caps") is
-    returned in upper case, as a generator following the instruction would draw it.
-
-    Args:
-        prompt: Any text.
-        limit: Keep at most this many strings.
+    See :func:`knowgen.quoting.quoted_texts`.
     """
-    found: list[str] = []
-    for match in _QUOTED.finditer(prompt):
-        text = clean_text(match.group(1) if match.group(1) is not None else match.group(2))
-        if _IN_CAPITALS.match(prompt, match.end()):
-            text = text.upper()
-        if text and text not in found:
-            found.append(text)
-        if len(found) >= limit:
-            break
-    return found
+    return _quoted(prompt, limit)
 
 
 def load_image(path: str | Path) -> Image.Image:

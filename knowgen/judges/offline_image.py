@@ -110,6 +110,82 @@ def _gt_proxy(path: str, mtime: float) -> dict[str, float]:
     return aesthetics_proxy(_load_rgb(path, mtime))
 
 
+def read_required_texts(image: Image.Image, texts: list[str], upper: bool, ocr: str,
+                        evidence: dict[str, Any]) -> list[str]:
+    """How OCR reads each of ``texts`` in ``image``; the readings go into ``evidence``.
+
+    Args:
+        image: The generated image.
+        texts: The required texts (no OCR runs when there are none).
+        upper: Whether the request asked for capital letters.
+        ocr: OCR engine name for :func:`knowgen.judges.ocr.get_ocr_engine`.
+        evidence: Gains ``ocr_engine``, ``ocr_lines`` and ``texts``.
+
+    Returns:
+        One reading per text (:data:`~knowgen.judges.textnorm.EXACT`, ``ABSENT`` or a partial one).
+    """
+    if not texts:
+        return []
+    engine = get_ocr_engine(ocr)
+    lines = engine.read(image)
+    found = [read_text(lines, t, upper) for t in texts]
+    checks = [{"text": t, "found": r != ABSENT, "reading": r} for t, r in zip(texts, found)]
+    evidence.update(ocr_engine=engine.name, ocr_lines=lines, texts=checks)
+    return found
+
+
+def text_level(texts: list[str], readings: list[str]) -> float:
+    """Text accuracy: 1 when every text is read exactly, 0 when none at all, else 0.5.
+
+    With no required text the dimension is N/A and 0.5.
+    """
+    if not texts:
+        return 0.5
+    exact = sum(r == EXACT for r in readings)
+    found = sum(r != ABSENT for r in readings)
+    return 1.0 if exact == len(texts) else (0.5 if found else 0.0)
+
+
+def describe_texts(texts: list[str], readings: list[str]) -> str:
+    """A short reason for the text score, e.g. ``"texts 1/2 read exactly, 1 only in part"``."""
+    if not texts:
+        return "no text required"
+    exact = sum(r == EXACT for r in readings)
+    partial = sum(r != ABSENT for r in readings) - exact
+    return f"texts {exact}/{len(texts)} read exactly" + (f", {partial} only in part" if partial else "")
+
+
+def blank_judgement(proxy: dict[str, float], needs_text: bool) -> ImageJudgement:
+    """The verdict on a blank or near-uniform image: 0 everywhere (text N/A stays 0.5)."""
+    return ImageJudgement(
+        faithfulness=0.0, visual_correctness=0.0,
+        text_accuracy=0.0 if needs_text else 0.5, text_accuracy_na=not needs_text,
+        aesthetics=0.0, rationale="The image is blank or nearly uniform.",
+        evidence={"blank": True, "aesthetics": {"image": proxy}},
+    )
+
+
+def aesthetics_level(task: Task, proxy: dict[str, float],
+                     ratio_needed: float = AESTHETICS_RATIO) -> tuple[float, dict[str, Any]]:
+    """Aesthetics against the task's GT: 1 when the proxy reaches ``ratio_needed`` of the GT's.
+
+    Raises:
+        DataError: when the task has no readable ground-truth image.
+    """
+    if not task.gt_image:
+        raise DataError(
+            f"Task {task.id!r} has no gt_image: aesthetics is rated against the ground "
+            "truth image."
+        )
+    path = Path(task.gt_image)
+    if not path.is_file():
+        raise DataError(f"Ground-truth image {path} of task {task.id!r} does not exist.")
+    gt = _gt_proxy(str(path), path.stat().st_mtime)
+    ratio = proxy["proxy"] / gt["proxy"] if gt["proxy"] > 0 else 1.0
+    score = 1.0 if ratio >= ratio_needed else 0.5
+    return score, {"image": proxy, "gt": gt, "gt_proxy": gt["proxy"], "ratio": round(ratio, 4)}
+
+
 class OfflineImageJudge:
     """Scores an image on the KnowGen rubric from matching, OCR and image statistics.
 
@@ -145,7 +221,7 @@ class OfflineImageJudge:
         proxy = aesthetics_proxy(rgb)
         texts = [t for t in facts.required_text if t.strip()]
         if proxy["uniform_std"] < UNIFORM_STD:
-            return self._blank(proxy, bool(texts))
+            return blank_judgement(proxy, bool(texts))
         evidence: dict[str, Any] = {"blank": False, "match_threshold": self.match_threshold}
         reasons = []
 
@@ -160,49 +236,24 @@ class OfflineImageJudge:
             visual = 1.0
             reasons.append("no entity required")
 
-        readings = self._texts(rgb, texts, facts.text_case == "upper", evidence)
+        readings = read_required_texts(rgb, texts, facts.text_case == "upper", self.ocr_name,
+                                       evidence)
         found_texts = sum(r != ABSENT for r in readings)
-        if texts:
-            exact = sum(r == EXACT for r in readings)
-            reasons.append(f"texts {exact}/{len(texts)} read exactly"
-                           + (f", {found_texts - exact} only in part" if found_texts > exact else ""))
-            text_score = 1.0 if exact == len(texts) else (0.5 if found_texts else 0.0)
-        else:
-            text_score = 0.5
-            reasons.append("no text required")
+        text_score = text_level(texts, readings)
+        reasons.append(describe_texts(texts, readings))
 
         total = len(entities) + len(texts)
         present = found_entities + found_texts
         faith = 1.0 if present == total else (0.5 if 2 * present >= total else 0.0)
         reasons.append(f"elements {present}/{total} present")
 
-        aesthetics, aes_evidence = self._aesthetics(task, proxy)
+        aesthetics, aes_evidence = aesthetics_level(task, proxy, self.aesthetics_ratio)
         evidence["aesthetics"] = aes_evidence
         reasons.append(f"aesthetics proxy {proxy['proxy']:.2f} vs GT {aes_evidence['gt_proxy']:.2f}")
         return ImageJudgement(
             faithfulness=faith, visual_correctness=visual, text_accuracy=text_score,
             text_accuracy_na=not texts, aesthetics=aesthetics,
             rationale="; ".join(reasons) + ".", evidence=evidence,
-        )
-
-    def _texts(self, image: Image.Image, texts: list[str], upper: bool,
-               evidence: dict[str, Any]) -> list[str]:
-        """How OCR reads each of ``texts`` in ``image`` (no OCR run when there are none)."""
-        if not texts:
-            return []
-        engine = get_ocr_engine(self.ocr_name)
-        lines = engine.read(image)
-        found = [read_text(lines, t, upper) for t in texts]
-        checks = [{"text": t, "found": r != ABSENT, "reading": r} for t, r in zip(texts, found)]
-        evidence.update(ocr_engine=engine.name, ocr_lines=lines, texts=checks)
-        return found
-
-    def _blank(self, proxy: dict[str, float], needs_text: bool) -> ImageJudgement:
-        return ImageJudgement(
-            faithfulness=0.0, visual_correctness=0.0,
-            text_accuracy=0.0 if needs_text else 0.5, text_accuracy_na=not needs_text,
-            aesthetics=0.0, rationale="The image is blank or nearly uniform.",
-            evidence={"blank": True, "aesthetics": {"image": proxy}},
         )
 
     def _entities(self, task: Task, image: Image.Image) -> list[dict[str, Any]]:
@@ -225,17 +276,3 @@ class OfflineImageJudge:
             })
         return out
 
-    def _aesthetics(self, task: Task, proxy: dict[str, float]) -> tuple[float, dict[str, Any]]:
-        if not task.gt_image:
-            raise DataError(
-                f"Task {task.id!r} has no gt_image: the offline judge rates aesthetics "
-                "against the ground truth image."
-            )
-        path = Path(task.gt_image)
-        if not path.is_file():
-            raise DataError(f"Ground-truth image {path} of task {task.id!r} does not exist.")
-        gt = _gt_proxy(str(path), path.stat().st_mtime)
-        ratio = proxy["proxy"] / gt["proxy"] if gt["proxy"] > 0 else 1.0
-        score = 1.0 if ratio >= self.aesthetics_ratio else 0.5
-        return score, {"image": proxy, "gt": gt, "gt_proxy": gt["proxy"],
-                       "ratio": round(ratio, 4)}
