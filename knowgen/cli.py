@@ -18,12 +18,16 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.table import Table
 from rich.text import Text
 
-from knowgen.errors import KnowgenError
+from knowgen.errors import ConfigError, KnowgenError
+from knowgen.registry import parse_spec
 
 # Piped output (make demo, CI logs) would be cut to 80 columns; tables need more.
 # markup=False: messages, paths and table cells are printed as they are, so text in
@@ -178,11 +182,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_tasks(args: argparse.Namespace) -> int:
-    from rich.table import Table
-
     if args.limit < 1:
-        from knowgen.errors import ConfigError
-
         raise ConfigError(f"--limit must be at least 1, got {args.limit}.")
 
     from knowgen.registry import BENCHMARKS
@@ -294,6 +294,88 @@ def _judge_wise(args: argparse.Namespace, judge: str) -> int:
     return 1 if s["n_judge_errors"] else 0
 
 
+def _cmd_judge_calibrate(args: argparse.Namespace) -> int:
+    from knowgen.eval.clip_calibration import (
+        CASES_FILE,
+        calibrate,
+        case_samples,
+        gt_folder,
+        result_samples,
+    )
+    from knowgen.judges.clip_judge import ClipImageJudge
+
+    name, kwargs = parse_spec(args.judge)
+    if name != "clip":
+        raise ConfigError(f"Only the clip judge has thresholds to fit, not {name!r}: pass "
+                          "--judge clip:model=NAME,pretrained=TAG_OR_FILE.")
+    if bool(args.results) != bool(args.reference):
+        raise ConfigError("--results and --reference go together: the images to judge and "
+                          "the reference judge's verdicts on them.")
+    kwargs.pop("thresholds", None)
+    judge = ClipImageJudge(**kwargs, require_thresholds=False)
+    if args.results:
+        samples = list(result_samples(args.results, args.reference, args.world_seed,
+                                      args.world_cache_dir))
+        fitted_on = {"source": "results", "results": str(args.results),
+                     "reference": str(args.reference)}
+    with gt_folder() as folder:
+        if not args.results:
+            cases = args.cases or CASES_FILE
+            samples = list(case_samples(cases, folder))
+            fitted_on = {"source": "calibration set" if not args.cases else "cases",
+                         "file": Path(cases).name, "reference": "offline judge"}
+        thresholds = calibrate(judge, samples, fitted_on, all_dimensions=not args.fit_only,
+                               progress=not args.no_progress)
+    out = thresholds.save(args.out or judge.thresholds_file)
+    console.print(_calibration_table(thresholds))
+    console.print(f"Thresholds for {judge.model_name} ({judge.weights}) written to {out}",
+                  markup=False)
+    return 0
+
+
+def _calibration_table(thresholds: Any) -> Table:
+    table = Table(title=f"clip judge agreement on {thresholds.fitted_on.get('n')} samples")
+    for col in ("dimension", "cut points", "exact", "exact held out", "Spearman"):
+        table.add_column(col)
+    for dim, rep in thresholds.agreement.items():
+        cuts = thresholds.cut_points.get(dim)
+        table.add_row(dim, f"{cuts[0]:.4f} / {cuts[1]:.4f}" if cuts else "-",
+                      _fmt(rep.get("exact")), _fmt(rep.get("held_out_exact")),
+                      _fmt(rep.get("spearman")))
+    return table
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _add_judge_calibrate(sub: Any) -> None:
+    p = sub.add_parser("judge-calibrate", prog="knowgen judge calibrate",
+                       help="fit the clip judge's thresholds (same as 'knowgen judge calibrate')",
+                       description="Fit the clip judge's thresholds on judged samples and "
+                       "report its agreement with the reference judge per dimension.")
+    p.add_argument("--judge", default="clip", metavar="clip:ARGS",
+                   help="the clip judge to calibrate, e.g. clip:model=ViT-B-32,"
+                   "pretrained=openai (default: clip)")
+    p.add_argument("--cases", default=None, metavar="FILE",
+                   help="calibration set file (default: the committed set of world cases, "
+                   "judged by the offline judge)")
+    p.add_argument("--results", default=None, metavar="RESULTS_JSON",
+                   help="calibrate on these images instead (an official results file) ...")
+    p.add_argument("--reference", default=None, metavar="PATH",
+                   help="... against this judge's verdicts on them: a 'knowgen judge' output "
+                   "folder or a results_eval.json")
+    p.add_argument("--out", default=None, help="thresholds file to write (default: the one "
+                   "the judge reads for this model, under ~/.cache/knowgen/clip)")
+    p.add_argument("--fit-only", action="store_true",
+                   help="fit and report the calibrated dimensions only (no OCR pass)")
+    p.add_argument("--world-seed", type=int, default=0,
+                   help="seed of the world benchmark whose facts --results tasks take (default: 0)")
+    p.add_argument("--world-cache-dir", default=None,
+                   help="ground-truth cache of that world benchmark (default: ~/.cache/knowgen)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+
+
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
     from knowgen.leaderboard.cli import run
 
@@ -309,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "image generation agents (run 'knowgen COMMAND --help' for a command).")
     parser.add_argument("--version", action="version", version=f"knowgen {knowgen.__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_eval(sub)
     p = sub.add_parser("compare", help="print one table comparing finished runs")
     p.add_argument("run_dirs", nargs="+", help="run folders written by 'knowgen eval'")
@@ -324,13 +406,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="write a self-contained HTML report of a run folder")
     p.add_argument("run_dir", help="a run folder written by 'knowgen eval'")
     p.add_argument("--out", default=None, help="HTML file to write (default: RUN_DIR/report.html)")
-    p = sub.add_parser("judge", help="score the images of a KnowGen results file with an image judge")
+    p = sub.add_parser("judge", help="score the images of a KnowGen results file with an image judge",
+                       epilog="'knowgen judge calibrate --help': fit the clip judge's thresholds.")
     p.add_argument("results", help="official results JSON array (id, success, prompt, meta, "
                    "output_path, gt_image; relative paths resolve against its folder), "
                    "or with --wise a folder of {prompt_id}.png images")
     p.add_argument("--judge", default="offline", metavar="NAME:ARGS",
                    help="image judge spec (default: offline, world tasks only; "
-                   "e.g. openai:model=gpt-4.1 for others)")
+                   "e.g. openai:model=gpt-4.1 or clip:model=ViT-B-32,pretrained=FILE for others)")
     p.add_argument("--judge-prompt-from", metavar="PATH", default=None,
                    help="rubric file read at run time (e.g. the official prompt of your "
                    "checkout of the benchmark); same as prompt_from=PATH in --judge")
@@ -351,6 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--world-cache-dir", default=None,
                    help="ground-truth cache of that world benchmark (default: ~/.cache/knowgen)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _add_judge_calibrate(sub)
     _add_serve(sub)
     from knowgen.leaderboard.cli import add_parser as _add_leaderboard
 
@@ -368,13 +452,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"eval": _cmd_eval, "compare": _cmd_compare, "list": _cmd_list, "tasks": _cmd_tasks,
-             "report": _cmd_report, "judge": _cmd_judge, "serve": _cmd_serve,
+             "report": _cmd_report, "judge": _cmd_judge, "judge-calibrate": _cmd_judge_calibrate,
+             "serve": _cmd_serve,
              "leaderboard": _cmd_leaderboard, "train": _cmd_train}
+
+
+def _route_subcommands(argv: list[str]) -> list[str]:
+    """``judge calibrate ...`` is the ``judge-calibrate`` command (``judge`` takes a file)."""
+    words = [i for i, a in enumerate(argv) if not a.startswith("-")]
+    if len(words) >= 2 and argv[words[0]] == "judge" and argv[words[1]] == "calibrate" \
+            and words[1] == words[0] + 1:
+        return argv[:words[0]] + ["judge-calibrate"] + argv[words[1] + 1:]
+    return argv
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``knowgen`` console script; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_route_subcommands(list(sys.argv[1:] if argv is None else argv)))
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(message)s",
                         handlers=[RichHandler(console=err_console, show_path=False)])

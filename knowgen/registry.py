@@ -194,6 +194,7 @@ IMAGE_JUDGES = Registry(
     "image judge",
     {
         "offline": "knowgen.judges.offline_image:OfflineImageJudge",
+        "clip": "knowgen.judges.clip_judge:ClipImageJudge",
         "openai": "knowgen.judges.openai_judge:OpenAIImageJudge",
     },
 )

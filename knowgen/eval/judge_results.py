@@ -137,7 +137,8 @@ def load_results(path: str | Path, strict: bool = False) -> list[dict[str, Any]]
     return items
 
 
-def _resolve(base: Path, value: str | None) -> Path | None:
+def resolve_path(base: Path, value: str | None) -> Path | None:
+    """``value`` as a path, relative ones resolved against ``base``; ``None`` when empty."""
     if not value:
         return None
     p = Path(value).expanduser()
@@ -145,18 +146,22 @@ def _resolve(base: Path, value: str | None) -> Path | None:
 
 
 class _TaskMaker:
-    """Builds the Task of a results item; world facts attached for the offline judge."""
+    """Builds the Task of a results item; world facts attached for the offline and clip judges.
+
+    With ``facts_optional`` an id the world lacks gives a task without facts
+    instead of an error (the clip judge then compares with the GT image).
+    """
 
     def __init__(self, base: Path, with_facts: bool, world_seed: int,
-                 world_cache_dir: str | None):
+                 world_cache_dir: str | None, facts_optional: bool = False):
         self.base = base
-        self.with_facts = with_facts
+        self.with_facts, self.facts_optional = with_facts, facts_optional
         self.world_seed, self.world_cache_dir = world_seed, world_cache_dir
         self._world: Any = None
 
     def make(self, item: dict[str, Any]) -> Task:
         """The Task of ``item``; raises DataError for an id the world lacks (offline judge)."""
-        gt = _resolve(self.base, _text_field(item, "gt_image"))
+        gt = resolve_path(self.base, _text_field(item, "gt_image"))
         meta = _meta(item)
         task = Task(id=str(item["id"]), prompt=_text_field(item, "prompt"),
                     category=normalize_category(meta.get("category")),
@@ -171,9 +176,18 @@ class _TaskMaker:
         try:
             facts = self._world.task(task.id).facts
         except UnknownNameError:
+            if self.facts_optional:
+                return task
             raise DataError(f"{task.id!r} is not a world task (seed {self.world_seed}): "
                             f"{OFFLINE_ONLY_WORLD}") from None
         return Task(task.id, task.prompt, task.category, task.difficulty, task.gt_image, facts)
+
+
+def task_maker(base: Path, judge_name: str, world_seed: int = 0,
+               world_cache_dir: str | None = None) -> _TaskMaker:
+    """The task builder for results items judged by ``judge_name`` (facts where it uses them)."""
+    return _TaskMaker(base, judge_name in ("offline", "clip"), world_seed, world_cache_dir,
+                      facts_optional=judge_name != "offline")
 
 
 def _meta(item: dict[str, Any]) -> dict[str, Any]:
@@ -189,12 +203,12 @@ def _not_judged_reason(item: dict[str, Any], base: Path, strict: bool) -> str | 
     """Why ``item`` is not evaluated (``None`` when it is to be judged)."""
     if not item.get("success"):
         return "success is false"
-    image_path = _resolve(base, _text_field(item, "output_path"))
+    image_path = resolve_path(base, _text_field(item, "output_path"))
     if image_path is None or not image_path.is_file():
         return f"no image at {image_path}"
     if strict:
         return None
-    gt = _resolve(base, _text_field(item, "gt_image"))
+    gt = resolve_path(base, _text_field(item, "gt_image"))
     if gt is None or not gt.is_file():
         return f"no ground-truth image at {gt}"
     return None
@@ -213,7 +227,7 @@ def _judge_one(item: dict[str, Any], base: Path, judge: Any, maker: _TaskMaker,
         if not _text_field(item, "prompt").strip():
             raise DataError(f"Item {rec['id']!r} has an empty prompt.")
         task = maker.make(item)
-        with Image.open(_resolve(base, item["output_path"])) as img:  # type: ignore[arg-type]
+        with Image.open(resolve_path(base, item["output_path"])) as img:  # type: ignore[arg-type]
             image = img.convert("RGB")
         judgement = judge.score(task, image).to_dict()
     except Exception as exc:  # noqa: BLE001 - one failing sample must not stop the run
@@ -311,7 +325,7 @@ def _judge_into(out: Path, items: list[dict[str, Any]], base: Path, name: str,
                     len(items))
     if todo:
         judge = IMAGE_JUDGES.create(judge_spec)
-        maker = _TaskMaker(base, name == "offline", world_seed, world_cache_dir)
+        maker = task_maker(base, name, world_seed, world_cache_dir)
         for item in tqdm(todo, desc=f"judge {name}", unit="image", disable=not progress):
             rec = _judge_one(item, base, judge, maker, judge_spec, strict)
             log.append(rec)
