@@ -88,6 +88,23 @@ def _backends_from(config: EnvConfig, given: dict[str, Any]) -> dict[str, Any]:
     return wrap_backends(backends, config.tool_cache, mode, identities)
 
 
+def build_backends(config: EnvConfig | None = None) -> dict[str, Any]:
+    """The tool, generator and judge backends ``config`` names, built once.
+
+    Environments given the same dict share them (one search index, one judge):
+    ``SearchGenEnv(benchmark=..., **build_backends())``.
+
+    Args:
+        config: Settings whose specs to build (default: :class:`EnvConfig`'s, the
+            offline world's local tools, the compositor and the offline judges).
+
+    Returns:
+        ``text_search``, ``image_search``, ``browser``, ``generator``,
+        ``image_judge`` and ``text_judge``.
+    """
+    return _backends_from(config or EnvConfig(), {})
+
+
 class SearchGenEnv(gym.Env[Any, Any]):
     """An agent searches an (offline or real) web, then answers with a generation prompt.
 

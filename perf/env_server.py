@@ -37,7 +37,7 @@ import httpx
 
 from knowgen.envs.openenv_client import SearchGenEnvClient, SearchGenHttpSession
 from knowgen.envs.openenv_models import SearchGenAction
-from knowgen.envs.searchgen import SearchGenEnv
+from knowgen.envs.searchgen import SearchGenEnv, build_backends
 from knowgen.registry import POLICIES
 
 MODES = ("in-process", "http", "websocket")
@@ -225,22 +225,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="also write the markdown table here")
     args = parser.parse_args()
     from knowgen.benchmarks.world import WorldBenchmark
-    from knowgen.registry import (
-        BROWSERS,
-        GENERATORS,
-        IMAGE_JUDGES,
-        IMAGE_SEARCH,
-        TEXT_JUDGES,
-        TEXT_SEARCH,
-    )
 
     cache_dir = tempfile.mkdtemp(prefix="knowgen-perf-world-")
-    shared = {"benchmark": WorldBenchmark(cache_dir=cache_dir),
-              "text_search": TEXT_SEARCH.create("local"),
-              "image_search": IMAGE_SEARCH.create("local"), "browser": BROWSERS.create("local"),
-              "generator": GENERATORS.create("compositor"),
-              "image_judge": IMAGE_JUDGES.create("offline"),
-              "text_judge": TEXT_JUDGES.create("offline")}
+    shared = {"benchmark": WorldBenchmark(cache_dir=cache_dir), **build_backends()}
     episodes = record(SearchGenEnv(**shared), list(range(args.episodes)))
     port = free_port()
     load = os.getloadavg()[0]

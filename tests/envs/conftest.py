@@ -2,15 +2,7 @@
 
 import pytest
 
-from knowgen.envs.searchgen import SearchGenEnv
-from knowgen.registry import (
-    BROWSERS,
-    GENERATORS,
-    IMAGE_JUDGES,
-    IMAGE_SEARCH,
-    TEXT_JUDGES,
-    TEXT_SEARCH,
-)
+from knowgen.envs.searchgen import SearchGenEnv, build_backends
 
 
 @pytest.fixture(scope="session")
@@ -22,14 +14,7 @@ def world_benchmark(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def backends():
-    return {
-        "text_search": TEXT_SEARCH.create("local"),
-        "image_search": IMAGE_SEARCH.create("local"),
-        "browser": BROWSERS.create("local"),
-        "generator": GENERATORS.create("compositor"),
-        "image_judge": IMAGE_JUDGES.create("offline"),
-        "text_judge": TEXT_JUDGES.create("offline"),
-    }
+    return build_backends()
 
 
 @pytest.fixture(scope="session")

@@ -4,15 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from knowgen.registry import (
-    BROWSERS,
-    GENERATORS,
-    IMAGE_JUDGES,
-    IMAGE_SEARCH,
-    TEXT_JUDGES,
-    TEXT_SEARCH,
-)
-
 
 @pytest.fixture(scope="session")
 def world_cache(tmp_path_factory):
@@ -23,16 +14,9 @@ def world_cache(tmp_path_factory):
 def shared_backends(world_cache):
     """The offline world (test split) and the default backends, built once."""
     from knowgen.benchmarks.world import WorldBenchmark
+    from knowgen.envs.searchgen import build_backends
 
-    return {
-        "benchmark": WorldBenchmark(cache_dir=world_cache),
-        "text_search": TEXT_SEARCH.create("local"),
-        "image_search": IMAGE_SEARCH.create("local"),
-        "browser": BROWSERS.create("local"),
-        "generator": GENERATORS.create("compositor"),
-        "image_judge": IMAGE_JUDGES.create("offline"),
-        "text_judge": TEXT_JUDGES.create("offline"),
-    }
+    return {"benchmark": WorldBenchmark(cache_dir=world_cache), **build_backends()}
 
 
 @pytest.fixture(scope="session")

@@ -63,6 +63,10 @@ def test_32_concurrent_sessions_are_isolated(shared_backends, recorded):
         try:
             for client in clients:
                 client.connect()
+            # the server registers a session just after the handshake the client waits for
+            deadline = time.monotonic() + 30
+            while app.state.openenv_server.active_sessions < 32 and time.monotonic() < deadline:
+                time.sleep(0.05)
             assert app.state.openenv_server.active_sessions == 32
             with (pytest.raises(RuntimeError, match="CAPACITY_REACHED"),
                   SearchGenEnvClient(base_url=server.url).sync() as extra):

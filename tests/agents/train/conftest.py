@@ -6,14 +6,7 @@ import pytest
 
 pytest.importorskip("trl")
 
-from knowgen.registry import (
-    BROWSERS,
-    GENERATORS,
-    IMAGE_JUDGES,
-    IMAGE_SEARCH,
-    TEXT_JUDGES,
-    TEXT_SEARCH,
-)
+from knowgen.envs.searchgen import build_backends
 
 
 @pytest.fixture(scope="session")
@@ -25,15 +18,7 @@ def world_benchmark():
 
 @pytest.fixture(scope="session")
 def shared_backends(world_benchmark):
-    return {
-        "benchmark": world_benchmark,
-        "text_search": TEXT_SEARCH.create("local"),
-        "image_search": IMAGE_SEARCH.create("local"),
-        "browser": BROWSERS.create("local"),
-        "generator": GENERATORS.create("compositor"),
-        "image_judge": IMAGE_JUDGES.create("offline"),
-        "text_judge": TEXT_JUDGES.create("offline"),
-    }
+    return {"benchmark": world_benchmark, **build_backends()}
 
 
 @pytest.fixture(scope="session")
