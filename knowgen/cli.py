@@ -18,8 +18,6 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -27,7 +25,6 @@ from rich.table import Table
 from rich.text import Text
 
 from knowgen.errors import ConfigError, KnowgenError
-from knowgen.registry import parse_spec
 
 # Piped output (make demo, CI logs) would be cut to 80 columns; tables need more.
 # markup=False: messages, paths and table cells are printed as they are, so text in
@@ -295,85 +292,9 @@ def _judge_wise(args: argparse.Namespace, judge: str) -> int:
 
 
 def _cmd_judge_calibrate(args: argparse.Namespace) -> int:
-    from knowgen.eval.clip_calibration import (
-        CASES_FILE,
-        calibrate,
-        case_samples,
-        gt_folder,
-        result_samples,
-    )
-    from knowgen.judges.clip_judge import ClipImageJudge
+    from knowgen.eval.calibrate_cli import run
 
-    name, kwargs = parse_spec(args.judge)
-    if name != "clip":
-        raise ConfigError(f"Only the clip judge has thresholds to fit, not {name!r}: pass "
-                          "--judge clip:model=NAME,pretrained=TAG_OR_FILE.")
-    if bool(args.results) != bool(args.reference):
-        raise ConfigError("--results and --reference go together: the images to judge and "
-                          "the reference judge's verdicts on them.")
-    kwargs.pop("thresholds", None)
-    judge = ClipImageJudge(**kwargs, require_thresholds=False)
-    if args.results:
-        samples = list(result_samples(args.results, args.reference, args.world_seed,
-                                      args.world_cache_dir))
-        fitted_on = {"source": "results", "results": str(args.results),
-                     "reference": str(args.reference)}
-    with gt_folder() as folder:
-        if not args.results:
-            cases = args.cases or CASES_FILE
-            samples = list(case_samples(cases, folder))
-            fitted_on = {"source": "calibration set" if not args.cases else "cases",
-                         "file": Path(cases).name, "reference": "offline judge"}
-        thresholds = calibrate(judge, samples, fitted_on, all_dimensions=not args.fit_only,
-                               progress=not args.no_progress)
-    out = thresholds.save(args.out or judge.thresholds_file)
-    console.print(_calibration_table(thresholds))
-    console.print(f"Thresholds for {judge.model_name} ({judge.weights}) written to {out}",
-                  markup=False)
-    return 0
-
-
-def _calibration_table(thresholds: Any) -> Table:
-    table = Table(title=f"clip judge agreement on {thresholds.fitted_on.get('n')} samples")
-    for col in ("dimension", "cut points", "exact", "exact held out", "Spearman"):
-        table.add_column(col)
-    for dim, rep in thresholds.agreement.items():
-        cuts = thresholds.cut_points.get(dim)
-        table.add_row(dim, f"{cuts[0]:.4f} / {cuts[1]:.4f}" if cuts else "-",
-                      _fmt(rep.get("exact")), _fmt(rep.get("held_out_exact")),
-                      _fmt(rep.get("spearman")))
-    return table
-
-
-def _fmt(value: Any) -> str:
-    return "-" if value is None else f"{value:.3f}"
-
-
-def _add_judge_calibrate(sub: Any) -> None:
-    p = sub.add_parser("judge-calibrate", prog="knowgen judge calibrate",
-                       help="fit the clip judge's thresholds (same as 'knowgen judge calibrate')",
-                       description="Fit the clip judge's thresholds on judged samples and "
-                       "report its agreement with the reference judge per dimension.")
-    p.add_argument("--judge", default="clip", metavar="clip:ARGS",
-                   help="the clip judge to calibrate, e.g. clip:model=ViT-B-32,"
-                   "pretrained=openai (default: clip)")
-    p.add_argument("--cases", default=None, metavar="FILE",
-                   help="calibration set file (default: the committed set of world cases, "
-                   "judged by the offline judge)")
-    p.add_argument("--results", default=None, metavar="RESULTS_JSON",
-                   help="calibrate on these images instead (an official results file) ...")
-    p.add_argument("--reference", default=None, metavar="PATH",
-                   help="... against this judge's verdicts on them: a 'knowgen judge' output "
-                   "folder or a results_eval.json")
-    p.add_argument("--out", default=None, help="thresholds file to write (default: the one "
-                   "the judge reads for this model, under ~/.cache/knowgen/clip)")
-    p.add_argument("--fit-only", action="store_true",
-                   help="fit and report the calibrated dimensions only (no OCR pass)")
-    p.add_argument("--world-seed", type=int, default=0,
-                   help="seed of the world benchmark whose facts --results tasks take (default: 0)")
-    p.add_argument("--world-cache-dir", default=None,
-                   help="ground-truth cache of that world benchmark (default: ~/.cache/knowgen)")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    return run(args)
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -434,6 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--world-cache-dir", default=None,
                    help="ground-truth cache of that world benchmark (default: ~/.cache/knowgen)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    from knowgen.eval.calibrate_cli import add_parser as _add_judge_calibrate
+
     _add_judge_calibrate(sub)
     _add_serve(sub)
     from knowgen.leaderboard.cli import add_parser as _add_leaderboard
