@@ -33,22 +33,14 @@ from knowgen.envs.actions import (
     parse_any_action,
     read_action,
 )
+from knowgen.envs.backends import backends_from
 from knowgen.envs.messages import build_messages
 from knowgen.envs.normalize import clean_text
 from knowgen.envs.protocol import MAX_QUERIES, MAX_REFERENCES, ParsedAction
 from knowgen.envs.rewards import RewardTerms, compute_reward, no_answer_terms
 from knowgen.envs.spaces import UnicodeText, multimodal_observation, multimodal_space
 from knowgen.errors import ConfigError, UnknownNameError
-from knowgen.registry import (
-    BENCHMARKS,
-    BROWSERS,
-    GENERATORS,
-    IMAGE_JUDGES,
-    IMAGE_SEARCH,
-    TEXT_JUDGES,
-    TEXT_SEARCH,
-)
-from knowgen.search.toolcache import check_mode, wrap_backends
+from knowgen.registry import BENCHMARKS
 from knowgen.types import Answer, ResolvedReference, Task, ToolCall
 
 logger = logging.getLogger(__name__)
@@ -60,49 +52,6 @@ GENERATOR_REFERENCES = 3
 """References handed to the generator (the first ones by id)."""
 
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def _backends_from(config: EnvConfig, given: dict[str, Any]) -> dict[str, Any]:
-    """Use ready-made backends where given, build the rest from the registries.
-
-    With ``config.tool_cache_mode`` ``record`` or ``replay`` the tool backends are
-    wrapped in a :mod:`knowgen.search.toolcache` cache; replay builds none of them.
-    """
-    specs = {
-        "text_search": (TEXT_SEARCH, config.search),
-        "image_search": (IMAGE_SEARCH, config.image_search),
-        "browser": (BROWSERS, config.browser),
-        "generator": (GENERATORS, config.generator),
-        "image_judge": (IMAGE_JUDGES, config.image_judge),
-        "text_judge": (TEXT_JUDGES, config.text_judge),
-    }
-    mode = config.tool_cache_mode
-    check_mode(mode, config.tool_cache)
-    replaying = {"text_search", "image_search", "browser"} if mode == "replay" else set()
-    backends = {key: given[key] if given.get(key) is not None
-                else None if key in replaying else registry.create(spec)
-                for key, (registry, spec) in specs.items()}
-    if mode == "off":
-        return backends
-    identities = {key: spec for key, (_, spec) in specs.items()}
-    return wrap_backends(backends, config.tool_cache, mode, identities)
-
-
-def build_backends(config: EnvConfig | None = None) -> dict[str, Any]:
-    """The tool, generator and judge backends ``config`` names, built once.
-
-    Environments given the same dict share them (one search index, one judge):
-    ``SearchGenEnv(benchmark=..., **build_backends())``.
-
-    Args:
-        config: Settings whose specs to build (default: :class:`EnvConfig`'s, the
-            offline world's local tools, the compositor and the offline judges).
-
-    Returns:
-        ``text_search``, ``image_search``, ``browser``, ``generator``,
-        ``image_judge`` and ``text_judge``.
-    """
-    return _backends_from(config or EnvConfig(), {})
 
 
 class SearchGenEnv(gym.Env[Any, Any]):
@@ -185,7 +134,7 @@ class SearchGenEnv(gym.Env[Any, Any]):
             raise ConfigError(f"Unknown render_mode {render_mode!r}; use None or 'ansi'.")
         self.render_mode = render_mode
         self.benchmark = given.pop("benchmark") or BENCHMARKS.create(self.config.benchmark)
-        backends = _backends_from(self.config, given)
+        backends = backends_from(self.config, given)
         self.text_search = backends["text_search"]
         self.image_search = backends["image_search"]
         self.browser = backends["browser"]

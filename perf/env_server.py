@@ -35,9 +35,10 @@ from pathlib import Path
 
 import httpx
 
+from knowgen.envs.backends import build_backends
 from knowgen.envs.openenv_client import SearchGenEnvClient, SearchGenHttpSession
 from knowgen.envs.openenv_models import SearchGenAction
-from knowgen.envs.searchgen import SearchGenEnv, build_backends
+from knowgen.envs.searchgen import SearchGenEnv
 from knowgen.registry import POLICIES
 
 MODES = ("in-process", "http", "websocket")

@@ -2,7 +2,8 @@
 
 import pytest
 
-from knowgen.envs.searchgen import SearchGenEnv, build_backends
+from knowgen.envs.backends import build_backends
+from knowgen.envs.searchgen import SearchGenEnv
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ def world_cache(tmp_path_factory):
 def shared_backends(world_cache):
     """The offline world (test split) and the default backends, built once."""
     from knowgen.benchmarks.world import WorldBenchmark
-    from knowgen.envs.searchgen import build_backends
+    from knowgen.envs.backends import build_backends
 
     return {"benchmark": WorldBenchmark(cache_dir=world_cache), **build_backends()}
 

@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("trl")
 
-from knowgen.envs.searchgen import build_backends
+from knowgen.envs.backends import build_backends
 
 
 @pytest.fixture(scope="session")
