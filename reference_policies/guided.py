@@ -16,8 +16,12 @@ decide *what to look up*, then plays like an agent that reads:
    model imitating it must learn;
 4. a capital the caption needs is read from the results, or searched for;
 5. ``image_search`` for each entity's official picture, then an answer that
-   cites the pictures in order and quotes the caption (names as the sources
-   spell them, "in capital letters" when the request asks for capitals).
+   cites the pictures in order and quotes the caption;
+6. the caption is planned out loud in the first ``<think>`` (the words the
+   request quotes, or whose name it wants: the entity's, its capital's) and
+   spelled out in the last one before the answer. A quoted caption is copied
+   exactly as the request quotes it; a name is written as the sources spell it,
+   "in capital letters" when the request asks for capitals.
 
 It is an expert for training data (``knowgen train data --set data.expert=guided``)
 and, like the oracle, a privileged policy: it must be bound to its environment.
@@ -33,6 +37,7 @@ from typing import Any
 from knowgen.envs.privileged import OfficialImage, privileged_view
 from knowgen.envs.protocol import format_answer, format_tool_call, img_id_number
 from knowgen.errors import ConfigError, DataError
+from knowgen.quoting import quoted_texts
 from knowgen.reference_policies import common as c
 from knowgen.types import Answer, ReferenceImage, TaskFacts
 
@@ -146,6 +151,8 @@ class GuidedPolicy:
         self._goals: list[Goal] = []
         self._wants_capital = False
         self._capitals: dict[str, str] = {}
+        self._quoted: list[str] = []
+        self._planned = False
         self._lost = False
         self._script: Script | None = None
         self._started = False
@@ -171,6 +178,8 @@ class GuidedPolicy:
         self._facts = view.facts
         self._goals, self._wants_capital = plan(view.facts, view.official_images)
         self._capitals = {}
+        self._quoted = quoted_texts(str(info.get("request") or observation))
+        self._planned = False
         self._lost = not self._goals
         self._script = self._run()
         self._started = False
@@ -187,7 +196,42 @@ class GuidedPolicy:
         except StopIteration:
             return self._answer()
         self._started = True
-        return action
+        return self._with_plan(action)
+
+    def _with_plan(self, action: str) -> str:
+        """``action`` with the caption plan put before its first thought (first turn only)."""
+        if self._planned:
+            return action
+        self._planned = True
+        return action.replace("<think>", f"<think>{self._caption_plan()} ", 1)
+
+    def _caption_plan(self) -> str:
+        """One sentence on what the caption must say, as the request puts it."""
+        texts = self._facts.required_text
+        if not texts:
+            return "No caption is asked for."
+        said = []
+        for text in texts:
+            quote = self._quote_of(text)
+            if quote is not None:
+                said.append(f'the words the request quotes, "{_plain(quote)}"')
+            elif " VS " in text:
+                said.append("the two names with VS between them")
+            elif self._wants_capital:
+                said.append("the name of the capital")
+            else:
+                noun = self._goals[0].noun if self._goals else "subject"
+                said.append(f"the {noun}'s name")
+        quoted = all(self._quote_of(t) is not None for t in texts)
+        caps = " in capital letters" if self._facts.text_case == "upper" and not quoted else ""
+        return f"The caption is {' and '.join(said)}{caps}."
+
+    def _quote_of(self, text: str) -> str | None:
+        """The request's own quote of ``text`` (compared ignoring case), if it quotes it."""
+        for quote in self._quoted:
+            if quote.casefold() == text.casefold():
+                return quote
+        return None
 
     # -- the script
     def _run(self) -> Script:
@@ -214,11 +258,11 @@ class GuidedPolicy:
                 obs = yield format_tool_call(
                     "search", {"queries": [f"{n} capital" for n in names]},
                     think=f"{said}Now the capital of {' and '.join(names)}.".strip())
-                thoughts = []
                 self._note_capitals(c.parse_search(obs))
                 if any(g.name not in self._capitals for g in self._goals):
                     self._lost = True
                     return
+                thoughts = [_capital_thought(self._goals, self._capitals)]
             else:
                 thoughts.append(_capital_thought(self._goals, self._capitals))
         for goal in self._goals:
@@ -262,10 +306,15 @@ class GuidedPolicy:
             prompt += ", with the text " + ", then ".join(f'"{_plain(t)}"{in_caps}' for t in texts)
             prompt += " on a banner below"
         cited = ", ".join(f"{g.img_id} is the {g.kind} of {g.name}" for g in found)
-        return format_answer(Answer(prompt + ".", refs), think=f"{cited}.")
+        caption = " and ".join(f'"{_plain(t)}"' for t in texts)
+        think = f"{cited}. The caption reads {caption}." if texts else f"{cited}."
+        return format_answer(Answer(prompt + ".", refs), think=think)
 
     def _written(self, text: str) -> str:
-        """Required text as the sources spell it (the request's own words otherwise)."""
+        """Required text as the request quotes it, else as the sources spell it."""
+        quote = self._quote_of(text)
+        if quote is not None:
+            return quote
         names = [g.name for g in self._goals] + list(self._capitals.values())
         spelled = {c.caps(n): " ".join(c.fold(n).split()) for n in names}
         if text in spelled:

@@ -93,3 +93,36 @@ def test_guided_needs_its_environment(env):
     obs, info = env.reset(options={"task_id": env.tasks[0].id})
     with pytest.raises(ConfigError, match="bind_policy"):
         GuidedPolicy().reset(obs, info)
+
+
+def test_guided_plans_the_caption_first_and_spells_it_before_answering(env):
+    """The first thought says what the caption must be as the request puts it; the last
+    one spells it; a caption the request quotes is copied exactly as quoted."""
+    from knowgen.quoting import quoted_texts
+
+    checked = {"quoted": 0, "named": 0, "none": 0}
+    for template, tasks in _per_template(env.tasks, 1).items():
+        task = tasks[0]
+        request = task.prompt
+        actions, _, _reward, info = _episode(env, GuidedPolicy(), task.id)
+        parsed = [parse_action(a, known_image_ids=[]) for a in actions]
+        if not info["answer"]["reference_images"]:
+            continue
+        first, last = parsed[0].think, parsed[-1].think
+        assert first.startswith(("The caption is", "No caption")), (template, first)
+        gen_prompt = info["answer"]["gen_prompt"]
+        if not task.facts.required_text:
+            assert first.startswith("No caption") and '"' not in gen_prompt, template
+            checked["none"] += 1
+            continue
+        quotes = quoted_texts(request)
+        for text in task.facts.required_text:
+            quote = next((q for q in quotes if q.casefold() == text.casefold()), None)
+            if quote is not None:
+                assert f'"{quote}"' in first and f'"{quote}"' in last, (template, first, last)
+                assert f'\\"{quote}\\"' in actions[-1], (template, actions[-1])
+                checked["quoted"] += 1
+            else:
+                assert "name" in first and "The caption reads" in last, (template, first, last)
+                checked["named"] += 1
+    assert all(checked.values()), checked
