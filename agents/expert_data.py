@@ -66,6 +66,11 @@ class ExpertDataConfig:
     copies them as the sources spell them and asks the generator for capital letters,
     which a small model trained from scratch can learn (copying, not upper-casing)."""
 
+    plan_caption: bool = False
+    """``guided`` only: plan the caption in the first ``<think>`` and spell it in the last,
+    copying a quoted caption as quoted (tried once: the model trained on it scored lower
+    on ``test-ood``; see perf/RESULTS_train.md)."""
+
     top_k: int = 3
     """Results per search and image search (small keeps transcripts short)."""
 
@@ -85,11 +90,12 @@ class ExpertDataConfig:
     """Further :class:`~knowgen.config.EnvConfig` fields for the environment."""
 
 
-def _make_expert(name: str, caps: bool = True) -> Any:
+def _make_expert(config: ExpertDataConfig) -> Any:
+    name = config.expert
     if name == "scripted":
         from knowgen.reference_policies.scripted import ScriptedPolicy
 
-        return ScriptedPolicy(caps=caps)
+        return ScriptedPolicy(caps=config.caps)
     if name == "oracle":
         from knowgen.reference_policies.oracle import OraclePolicy
 
@@ -97,7 +103,7 @@ def _make_expert(name: str, caps: bool = True) -> Any:
     if name == "guided":
         from knowgen.reference_policies.guided import GuidedPolicy
 
-        return GuidedPolicy()
+        return GuidedPolicy(plan_caption=config.plan_caption)
     raise ConfigError(f"Unknown expert {name!r}; use one of {', '.join(EXPERTS)}.")
 
 

@@ -46,7 +46,7 @@ class ExpertWorker:
     def __init__(self, config: Any, bound: Callable[..., None] | None = None):
         from knowgen.agents.expert_data import _make_expert
 
-        self.policy = _make_expert(config.expert, config.caps)
+        self.policy = _make_expert(config)
         self.env = make_expert_env(config)
         if bound is not None:
             bound(self.env.image_judge, self.env.text_judge)
@@ -122,7 +122,7 @@ def _play_remote(config: Any, executor: str) -> Iterator[dict[str, Any]]:
     """Play on an executor's workers; keep each episode until the ones before it are in."""
     from knowgen.agents.expert_data import _make_expert
 
-    _make_expert(config.expert, config.caps)  # an unknown expert fails here, not in an actor
+    _make_expert(config)  # an unknown expert fails here, not in an actor
     ids = split_task_ids(config)
     waiting: dict[int, Any] = {}
     next_index = 0

@@ -17,11 +17,13 @@ decide *what to look up*, then plays like an agent that reads:
 4. a capital the caption needs is read from the results, or searched for;
 5. ``image_search`` for each entity's official picture, then an answer that
    cites the pictures in order and quotes the caption;
-6. the caption is planned out loud in the first ``<think>`` (the words the
-   request quotes, or whose name it wants: the entity's, its capital's) and
-   spelled out in the last one before the answer. A quoted caption is copied
-   exactly as the request quotes it; a name is written as the sources spell it,
-   "in capital letters" when the request asks for capitals.
+   (names as the sources spell them, "in capital letters" when the request asks
+   for capitals);
+6. with ``plan_caption``, the caption is also planned out loud in the first
+   ``<think>`` (the words the request quotes, or whose name it wants: the
+   entity's, its capital's), a capital it looked up is stated before it moves on,
+   the last ``<think>`` spells the caption out, and a quoted caption is copied
+   exactly as the request quotes it.
 
 It is an expert for training data (``knowgen train data --set data.expert=guided``)
 and, like the oracle, a privileged policy: it must be bound to its environment.
@@ -138,14 +140,17 @@ class GuidedPolicy:
 
     Args:
         seed: Unused (the policy is deterministic).
+        plan_caption: Plan the caption in the first thought and spell it in the last
+            (see module doc, step 6).
         **_: Other settings are accepted and ignored.
     """
 
     name = "guided"
     privileged = True
 
-    def __init__(self, seed: int = 0, **_: Any):
+    def __init__(self, seed: int = 0, plan_caption: bool = False, **_: Any):
         self.seed = seed
+        self.plan_caption = bool(plan_caption)
         self._env: Any = None
         self._facts = TaskFacts()
         self._goals: list[Goal] = []
@@ -200,7 +205,7 @@ class GuidedPolicy:
 
     def _with_plan(self, action: str) -> str:
         """``action`` with the caption plan put before its first thought (first turn only)."""
-        if self._planned:
+        if self._planned or not self.plan_caption:
             return action
         self._planned = True
         return action.replace("<think>", f"<think>{self._caption_plan()} ", 1)
@@ -262,7 +267,7 @@ class GuidedPolicy:
                 if any(g.name not in self._capitals for g in self._goals):
                     self._lost = True
                     return
-                thoughts = [_capital_thought(self._goals, self._capitals)]
+                thoughts = [_capital_thought(self._goals, self._capitals)] if self.plan_caption else []
             else:
                 thoughts.append(_capital_thought(self._goals, self._capitals))
         for goal in self._goals:
@@ -307,12 +312,12 @@ class GuidedPolicy:
             prompt += " on a banner below"
         cited = ", ".join(f"{g.img_id} is the {g.kind} of {g.name}" for g in found)
         caption = " and ".join(f'"{_plain(t)}"' for t in texts)
-        think = f"{cited}. The caption reads {caption}." if texts else f"{cited}."
+        think = f"{cited}. The caption reads {caption}." if texts and self.plan_caption else f"{cited}."
         return format_answer(Answer(prompt + ".", refs), think=think)
 
     def _written(self, text: str) -> str:
-        """Required text as the request quotes it, else as the sources spell it."""
-        quote = self._quote_of(text)
+        """Required text as the sources spell it (as the request quotes it with ``plan_caption``)."""
+        quote = self._quote_of(text) if self.plan_caption else None
         if quote is not None:
             return quote
         names = [g.name for g in self._goals] + list(self._capitals.values())

@@ -96,15 +96,18 @@ def test_guided_needs_its_environment(env):
 
 
 def test_guided_plans_the_caption_first_and_spells_it_before_answering(env):
-    """The first thought says what the caption must be as the request puts it; the last
-    one spells it; a caption the request quotes is copied exactly as quoted."""
+    """With plan_caption, the first thought says what the caption must be as the request
+    puts it; the last one spells it; a caption the request quotes is copied exactly as
+    quoted. Without it (the default) neither thought mentions the caption."""
     from knowgen.quoting import quoted_texts
 
     checked = {"quoted": 0, "named": 0, "none": 0}
     for template, tasks in _per_template(env.tasks, 1).items():
         task = tasks[0]
         request = task.prompt
-        actions, _, _reward, info = _episode(env, GuidedPolicy(), task.id)
+        plain, _, _, _ = _episode(env, GuidedPolicy(), task.id)
+        assert all("caption" not in parse_action(a, known_image_ids=[]).think for a in plain)
+        actions, _, _reward, info = _episode(env, GuidedPolicy(plan_caption=True), task.id)
         parsed = [parse_action(a, known_image_ids=[]) for a in actions]
         if not info["answer"]["reference_images"]:
             continue

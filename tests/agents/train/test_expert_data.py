@@ -53,6 +53,11 @@ def test_guided_records_keep_what_the_expert_read(shared_backends):
                for t in thoughts)
     for record in records:
         assert record["expert"] == "guided" and record["reward"] >= 0.75
+    assert not any("The caption" in t for t in thoughts)
+    planned, _ = generate_expert_data(ExpertDataConfig(expert="guided", limit=6, plan_caption=True,
+                                                       env_overrides=backends))
+    firsts = [next(m["content"] for m in r["messages"] if m["role"] == "assistant") for r in planned]
+    assert planned and all("caption" in f.lower() for f in firsts), firsts
 
 
 @pytest.mark.slow
