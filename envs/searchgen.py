@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import difflib
 import logging
-import re
 import time
-from dataclasses import asdict, fields, replace
-from pathlib import Path
+from dataclasses import fields, replace
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -34,10 +32,17 @@ from knowgen.envs.actions import (
     read_action,
 )
 from knowgen.envs.backends import backends_from
+from knowgen.envs.grading import (
+    draw_answer,
+    end_info,
+    judge_answer,
+    resolve_references,
+    save_image,
+)
 from knowgen.envs.messages import build_messages
 from knowgen.envs.normalize import clean_text
 from knowgen.envs.protocol import MAX_QUERIES, MAX_REFERENCES, ParsedAction
-from knowgen.envs.rewards import RewardTerms, compute_reward, no_answer_terms
+from knowgen.envs.rewards import no_answer_terms
 from knowgen.envs.spaces import UnicodeText, multimodal_observation, multimodal_space
 from knowgen.errors import ConfigError, UnknownNameError
 from knowgen.registry import BENCHMARKS
@@ -48,11 +53,6 @@ logger = logging.getLogger(__name__)
 ACTION_MAX_LENGTH = 8192
 """Longest text the (Text) action space samples; ``step`` takes longer turns and dicts too."""
 OBSERVATION_MODES = ("text", "dict")
-GENERATOR_REFERENCES = 3
-"""References handed to the generator (the first ones by id)."""
-
-_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
-
 
 class SearchGenEnv(gym.Env[Any, Any]):
     """An agent searches an (offline or real) web, then answers with a generation prompt.
@@ -393,62 +393,29 @@ class SearchGenEnv(gym.Env[Any, Any]):
         obs = (obs + "\n\nThe episode is over: no answer was given.")[: self._text_max]
         self._record_observation(obs)
         info = self._info(last)
-        info.update(self._end_info(no_answer_terms(self.config.alpha), None, None, None, []))
+        info.update(end_info(no_answer_terms(self.config.alpha), None, None, None, []))
         return self._observe(obs), 0.0, False, True, info
 
     def _finish_with_answer(self, answer: Answer) -> tuple[Any, float, bool, bool, dict]:
         self._done = True
         assert self.task is not None
-        refs = self.resolve_references(answer)
-        image = self.generator.generate(
-            answer.gen_prompt, [Path(r.local_path) for r in refs[:GENERATOR_REFERENCES]],
-            seed=self.config.generation_seed)
+        refs = resolve_references(answer, self._pool)
+        image = draw_answer(answer, refs, self.generator, self.config)
         self.last_image = image
-        saved = self._save_image(image)
-        image_j = self.image_judge.score(self.task, image)
-        text_j = self.text_judge.score(self.task, answer, refs)
-        terms = compute_reward(image_j.overall, text_j.score, self.config.alpha, len(refs),
-                               self.config.reference_gate)
+        saved = save_image(image, self.image_dir, self.task.id)
+        image_j, text_j, terms = judge_answer(self.task, answer, refs, image, self.image_judge,
+                                              self.text_judge, self.config)
         obs = (f"Your answer was received and drawn. Reward: {terms.reward:.4f} "
                f"(image {terms.image:.4f}, text {terms.text:.2f}"
                f"{', gated: the answer needs 1 to 4 references' if terms.gated else ''}).")
         self._record_observation(obs)
         info = self._info(self._last("answer", "", None, True))
-        info.update(self._end_info(terms, image_j.to_dict(), text_j.to_dict(), answer, refs,
-                                   saved))
+        info.update(end_info(terms, image_j.to_dict(), text_j.to_dict(), answer, refs, saved))
         return self._observe(obs), float(terms.reward), True, False, info
 
     def resolve_references(self, answer: Answer) -> list[ResolvedReference]:
         """Look the answer's image ids up in this episode's image pool (unknown ids dropped)."""
-        resolved = []
-        for ref in answer.reference_images:
-            hit = self._pool.get(ref.img_id)
-            if hit is not None:
-                resolved.append(ResolvedReference(
-                    img_id=ref.img_id, note=ref.note, title=hit.title, url=hit.url,
-                    local_path=hit.local_path, image_id=hit.image_id))
-        return resolved
-
-    def _save_image(self, image: Image.Image) -> str | None:
-        if not self.image_dir or self.task is None:
-            return None
-        folder = Path(self.image_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{_UNSAFE_NAME.sub('_', self.task.id)}.png"
-        image.save(path)
-        return str(path)
-
-    def _end_info(self, terms: RewardTerms, image_j: dict | None, text_j: dict | None,
-                  answer: Answer | None, refs: list[ResolvedReference],
-                  saved: str | None = None) -> dict[str, Any]:
-        return {
-            "reward_terms": terms.to_dict(),
-            "image_judgement": image_j,
-            "text_judgement": text_j,
-            "answer": answer.to_dict() if answer else None,
-            "generated_image": saved,
-            "references": [asdict(r) for r in refs],
-        }
+        return resolve_references(answer, self._pool)
 
     def _info(self, last_action: dict[str, Any]) -> dict[str, Any]:
         return {
