@@ -16,9 +16,8 @@ decide *what to look up*, then plays like an agent that reads:
    model imitating it must learn;
 4. a capital the caption needs is read from the results, or searched for;
 5. ``image_search`` for each entity's official picture, then an answer that
-   cites the pictures in order and quotes the caption;
-   (names as the sources spell them, "in capital letters" when the request asks
-   for capitals);
+   cites the pictures in order and quotes the caption (names as the sources
+   spell them, "in capital letters" when the request asks for capitals);
 6. with ``plan_caption``, the caption is also planned out loud in the first
    ``<think>`` (the words the request quotes, or whose name it wants: the
    entity's, its capital's), a capital it looked up is stated before it moves on,
