@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from knowgen.errors import ConfigError, KnowgenError
+from knowgen.progress import progress_bars
 
 # Piped output (make demo, CI logs) would be cut to 80 columns; tables need more.
 # markup=False: messages, paths and table cells are printed as they are, so text in
@@ -396,7 +397,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(message)s",
                         handlers=[RichHandler(console=err_console, show_path=False)])
     try:
-        return _COMMANDS[args.command](args)
+        with progress_bars(not getattr(args, "no_progress", False)):
+            return _COMMANDS[args.command](args)
     except KnowgenError as exc:
         err_console.print(Text.assemble(("error:", "bold red"), f" {exc}"))
         return 2

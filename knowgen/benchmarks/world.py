@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from knowgen.errors import ConfigError, UnknownNameError
 from knowgen.fileio import save_png_atomic
 from knowgen.generators.layout import LAYOUT_VERSION
+from knowgen.progress import progress_enabled
 from knowgen.types import Task
 from knowgen.world.data import World, load_world
 from knowgen.world.render import render_gt
@@ -162,6 +163,7 @@ class WorldBenchmark:
                               "--benchmark world:cache_dir=/tmp/knowgen.") from None
         logger.info("rendering %d ground-truth images into %s", len(missing), self.gt_dir)
         bar = tqdm(missing, desc="world ground truth", unit="img",
-                   disable=len(missing) < _PROGRESS_FROM, leave=False)
+                   disable=len(missing) < _PROGRESS_FROM or not progress_enabled(),
+                   leave=False)
         for task in bar:
             save_png_atomic(render_gt(task, self.world, GT_SIZE), self._gt_path(task))

@@ -46,6 +46,7 @@ from knowgen.eval.rundir import (
 from knowgen.eval.wise_run import build_wise_summary, is_wise, make_wise_judge
 from knowgen.fileio import atomic_write
 from knowgen.locking import FolderLock
+from knowgen.progress import progress_bars, progress_enabled
 from knowgen.registry import BENCHMARKS
 from knowgen.types import Task
 
@@ -190,7 +191,8 @@ def run_eval(cfg: EvalConfig, run_dir: str | Path | None = None, progress: bool 
     if wise_judge is not None and cfg.env.text_judge != "offline":
         logger.warning("WISE has no ground truth and no text reward: text judge %r is not used.",
                        cfg.env.text_judge)
-    tasks = select_tasks(benchmark.tasks(cfg.env.split), cfg.limit)
+    with progress_bars(progress and progress_enabled()):  # a benchmark's own bars too
+        tasks = select_tasks(benchmark.tasks(cfg.env.split), cfg.limit)
     created = _make_folder(target)
     try:
         with FolderLock(target, "run folder"):

@@ -58,6 +58,20 @@ def test_oracle_scores_full_marks_on_a_task_file(tmp_path, example):
     assert summary["k_score"] == 100.0
 
 
+def test_no_progress_hides_the_ground_truth_bar_too(tmp_path, capsys, monkeypatch):
+    import knowgen.benchmarks.world as world_module
+
+    monkeypatch.setattr(world_module, "_PROGRESS_FROM", 1)  # the 6 tasks draw a bar
+    bench = f"world:tasks={EXAMPLE},cache_dir="
+    for flag, shown in (["--no-progress"], False), ([], True):
+        capsys.readouterr()
+        cache = tmp_path / f"cache{len(flag)}"
+        rc = main(["eval", "--policy", "direct", "--limit", "1", "--benchmark", f"{bench}{cache}",
+                   "--run-dir", str(tmp_path / f"run{len(flag)}"), *flag])
+        assert rc == 0 and len(list(cache.rglob("*.png"))) == 6
+        assert ("world ground truth" in capsys.readouterr().err) is shown
+
+
 def test_json_array_files_and_splits(tmp_path):
     path = tmp_path / "tasks.json"
     path.write_text(json.dumps([_record(), _record(id="r2", split="dev")]), encoding="utf-8")
