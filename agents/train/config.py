@@ -369,6 +369,12 @@ class TrainConfig:
     ids only, with the two search tools and short schemas (about a third of the tokens: what
     a small model trained from scratch on a CPU can afford). Stored with the checkpoint."""
 
+    precision: str = "auto"
+    """Arithmetic of SFT and GRPO: ``auto`` (bf16 mixed precision on a GPU that supports
+    it, float32 elsewhere), ``bf16`` (mixed precision wherever it runs; on a CPU with
+    AVX512-BF16 or AMX it trains about 1.5 times faster, see ``perf/train_precision.py``)
+    or ``fp32``. The adapter's weights stay float32 either way."""
+
     data: ExpertDataConfig = field(default_factory=ExpertDataConfig)
     """Expert data generation."""
 

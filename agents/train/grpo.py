@@ -22,7 +22,7 @@ from typing import Any
 from knowgen.agents.checkpoint_format import is_adapter_folder, read_agent_file
 from knowgen.agents.tiny import load_tokenizer
 from knowgen.agents.train.config import TrainConfig
-from knowgen.agents.train.sft import _bf16, _has_cuda, _last_checkpoint, save_agent
+from knowgen.agents.train.sft import _has_cuda, _last_checkpoint, save_agent, use_bf16
 from knowgen.config import EnvConfig
 from knowgen.envs.trl_env import make_env_factory, searchgen_reward
 from knowgen.errors import ConfigError, UnknownNameError
@@ -141,7 +141,8 @@ def grpo_arguments(cfg: TrainConfig, out_dir: Path) -> Any:
         max_tool_calling_iterations=max(1, g.max_turns - 1),
         mask_truncated_completions=g.mask_truncated_completions, logging_steps=g.logging_steps,
         save_steps=g.save_steps, save_total_limit=g.save_total_limit, seed=g.seed,
-        report_to=["tensorboard"], bf16=_bf16(), fp16=False, use_cpu=not _has_cuda(),
+        report_to=["tensorboard"], bf16=use_bf16(cfg.precision), fp16=False,
+        use_cpu=not _has_cuda(),
         disable_tqdm=False, dataloader_num_workers=0,
         gradient_checkpointing=g.gradient_checkpointing, **_vllm_arguments(g))
 

@@ -273,7 +273,7 @@ def sft_arguments(cfg: TrainConfig, out_dir: Path, lm_warmup: bool = False) -> A
         gradient_accumulation_steps=s.grad_accum, logging_steps=s.logging_steps,
         save_steps=s.save_steps, save_total_limit=s.save_total_limit, seed=s.seed,
         report_to=["tensorboard"], train_sampling_strategy="group_by_length",
-        dataloader_num_workers=0, bf16=_bf16(), fp16=False, use_cpu=not _has_cuda(),
+        dataloader_num_workers=0, bf16=use_bf16(cfg.precision), fp16=False, use_cpu=not _has_cuda(),
         packing=False, disable_tqdm=False, dataset_num_proc=None,
         gradient_checkpointing=s.gradient_checkpointing)
 
@@ -305,13 +305,33 @@ def copy_pretrain(cfg: TrainConfig, model: Any, tokenizer: Any) -> dict[str, Any
                             eval_every=max(1, s.copy_steps // 5))
 
 
-def _bf16() -> bool:
-    """bf16 mixed precision on GPUs that support it; full precision on CPU."""
-    if not _has_cuda():
+PRECISIONS = ("auto", "bf16", "fp32")
+"""Values of ``precision`` (see :class:`~knowgen.agents.train.config.TrainConfig`)."""
+
+
+def use_bf16(precision: str) -> bool:
+    """Whether a run in ``precision`` trains in bf16 mixed precision.
+
+    ``auto`` is bf16 on a GPU that supports it and float32 on a CPU; ``bf16`` asks for
+    it wherever the run is (a CPU emulates it slowly without AVX512-BF16 or AMX).
+
+    Raises:
+        ConfigError: for a value not in :data:`PRECISIONS`, or ``bf16`` on a GPU
+            without bf16 support.
+    """
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
+    if precision == "fp32":
         return False
+    if not _has_cuda():
+        return precision == "bf16"
     import torch
 
-    return bool(torch.cuda.is_bf16_supported())
+    supported = bool(torch.cuda.is_bf16_supported())
+    if precision == "bf16" and not supported:
+        raise ConfigError("precision=bf16: this GPU has no bf16 support; use precision=fp32 "
+                          "(or auto).")
+    return supported
 
 
 def _has_cuda() -> bool:
@@ -337,6 +357,8 @@ def run_sft(cfg: TrainConfig) -> Path:
 
     from knowgen.agents.train.progress import use_stage_progress
 
+    if use_bf16(cfg.precision):  # an unknown precision fails here, before the data is read
+        logger.info("SFT in bf16 mixed precision (precision=%s)", cfg.precision)
     out_dir = Path(cfg.output_dir) / "sft"
     records, tokenizer = augmented_records(cfg, sft_records(cfg))
     lengths = token_lengths(tokenizer, records)

@@ -27,6 +27,20 @@ def test_smoke_grpo_runs_two_steps_and_saves(smoke_run):
 
 
 @pytest.mark.slow
+def test_bf16_grpo_step_keeps_float32_weights(tmp_path, smoke_run):
+    from safetensors import safe_open
+
+    cfg = copy.deepcopy(smoke_run[0])
+    cfg.output_dir, cfg.precision, cfg.grpo.init = str(tmp_path), "bf16", str(smoke_run[1])
+    cfg.grpo.max_steps = 1
+    final = run_grpo(cfg)
+    with safe_open(str(final / "model.safetensors"), framework="pt") as f:
+        tensors = [f.get_tensor(k) for k in f.keys()]
+    assert tensors and {t.dtype for t in tensors} == {torch.float32}
+    assert all(bool(torch.isfinite(t).all()) for t in tensors)
+
+
+@pytest.mark.slow
 def test_batch_must_be_a_multiple_of_the_group(smoke_run):
     cfg = copy.deepcopy(smoke_run[0])
     cfg.grpo.batch_size, cfg.grpo.num_generations = 3, 2

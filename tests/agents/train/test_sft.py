@@ -238,3 +238,38 @@ def test_gradient_checkpointing_reaches_the_trainers(tmp_path):
     assert grpo_arguments(cfg, tmp_path).gradient_checkpointing is True  # 4 rollouts at once
     assert sft_arguments(load_train_config("smoke"), tmp_path).gradient_checkpointing is True
     assert sft_arguments(cfg, tmp_path).bf16 is False  # this CPU: full precision
+
+
+def test_precision_reaches_the_trainers(tmp_path):
+    from knowgen.agents.train.grpo import grpo_arguments
+
+    gpu_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    for precision, bf16 in (("auto", gpu_bf16), ("fp32", False), ("bf16", True)):
+        cfg = load_train_config("smollm2", {"output_dir": str(tmp_path), "precision": precision})
+        assert sft_arguments(cfg, tmp_path).bf16 is bf16
+        assert grpo_arguments(cfg, tmp_path).bf16 is bf16
+    cfg = load_train_config("smollm2", {"output_dir": str(tmp_path), "precision": "half"})
+    with pytest.raises(ConfigError, match="precision must be one of auto, bf16, fp32"):
+        sft_arguments(cfg, tmp_path)
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        run_sft(cfg)  # refused before any data is read or generated
+    assert not (tmp_path / "sft_data.jsonl").exists()
+
+
+@pytest.mark.slow
+def test_bf16_run_trains_and_keeps_float32_weights(tmp_path, expert_records):
+    from safetensors import safe_open
+
+    from knowgen.agents.expert_data import write_jsonl
+
+    data = write_jsonl(expert_records, tmp_path / "d.jsonl")
+    cfg = load_train_config("smoke", {
+        "output_dir": str(tmp_path), "sft.data": str(data), "precision": "bf16",
+        "sft.copy_steps": 0, "sft.lm_warmup_epochs": 0, "sft.augment_copies": 0,
+        "sft.max_steps": 2})
+    final = run_sft(cfg)
+    state = json.loads((final.parent / "checkpoint-2" / "trainer_state.json").read_text())
+    losses = [e["loss"] for e in state["log_history"] if "loss" in e]
+    assert state["global_step"] == 2 and losses and all(0 < x < 100 for x in losses)
+    with safe_open(str(final / "model.safetensors"), framework="pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float32}
