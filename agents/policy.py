@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from knowgen.agents.llm import ChatBackend, OpenAIChatBackend
-from knowgen.agents.prompt import TOOL_SCHEMAS, build_system_prompt, split_first_observation
 from knowgen.agents.transformers_backend import TransformersBackend
+from knowgen.envs.prompt import TOOL_SCHEMAS, build_system_prompt, split_first_observation
 from knowgen.envs.protocol import parse_action
 from knowgen.errors import ConfigError, DataError
 
@@ -144,7 +144,7 @@ class GenSearcherAgent:
     The system prompt is, in order of preference: ``system_prompt``; the file
     ``system_prompt_from``; the prompt stored with the backend's checkpoint; the
     instructions in the environment's first observation; the default of
-    :func:`knowgen.agents.prompt.build_system_prompt`.
+    :func:`knowgen.envs.prompt.build_system_prompt`.
 
     Args:
         backend: The language model (:class:`~knowgen.agents.llm.ChatBackend`).

@@ -22,7 +22,6 @@ from gymnasium.error import ResetNeeded
 from gymnasium.spaces import Text
 from PIL import Image
 
-from knowgen.agents.prompt import build_first_observation, build_system_prompt
 from knowgen.config import EnvConfig
 from knowgen.envs import observations as fmt
 from knowgen.envs.actions import (
@@ -41,6 +40,7 @@ from knowgen.envs.grading import (
 )
 from knowgen.envs.messages import build_messages
 from knowgen.envs.normalize import clean_text
+from knowgen.envs.prompt import build_first_observation, build_system_prompt
 from knowgen.envs.protocol import MAX_QUERIES, MAX_REFERENCES, ParsedAction
 from knowgen.envs.rewards import no_answer_terms
 from knowgen.envs.spaces import UnicodeText, multimodal_observation, multimodal_space

@@ -10,7 +10,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from knowgen.agents.prompt import REQUEST_HEADER, extract_request
+from knowgen.envs.prompt import REQUEST_HEADER, extract_request
 
 _SEARCH_BLOCK = re.compile(
     r"--- search result for \[(.*?)\] ---\n(.*?)\n--- end of search result ---", re.DOTALL)

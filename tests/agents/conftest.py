@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from knowgen.agents.prompt import TOOL_SCHEMAS
+from knowgen.envs.prompt import TOOL_SCHEMAS
 from knowgen.envs.searchgen import SearchGenEnv
 from knowgen.world.data import load_world
 

@@ -21,7 +21,7 @@ from knowgen.agents.policy import (
     openai_policy,
     tiny_checkpoint_dir,
 )
-from knowgen.agents.prompt import TOOL_SCHEMAS, split_first_observation
+from knowgen.envs.prompt import TOOL_SCHEMAS, split_first_observation
 from knowgen.envs.protocol import parse_action
 from knowgen.errors import ConfigError, DataError
 from knowgen.reference_policies.common import parse_images

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from knowgen.agents.grammar import ReplyGrammar, allowed_tokens, answer_schema, tool_call_schema
-from knowgen.agents.prompt import TOOL_SCHEMAS
+from knowgen.envs.prompt import TOOL_SCHEMAS
 from knowgen.envs.protocol import MAX_REFERENCES, format_answer, format_tool_call, parse_action
 from knowgen.types import Answer, ReferenceImage
 

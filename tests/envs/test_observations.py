@@ -2,13 +2,13 @@
 
 import pytest
 
-from knowgen.agents.prompt import (
+from knowgen.envs import observations as fmt
+from knowgen.envs.prompt import (
     REQUEST_HEADER,
     build_first_observation,
     build_system_prompt,
     extract_request,
 )
-from knowgen.envs import observations as fmt
 from knowgen.envs.rewards import combine, compute_reward, passes_reference_gate
 from knowgen.envs.spaces import UnicodeText
 from knowgen.types import ImageHit, Page, SearchHit
