@@ -237,7 +237,7 @@ def test_gradient_checkpointing_reaches_the_trainers(tmp_path):
     assert sft_arguments(cfg, tmp_path).gradient_checkpointing is False
     assert grpo_arguments(cfg, tmp_path).gradient_checkpointing is True  # 4 rollouts at once
     assert sft_arguments(load_train_config("smoke"), tmp_path).gradient_checkpointing is True
-    assert sft_arguments(cfg, tmp_path).bf16 is False  # this CPU: full precision
+    assert cfg.precision == "bf16" and sft_arguments(cfg, tmp_path).bf16 is True
 
 
 def test_precision_reaches_the_trainers(tmp_path):
