@@ -371,9 +371,10 @@ class TrainConfig:
 
     precision: str = "auto"
     """Arithmetic of SFT and GRPO: ``auto`` (bf16 mixed precision on a GPU that supports
-    it, float32 elsewhere), ``bf16`` (mixed precision wherever it runs; on a CPU with
-    AVX512-BF16 or AMX it trains about 1.5 times faster, see ``perf/train_precision.py``)
-    or ``fp32``. The adapter's weights stay float32 either way."""
+    it, float32 elsewhere), ``bf16`` (mixed precision wherever it runs; a CPU with
+    AVX512-BF16 or AMX trains faster in it: 1.35 times the tokens/s of float32 on the
+    2-core CPU of ``perf/RESULTS_train.md``) or ``fp32``. The trained weights stay
+    float32 either way."""
 
     data: ExpertDataConfig = field(default_factory=ExpertDataConfig)
     """Expert data generation."""
