@@ -13,14 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from knowgen.agents.agent import GenSearcherAgent, load_system_prompt, message_to_text
 from knowgen.agents.llm import AgentBackendError, OpenAIChatBackend, read_assistant_message
-from knowgen.agents.policy import (
-    GenSearcherAgent,
-    load_system_prompt,
-    message_to_text,
-    openai_policy,
-    tiny_checkpoint_dir,
-)
+from knowgen.agents.policy import openai_policy, tiny_checkpoint_dir
 from knowgen.envs.prompt import TOOL_SCHEMAS, split_first_observation
 from knowgen.envs.protocol import parse_action
 from knowgen.errors import ConfigError, DataError

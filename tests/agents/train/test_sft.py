@@ -128,8 +128,8 @@ def test_compact_records_show_what_the_agent_shows_its_model(tmp_path, expert_re
                                                              shared_backends):
     """Train/inference consistency of the compact view: replaying an SFT record's turns
     through the agent gives the same system prompt, request and tool messages."""
+    from knowgen.agents.agent import GenSearcherAgent
     from knowgen.agents.expert_data import write_jsonl
-    from knowgen.agents.policy import GenSearcherAgent
     from knowgen.agents.train.sft import sft_records
     from knowgen.config import EnvConfig
     from knowgen.envs.searchgen import SearchGenEnv
