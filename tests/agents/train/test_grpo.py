@@ -40,6 +40,27 @@ def test_bf16_grpo_step_keeps_float32_weights(tmp_path, smoke_run):
 
 
 @pytest.mark.slow
+def test_grpo_resumes_to_a_longer_run(tmp_path, smoke_run):
+    """A run stopped after its checkpoint goes on with ``grpo.resume`` and a larger
+    ``grpo.max_steps`` (how a CPU trains GRPO in stages), and refuses to resume from nothing."""
+    cfg = copy.deepcopy(smoke_run[0])
+    cfg.output_dir, cfg.grpo.init = str(tmp_path), str(smoke_run[1])
+    cfg.grpo.max_steps, cfg.grpo.save_steps = 1, 1
+    first = run_grpo(cfg).parent / "checkpoint-1" / "trainer_state.json"
+    step_one = [h for h in json.loads(first.read_text())["log_history"] if "loss" in h]
+    cfg.grpo.resume, cfg.grpo.max_steps = True, 2
+    final = run_grpo(cfg)
+    state = json.loads((final.parent / "checkpoint-2" / "trainer_state.json").read_text())
+    assert state["global_step"] == 2
+    logged = [h for h in state["log_history"] if "loss" in h]
+    # step 1 is the first run's own log (its timing included), not a second step 1
+    assert [h["step"] for h in logged] == [1, 2] and logged[0] == step_one[0]
+    cfg.output_dir = str(tmp_path / "empty")
+    with pytest.raises(ConfigError, match="no checkpoint"):
+        run_grpo(cfg)
+
+
+@pytest.mark.slow
 def test_batch_must_be_a_multiple_of_the_group(smoke_run):
     cfg = copy.deepcopy(smoke_run[0])
     cfg.grpo.batch_size, cfg.grpo.num_generations = 3, 2
