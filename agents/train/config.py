@@ -126,12 +126,19 @@ class SFTSettings:
     init: str | None = None
     """Pretrained model to start from: a preset (``smollm2-135m``), a ``.gguf`` file, a model
     folder or a hub id (:mod:`knowgen.agents.base_models`); its tokenizer and chat template
-    come with it. A tiny model is built from ``model`` when unset."""
+    come with it. A tiny model is built from ``model`` when unset. The folder of a LoRA
+    agent an earlier SFT run saved (``<output_dir>/sft/final``) continues that run as a
+    second stage: its adapter trains on over the base it names, with its tokenizer."""
 
     max_records: int | None = None
     """Train on at most this many records, taken at an even stride through the data file
     (which the expert writes task by task, family by family), so that a short run still
     sees every kind of task. All records when unset."""
+
+    stride_offset: int = 0
+    """Start that even stride this many records in. A second stage (``init`` = the first
+    stage's adapter) with offset 1 trains on records the first stage did not see, as long
+    as the stride is at least 2 (``max_records`` at most half the records)."""
 
     lora: LoraSettings = field(default_factory=LoraSettings)
     """LoRA adapters (``sft.lora.r`` > 0) instead of full fine-tuning; the checkpoint then

@@ -22,6 +22,7 @@ from typing import Any
 from knowgen.agents.checkpoint_format import is_adapter_folder, read_agent_file
 from knowgen.agents.tiny import load_tokenizer
 from knowgen.agents.train.config import TrainConfig
+from knowgen.agents.train.models import load_trainable
 from knowgen.agents.train.sft import _has_cuda, _last_checkpoint, save_agent, use_bf16
 from knowgen.config import EnvConfig
 from knowgen.envs.trl_env import make_env_factory, searchgen_reward
@@ -42,31 +43,6 @@ def grpo_init_dir(cfg: TrainConfig) -> Path:
         raise ConfigError(f"GRPO starts from a trained model but {str(path)!r} holds none; run "
                           "`knowgen train sft` first or set grpo.init to a model folder.")
     return path
-
-
-def load_trainable(init: Path) -> tuple[Any, str | None]:
-    """The model GRPO trains, and the base model it adapts (None for a whole model).
-
-    A LoRA checkpoint from SFT goes on training its adapter over the base that its
-    ``knowgen_agent.json`` names; the base weights stay frozen.
-
-    Raises:
-        ConfigError: for an adapter checkpoint that names no base model.
-    """
-    if not is_adapter_folder(init):
-        from transformers import AutoModelForCausalLM
-
-        return AutoModelForCausalLM.from_pretrained(str(init)), None
-    base = read_agent_file(init).get("base")
-    if not base:
-        raise ConfigError(f"{init} holds a LoRA adapter but names no base model; it was not "
-                          "written by `knowgen train sft`.")
-    from peft import PeftModel
-
-    from knowgen.agents.base_models import load_base_model
-
-    return PeftModel.from_pretrained(load_base_model(str(base)), str(init),
-                                     is_trainable=True), str(base)
 
 
 def prompt_source(cfg: TrainConfig) -> tuple[str, str]:

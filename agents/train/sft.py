@@ -19,7 +19,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from knowgen.agents.checkpoint_format import AGENT_FILE
+from knowgen.agents.checkpoint_format import AGENT_FILE, is_adapter_folder
 from knowgen.agents.expert_data import generate_expert_data, read_jsonl, write_jsonl
 from knowgen.agents.tiny import (
     build_tiny_model,
@@ -28,6 +28,7 @@ from knowgen.agents.tiny import (
     qwen3_chat_template,
 )
 from knowgen.agents.train.config import GenerationSettings, TrainConfig
+from knowgen.agents.train.models import adapter_base, load_trainable
 from knowgen.envs.trl_env import adapter_class, tool_schemas
 from knowgen.envs.views import apply_view, uses_browse
 from knowgen.errors import ConfigError
@@ -83,7 +84,7 @@ def sft_records(cfg: TrainConfig) -> list[dict[str, Any]]:
     """The SFT records in the run's context view (see :func:`expert_records`)."""
     records = expert_records(cfg)
     if cfg.view == "full":
-        return spread(records, cfg.sft.max_records)
+        return spread(records, cfg.sft.max_records, cfg.sft.stride_offset)
     kept = [r for r in records if not uses_browse(r)]
     if len(kept) < len(records):
         logger.info("The %s view has no browse tool: %d of %d records that browse are left out",
@@ -92,20 +93,24 @@ def sft_records(cfg: TrainConfig) -> list[dict[str, Any]]:
     out = [apply_view(r, cfg.view, cfg.system_prompt) for r in kept]
     for record in out:
         record["tools"] = tools
-    return spread(out, cfg.sft.max_records)
+    return spread(out, cfg.sft.max_records, cfg.sft.stride_offset)
 
 
-def spread(records: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
-    """At most ``limit`` of ``records`` at an even stride, first record included, order kept.
+def spread(records: list[dict[str, Any]], limit: int | None,
+           offset: int = 0) -> list[dict[str, Any]]:
+    """At most ``limit`` of ``records`` at an even stride from ``offset``, order kept.
 
     Raises:
-        ConfigError: for a limit below 1.
+        ConfigError: for a limit below 1 or a negative offset.
     """
     if limit is not None and limit < 1:
         raise ConfigError(f"sft.max_records must be at least 1 (or unset), got {limit}.")
+    if offset < 0:
+        raise ConfigError(f"sft.stride_offset must be 0 or more, got {offset}.")
     if limit is None or limit >= len(records):
         return records
-    return [records[i * len(records) // limit] for i in range(limit)]
+    n = len(records)
+    return [records[(i * n // limit + offset) % n] for i in range(limit)]
 
 
 def expert_records(cfg: TrainConfig) -> list[dict[str, Any]]:
@@ -179,6 +184,8 @@ def obtain_tokenizer(cfg: TrainConfig, records: list[dict[str, Any]]) -> Any:
 
     if cfg.tokenizer.path:
         return load_tokenizer(cfg.tokenizer.path)
+    if init_adapter(cfg):
+        return load_tokenizer(cfg.sft.init)
     if cfg.sft.init:
         from knowgen.agents.base_models import load_base_tokenizer
 
@@ -226,7 +233,12 @@ def augmented_records(cfg: TrainConfig,
 
 
 def obtain_model(cfg: TrainConfig, tokenizer: Any) -> Any:
-    """Load the base model ``cfg.sft.init`` names or build a tiny model from ``cfg.model``."""
+    """Load the model ``cfg.sft.init`` names or build a tiny model from ``cfg.model``.
+
+    An earlier run's LoRA agent folder comes back with its adapter trainable.
+    """
+    if init_adapter(cfg):
+        return load_trainable(cfg.sft.init)[0]
     if cfg.sft.init:
         from knowgen.agents.base_models import load_base_model
 
@@ -244,6 +256,9 @@ def with_lora(cfg: TrainConfig, model: Any) -> Any:
         ConfigError: for LoRA without a pretrained ``sft.init`` (a model built from
             scratch has nothing to adapt).
     """
+    if hasattr(model, "peft_config"):
+        logger.info("Training on the LoRA adapter of %s", cfg.sft.init)
+        return model
     peft_config = cfg.sft.lora.peft_config()
     if peft_config is None:
         return model
@@ -257,6 +272,18 @@ def with_lora(cfg: TrainConfig, model: Any) -> Any:
     logger.info("LoRA r=%d: %d trainable parameters of %d", cfg.sft.lora.r, trainable,
                 sum(p.numel() for p in model.parameters()))
     return model
+
+
+def init_adapter(cfg: TrainConfig) -> bool:
+    """Whether ``sft.init`` is a saved LoRA agent folder (a second SFT stage)."""
+    return bool(cfg.sft.init) and is_adapter_folder(Path(cfg.sft.init))
+
+
+def saved_base(cfg: TrainConfig) -> str | None:
+    """The base model the saved agent names: the one its adapter adapts (None if whole)."""
+    if init_adapter(cfg):
+        return adapter_base(cfg.sft.init)
+    return cfg.sft.init if cfg.sft.lora.r > 0 else None
 
 
 def sft_arguments(cfg: TrainConfig, out_dir: Path, lm_warmup: bool = False) -> Any:
@@ -389,4 +416,4 @@ def run_sft(cfg: TrainConfig) -> Path:
     trainer.train(resume_from_checkpoint=resume)
     return save_agent(trainer.model, tokenizer, out_dir / "final", cfg.system_prompt,
                       cfg.generation, cfg.view,
-                      base=cfg.sft.init if cfg.sft.lora.r > 0 else None)
+                      base=saved_base(cfg))

@@ -134,6 +134,30 @@ def test_grpo_goes_on_training_the_adapter(lora_run, base_folder, tmp_path):
     assert trainable and all("lora_" in n for n in trainable)
 
 
+@pytest.mark.slow
+def test_a_second_sft_stage_trains_the_saved_adapter_on(lora_run, base_folder, tmp_path):
+    import copy
+
+    from safetensors.torch import load_file
+
+    from knowgen.agents.train.sft import run_sft
+
+    cfg, first = lora_run
+    cfg = copy.deepcopy(cfg)
+    cfg.output_dir = str(tmp_path)
+    cfg.sft.init, cfg.sft.stride_offset, cfg.sft.max_records = str(first), 1, 4
+    cfg.sft.lora.r = 8  # the saved adapter's own rank (4) is what trains on
+    final = run_sft(cfg)
+    meta = json.loads((final / "knowgen_agent.json").read_text())
+    # the second stage names the first stage's base, not the folder it started from
+    assert meta["base"] == str(base_folder / "base.gguf") and meta["adapter"] == "lora"
+    assert json.loads((final / "adapter_config.json").read_text())["r"] == 4
+    before = load_file(str(first / "adapter_model.safetensors"))
+    after = load_file(str(final / "adapter_model.safetensors"))
+    assert after.keys() == before.keys()
+    assert any(not torch.equal(after[k], before[k]) for k in before)  # it trained on
+
+
 def test_lora_needs_a_pretrained_base(tmp_path):
     from knowgen.agents.train.sft import with_lora
 

@@ -228,6 +228,19 @@ def test_max_records_takes_an_even_stride_through_the_data():
         spread(records, 0)
 
 
+def test_a_stride_offset_takes_records_the_first_stride_left_out():
+    from knowgen.agents.train.sft import spread
+
+    records = [{"i": i} for i in range(2456)]
+    first = {r["i"] for r in spread(records, 900)}
+    second = [r["i"] for r in spread(records, 900, offset=1)]
+    assert len(set(second)) == 900 and not first & set(second)
+    assert second == sorted(second)  # order kept: family by family, as the data is written
+    assert [r["i"] for r in spread(records[:10], 4, offset=1)] == [1, 3, 6, 8]
+    with pytest.raises(ConfigError, match="stride_offset must be 0 or more"):
+        spread(records, 900, offset=-1)
+
+
 def test_gradient_checkpointing_reaches_the_trainers(tmp_path):
     from knowgen.agents.train.grpo import grpo_arguments
     from knowgen.agents.train.sft import sft_arguments
