@@ -19,10 +19,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from knowgen.agents.checkpoint_format import is_adapter_folder, read_agent_file
+from knowgen.agents.checkpoint_format import is_adapter_folder
 from knowgen.agents.tiny import load_tokenizer
 from knowgen.agents.train.config import TrainConfig
-from knowgen.agents.train.models import load_trainable
+from knowgen.agents.train.models import adapter_base, load_trainable
 from knowgen.agents.train.sft import _has_cuda, _last_checkpoint, save_agent, use_bf16
 from knowgen.config import EnvConfig
 from knowgen.envs.trl_env import make_env_factory, searchgen_reward
@@ -155,7 +155,7 @@ def build_grpo_trainer(cfg: TrainConfig, out_dir: Path | None = None) -> Any:
     init = grpo_init_dir(cfg)
     out_dir = out_dir or Path(cfg.output_dir) / "grpo"
     tokenizer = load_tokenizer(init)
-    model, _ = load_trainable(init)
+    model = load_trainable(init)
     source = prompt_source(cfg)
     with warnings.catch_warnings():
         # environment_factory is experimental in TRL 1.16; the version is pinned for that reason.
@@ -184,6 +184,6 @@ def run_grpo(cfg: TrainConfig) -> Path:
             raise ConfigError(f"grpo.resume is set but {out_dir} holds no checkpoint; unset it.")
     trainer.train(resume_from_checkpoint=resume)
     init = grpo_init_dir(cfg)
-    base = read_agent_file(init).get("base") if is_adapter_folder(init) else None
+    base = adapter_base(init) if is_adapter_folder(init) else None
     return save_agent(trainer.model, trainer.processing_class, out_dir / "final",
                       cfg.system_prompt, cfg.generation, cfg.view, base=base)

@@ -27,8 +27,8 @@ def adapter_base(folder: str | Path) -> str:
     return str(base)
 
 
-def load_trainable(init: str | Path) -> tuple[Any, str | None]:
-    """The model to train from a saved folder, and the base model it adapts (None if whole).
+def load_trainable(init: str | Path) -> Any:
+    """The model to train from a saved folder.
 
     A LoRA checkpoint goes on training its adapter over the base that its
     ``knowgen_agent.json`` names; the base weights stay frozen.
@@ -40,10 +40,10 @@ def load_trainable(init: str | Path) -> tuple[Any, str | None]:
     if not is_adapter_folder(init):
         from transformers import AutoModelForCausalLM
 
-        return AutoModelForCausalLM.from_pretrained(str(init)), None
+        return AutoModelForCausalLM.from_pretrained(str(init))
     base = adapter_base(init)
     from peft import PeftModel
 
     from knowgen.agents.base_models import load_base_model
 
-    return PeftModel.from_pretrained(load_base_model(base), str(init), is_trainable=True), base
+    return PeftModel.from_pretrained(load_base_model(base), str(init), is_trainable=True)

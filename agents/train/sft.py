@@ -238,7 +238,7 @@ def obtain_model(cfg: TrainConfig, tokenizer: Any) -> Any:
     An earlier run's LoRA agent folder comes back with its adapter trainable.
     """
     if init_adapter(cfg):
-        return load_trainable(cfg.sft.init)[0]
+        return load_trainable(cfg.sft.init)
     if cfg.sft.init:
         from knowgen.agents.base_models import load_base_model
 
