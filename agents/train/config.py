@@ -140,6 +140,16 @@ class SFTSettings:
     stage's adapter) with offset 1 trains on records the first stage did not see, as long
     as the stride is at least 2 (``max_records`` at most half the records)."""
 
+    reword: float = 0.0
+    """Chance that each phrasing slot of a record's request takes one of the trainer's own
+    wordings instead of the world's (:mod:`knowgen.agents.reword`): the request is rebuilt
+    from the same task in other words, asking for the same subjects and caption, so that
+    the model learns to read requests rather than the train split's phrasings. Needs
+    records of the ``guided`` or ``oracle`` expert; 0 keeps the requests as they are."""
+
+    reword_seed: int = 0
+    """Seed of the rewording."""
+
     lora: LoraSettings = field(default_factory=LoraSettings)
     """LoRA adapters (``sft.lora.r`` > 0) instead of full fine-tuning; the checkpoint then
     holds the adapter, loaded over the base model ``init`` and merged for inference."""

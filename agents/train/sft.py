@@ -232,6 +232,15 @@ def augmented_records(cfg: TrainConfig,
                            word=PieceWords(tokenizer)), tokenizer
 
 
+def reworded(cfg: TrainConfig, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records with their requests reworded at rate ``sft.reword`` (unchanged at 0)."""
+    if not cfg.sft.reword:
+        return records
+    from knowgen.agents.reword import reword_records
+
+    return reword_records(records, cfg.sft.reword, cfg.sft.reword_seed)
+
+
 def obtain_model(cfg: TrainConfig, tokenizer: Any) -> Any:
     """Load the model ``cfg.sft.init`` names or build a tiny model from ``cfg.model``.
 
@@ -387,7 +396,7 @@ def run_sft(cfg: TrainConfig) -> Path:
     if use_bf16(cfg.precision):  # an unknown precision fails here, before the data is read
         logger.info("SFT in bf16 mixed precision (precision=%s)", cfg.precision)
     out_dir = Path(cfg.output_dir) / "sft"
-    records, tokenizer = augmented_records(cfg, sft_records(cfg))
+    records, tokenizer = augmented_records(cfg, reworded(cfg, sft_records(cfg)))
     lengths = token_lengths(tokenizer, records)
     kept = [r for r, n in zip(records, lengths) if n <= cfg.sft.max_length]
     stats = {"all": length_stats(lengths),

@@ -156,7 +156,7 @@ def _even_quotas(available: dict[str, int], total: int) -> dict[str, int]:
 
 
 def build_task(template: Template, facts: WorldFacts, cand: Candidate, seed: int,
-               mode: str = "seen") -> Task:
+               mode: str = "seen", phraser: Phraser | None = None) -> Task:
     """The task of one candidate: its request worded in ``mode``, and its hidden facts.
 
     Args:
@@ -165,9 +165,11 @@ def build_task(template: Template, facts: WorldFacts, cand: Candidate, seed: int
         cand: A checked candidate.
         seed: The generation seed (the wording RNG is seeded by it and the task id).
         mode: ``"seen"`` (train and test phrasings) or ``"ood"`` (held-out ones).
+        phraser: Words the request instead of the task's own phraser (a trainer's
+            rewording); the benchmark's splits never pass one.
     """
     task_id = template.task_id(cand)
-    ph = Phraser(random.Random(f"{seed}|prompt|{mode}|{task_id}"), mode)
+    ph = phraser or Phraser(random.Random(f"{seed}|prompt|{mode}|{task_id}"), mode)
     prompt, plan = template.request(facts, cand, ph)
     entities = tuple(
         RequiredEntity(entity_id=e, name=facts.entity(e).name, image_id=facts.entity(e).image_id)
