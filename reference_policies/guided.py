@@ -22,7 +22,12 @@ decide *what to look up*, then plays like an agent that reads:
    ``<think>`` (the words the request quotes, or whose name it wants: the
    entity's, its capital's), a capital it looked up is stated before it moves on,
    the last ``<think>`` spells the caption out, and a quoted caption is copied
-   exactly as the request quotes it.
+   exactly as the request quotes it;
+7. with ``copy_quotes`` (and no plan), a quoted caption is copied exactly as the
+   request quotes it too: without it a quote that is the entity's name in capitals
+   ("ANDORRA") is written as the sources spell the name ("Andorra"), which the text
+   judge accepts but which teaches an imitating model that a quote is not always
+   copied.
 
 It is an expert for training data (``knowgen train data --set data.expert=guided``)
 and, like the oracle, a privileged policy: it must be bound to its environment.
@@ -141,15 +146,18 @@ class GuidedPolicy:
         seed: Unused (the policy is deterministic).
         plan_caption: Plan the caption in the first thought and spell it in the last
             (see module doc, step 6).
+        copy_quotes: Copy a quoted caption as quoted, also without the plan (step 7).
         **_: Other settings are accepted and ignored.
     """
 
     name = "guided"
     privileged = True
 
-    def __init__(self, seed: int = 0, plan_caption: bool = False, **_: Any):
+    def __init__(self, seed: int = 0, plan_caption: bool = False, copy_quotes: bool = False,
+                 **_: Any):
         self.seed = seed
         self.plan_caption = bool(plan_caption)
+        self.copy_quotes = bool(copy_quotes)
         self._env: Any = None
         self._facts = TaskFacts()
         self._goals: list[Goal] = []
@@ -315,8 +323,9 @@ class GuidedPolicy:
         return format_answer(Answer(prompt + ".", refs), think=think)
 
     def _written(self, text: str) -> str:
-        """Required text as the sources spell it (as the request quotes it with ``plan_caption``)."""
-        quote = self._quote_of(text) if self.plan_caption else None
+        """Required text as the sources spell it (as the request quotes it with
+        ``plan_caption`` or ``copy_quotes``)."""
+        quote = self._quote_of(text) if self.plan_caption or self.copy_quotes else None
         if quote is not None:
             return quote
         names = [g.name for g in self._goals] + list(self._capitals.values())

@@ -60,6 +60,30 @@ def test_guided_records_keep_what_the_expert_read(shared_backends):
     assert planned and all("caption" in f.lower() for f in firsts), firsts
 
 
+def _quotes_and_answers(records):
+    from knowgen.quoting import quoted_texts
+
+    for record in records:
+        request = next(m for m in record["messages"] if m["role"] == "user")["content"]
+        answer = record["messages"][-1]["content"]
+        for quote in quoted_texts(request):
+            yield quote, json.loads(answer.partition("<answer>")[2].partition("</answer>")[0])
+
+
+def test_guided_copies_quoted_captions_as_quoted_when_asked(shared_backends):
+    backends = {k: v for k, v in shared_backends.items() if k != "benchmark"}
+    plain, _ = generate_expert_data(ExpertDataConfig(expert="guided", limit=6,
+                                                     env_overrides=backends))
+    copied, _ = generate_expert_data(ExpertDataConfig(expert="guided", limit=6, copy_quotes=True,
+                                                      env_overrides=backends))
+    assert [r["task_id"] for r in copied] == [r["task_id"] for r in plain]
+    assert all(r["reward"] >= 0.75 for r in copied)
+    # Without the option a quote that is the name in capitals is written as the name.
+    assert any(f'"{q}"' not in a["gen_prompt"] for q, a in _quotes_and_answers(plain))
+    pairs = list(_quotes_and_answers(copied))
+    assert pairs and all(f'"{q}"' in a["gen_prompt"] for q, a in pairs), pairs
+
+
 @pytest.mark.slow
 def test_records_have_the_chat_shape(scripted_data):
     records, stats = scripted_data
