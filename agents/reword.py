@@ -194,15 +194,14 @@ class Rewriter:
             The request, or None when ``task_id`` is no train task or the rebuilt
             request would ask for other text (which the checks refuse).
         """
-        from knowgen.world.tasks import build_task
+        from knowgen.world.tasks import build_task, wording_rng
 
         found, task = self.candidates.get(task_id), self.tasks.get(task_id)
         if found is None or task is None:
             return None
         template, cand = found
-        seed = f"{self.task_seed}|prompt|seen|{task_id}"
-        ph = Rewording(random.Random(seed), "seen", extra=self.extra, rate=rate,
-                       swap_rng=random.Random(rng.random()))
+        ph = Rewording(wording_rng(self.task_seed, "seen", task_id), "seen", extra=self.extra,
+                       rate=rate, swap_rng=random.Random(rng.random()))
         rebuilt = build_task(template, self.facts, cand, self.task_seed, "seen", phraser=ph)
         if rebuilt.facts != task.facts:
             return None

@@ -155,6 +155,11 @@ def _even_quotas(available: dict[str, int], total: int) -> dict[str, int]:
     return {name: quotas[name] for name in available}
 
 
+def wording_rng(seed: int, mode: str, task_id: str) -> random.Random:
+    """The RNG that words the request of ``task_id`` in ``mode`` for ``seed``."""
+    return random.Random(f"{seed}|prompt|{mode}|{task_id}")
+
+
 def build_task(template: Template, facts: WorldFacts, cand: Candidate, seed: int,
                mode: str = "seen", phraser: Phraser | None = None) -> Task:
     """The task of one candidate: its request worded in ``mode``, and its hidden facts.
@@ -169,7 +174,7 @@ def build_task(template: Template, facts: WorldFacts, cand: Candidate, seed: int
             rewording); the benchmark's splits never pass one.
     """
     task_id = template.task_id(cand)
-    ph = phraser or Phraser(random.Random(f"{seed}|prompt|{mode}|{task_id}"), mode)
+    ph = phraser or Phraser(wording_rng(seed, mode, task_id), mode)
     prompt, plan = template.request(facts, cand, ph)
     entities = tuple(
         RequiredEntity(entity_id=e, name=facts.entity(e).name, image_id=facts.entity(e).image_id)

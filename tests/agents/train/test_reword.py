@@ -14,7 +14,7 @@ from knowgen.agents.reword import (
     reword_records,
 )
 from knowgen.errors import ConfigError
-from knowgen.world.tasks import build_task
+from knowgen.world.tasks import build_task, wording_rng
 from knowgen.world.templates import ALL_SLOTS
 
 TEMPLATES = ("flag_named", "flag_by_capital", "flag_with_capital", "flag_by_neighbours",
@@ -77,7 +77,7 @@ def test_rate_zero_rebuilds_every_original_request(rewriter):
 def test_rate_one_swaps_every_slot_that_has_extra_wordings(rewriter):
     task_id = next(t for t in rewriter.tasks if t.startswith("flag_by_capital-"))
     template, cand = rewriter.candidates[task_id]
-    ph = Rewording(random.Random(f"0|prompt|seen|{task_id}"), "seen", extra=EXTRA_WORDINGS,
+    ph = Rewording(wording_rng(0, "seen", task_id), "seen", extra=EXTRA_WORDINGS,
                    rate=1.0, swap_rng=random.Random(3))
     task = build_task(template, rewriter.facts, cand, 0, "seen", phraser=ph)
     used = task.extra["phrasing"]
