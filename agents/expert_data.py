@@ -77,6 +77,11 @@ class ExpertDataConfig:
     the name ("Andorra"): 442 of the 793 quoted captions of the smollm2 preset's transcripts,
     which teaches the model that a quote is not always copied."""
 
+    count_subjects: bool = False
+    """``guided`` only: count the pictures the request asks for in the first ``<think>`` and
+    number each image search ("Next, flag 1 of 2: ..."). The model trained without it
+    answers two- and three-picture requests after the first picture."""
+
     top_k: int = 3
     """Results per search and image search (small keeps transcripts short)."""
 
@@ -109,7 +114,8 @@ def _make_expert(config: ExpertDataConfig) -> Any:
     if name == "guided":
         from knowgen.reference_policies.guided import GuidedPolicy
 
-        return GuidedPolicy(plan_caption=config.plan_caption, copy_quotes=config.copy_quotes)
+        return GuidedPolicy(plan_caption=config.plan_caption, copy_quotes=config.copy_quotes,
+                            count_subjects=config.count_subjects)
     raise ConfigError(f"Unknown expert {name!r}; use one of {', '.join(EXPERTS)}.")
 
 

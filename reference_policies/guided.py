@@ -27,7 +27,12 @@ decide *what to look up*, then plays like an agent that reads:
    request quotes it too: without it a quote that is the entity's name in capitals
    ("ANDORRA") is written as the sources spell the name ("Andorra"), which the text
    judge accepts but which teaches an imitating model that a quote is not always
-   copied.
+   copied;
+8. with ``count_subjects``, the first ``<think>`` counts the pictures the request
+   asks for ("The request asks for two flags.") and each image search says which
+   one it is after ("Next, flag 1 of 2: the official flag of Togo."), so that a
+   model imitating it keeps count of the subjects instead of answering after the
+   first picture.
 
 It is an expert for training data (``knowgen train data --set data.expert=guided``)
 and, like the oracle, a privileged policy: it must be bound to its environment.
@@ -147,6 +152,7 @@ class GuidedPolicy:
         plan_caption: Plan the caption in the first thought and spell it in the last
             (see module doc, step 6).
         copy_quotes: Copy a quoted caption as quoted, also without the plan (step 7).
+        count_subjects: Count the pictures out loud and number each image search (step 8).
         **_: Other settings are accepted and ignored.
     """
 
@@ -154,10 +160,11 @@ class GuidedPolicy:
     privileged = True
 
     def __init__(self, seed: int = 0, plan_caption: bool = False, copy_quotes: bool = False,
-                 **_: Any):
+                 count_subjects: bool = False, **_: Any):
         self.seed = seed
         self.plan_caption = bool(plan_caption)
         self.copy_quotes = bool(copy_quotes)
+        self.count_subjects = bool(count_subjects)
         self._env: Any = None
         self._facts = TaskFacts()
         self._goals: list[Goal] = []
@@ -211,11 +218,23 @@ class GuidedPolicy:
         return self._with_plan(action)
 
     def _with_plan(self, action: str) -> str:
-        """``action`` with the caption plan put before its first thought (first turn only)."""
-        if self._planned or not self.plan_caption:
+        """``action`` with the subject count and the caption plan (as asked for) put before
+        its first thought (first turn only)."""
+        if self._planned:
             return action
         self._planned = True
-        return action.replace("<think>", f"<think>{self._caption_plan()} ", 1)
+        said = [self._subject_count()] if self.count_subjects else []
+        said += [self._caption_plan()] if self.plan_caption else []
+        if not said:
+            return action
+        return action.replace("<think>", f"<think>{' '.join(said)} ", 1)
+
+    def _subject_count(self) -> str:
+        """One sentence on how many pictures the request asks for ("two flags")."""
+        kinds = {g.kind for g in self._goals}
+        noun = kinds.pop() if len(kinds) == 1 else "picture"
+        n = len(self._goals)
+        return f"The request asks for {_count_word(n)} {noun}{'s' if n != 1 else ''}."
 
     def _caption_plan(self) -> str:
         """One sentence on what the caption must say, as the request puts it."""
@@ -277,12 +296,14 @@ class GuidedPolicy:
                 thoughts = [_capital_thought(self._goals, self._capitals)] if self.plan_caption else []
             else:
                 thoughts.append(_capital_thought(self._goals, self._capitals))
-        for goal in self._goals:
+        for n, goal in enumerate(self._goals, 1):
             said = ". ".join(t.rstrip(".") for t in thoughts)
             said = f"{said}. " if said else ""
             title = goal.official.title or f"{goal.kind.capitalize()} of {goal.name}"
-            obs = yield format_tool_call("image_search", {"query": title},
-                                         think=f"{said}Next, the official {goal.kind} of {goal.name}.")
+            which = f"{goal.kind} {n} of {len(self._goals)}: " if self.count_subjects else ""
+            obs = yield format_tool_call(
+                "image_search", {"query": title},
+                think=f"{said}Next, {which}the official {goal.kind} of {goal.name}.")
             thoughts = []
             pick = _pick(c.parse_images(obs), goal.official)
             if pick is None:
@@ -335,6 +356,12 @@ class GuidedPolicy:
         if " VS " in text:
             return " VS ".join(spelled.get(p, p) for p in text.split(" VS "))
         return text
+
+
+def _count_word(n: int) -> str:
+    """``n`` in words for the small counts a request asks for (digits beyond ten)."""
+    words = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+    return words[n] if 0 <= n < len(words) else str(n)
 
 
 def _named(name: str, hits: list[c.TextResult]) -> bool:

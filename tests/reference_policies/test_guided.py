@@ -129,3 +129,31 @@ def test_guided_plans_the_caption_first_and_spells_it_before_answering(env):
                 assert "name" in first and "The caption reads" in last, (template, first, last)
                 checked["named"] += 1
     assert all(checked.values()), checked
+
+
+def test_guided_counts_the_pictures_and_numbers_each_image_search(env):
+    """With count_subjects, the first thought says how many pictures the request asks for
+    and each image search says which of them it is after; the searches, references and
+    reward are those of the default expert. Without it no thought counts."""
+    counted = set()
+    for template, tasks in _per_template(env.tasks, 1).items():
+        task = tasks[0]
+        plain, _, plain_reward, plain_info = _episode(env, GuidedPolicy(), task.id)
+        assert all(" of 1:" not in a and "asks for" not in a for a in plain), template
+        actions, _, reward, info = _episode(env, GuidedPolicy(count_subjects=True), task.id)
+        assert reward == pytest.approx(plain_reward), template
+        assert info["answer"]["reference_images"] == plain_info["answer"]["reference_images"]
+        parsed = [parse_action(a, known_image_ids=[]) for a in actions]
+        plain_calls = [parse_action(a, known_image_ids=[]).tool_call for a in plain]
+        assert [p.tool_call for p in parsed] == plain_calls, template
+        if not info["answer"]["reference_images"]:
+            continue
+        n = len(task.facts.entities)
+        word = {1: "one", 2: "two", 3: "three"}[n]
+        kind = "flag" if all(e.entity_id.startswith("country/") for e in task.facts.entities) else "logo"
+        assert parsed[0].think.startswith(f"The request asks for {word} {kind}"), parsed[0].think
+        searches = [p for p in parsed if p.tool_call and p.tool_call.name == "image_search"]
+        assert [s.think.rpartition("Next, ")[2].split(":")[0] for s in searches] == \
+            [f"{kind} {i} of {n}" for i in range(1, n + 1)], template
+        counted.add(n)
+    assert counted == {1, 2, 3}, counted

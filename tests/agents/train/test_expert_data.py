@@ -84,6 +84,15 @@ def test_guided_copies_quoted_captions_as_quoted_when_asked(shared_backends):
     assert pairs and all(f'"{q}"' in a["gen_prompt"] for q, a in pairs), pairs
 
 
+
+def test_guided_counts_subjects_when_asked(shared_backends):
+    backends = {k: v for k, v in shared_backends.items() if k != "benchmark"}
+    records, _ = generate_expert_data(ExpertDataConfig(expert="guided", limit=3,
+                                                       count_subjects=True, env_overrides=backends))
+    firsts = [next(m["content"] for m in r["messages"] if m["role"] == "assistant") for r in records]
+    assert firsts and all(f.startswith("<think>The request asks for one ") for f in firsts), firsts
+    assert all(" 1 of 1: " in f for f in firsts), firsts
+
 @pytest.mark.slow
 def test_records_have_the_chat_shape(scripted_data):
     records, stats = scripted_data
