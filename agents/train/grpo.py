@@ -23,7 +23,8 @@ from knowgen.agents.checkpoint_format import is_adapter_folder
 from knowgen.agents.tiny import load_tokenizer
 from knowgen.agents.train.config import TrainConfig
 from knowgen.agents.train.models import adapter_base, load_trainable
-from knowgen.agents.train.sft import _has_cuda, _last_checkpoint, save_agent, use_bf16
+from knowgen.agents.train.resume import keep_schedule_on_resume, last_checkpoint
+from knowgen.agents.train.sft import _has_cuda, save_agent, use_bf16
 from knowgen.config import EnvConfig
 from knowgen.envs.trl_env import make_env_factory, searchgen_reward
 from knowgen.errors import ConfigError, UnknownNameError
@@ -176,10 +177,10 @@ def run_grpo(cfg: TrainConfig) -> Path:
     from knowgen.agents.train.progress import use_stage_progress
 
     out_dir = Path(cfg.output_dir) / "grpo"
-    trainer = use_stage_progress(build_grpo_trainer(cfg, out_dir), "GRPO")
+    trainer = keep_schedule_on_resume(use_stage_progress(build_grpo_trainer(cfg, out_dir), "GRPO"))
     resume = None
     if cfg.grpo.resume:
-        resume = _last_checkpoint(out_dir)
+        resume = last_checkpoint(out_dir)
         if resume is None:
             raise ConfigError(f"grpo.resume is set but {out_dir} holds no checkpoint; unset it.")
     trainer.train(resume_from_checkpoint=resume)

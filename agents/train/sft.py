@@ -29,6 +29,7 @@ from knowgen.agents.tiny import (
 )
 from knowgen.agents.train.config import GenerationSettings, TrainConfig
 from knowgen.agents.train.models import adapter_base, load_trainable
+from knowgen.agents.train.resume import keep_schedule_on_resume, last_checkpoint
 from knowgen.envs.trl_env import adapter_class, tool_schemas
 from knowgen.envs.views import apply_view, uses_browse
 from knowgen.errors import ConfigError
@@ -322,7 +323,7 @@ def resume_point(cfg: TrainConfig, out_dir: Path) -> str | None:
     """
     if not cfg.sft.resume:
         return None
-    resume = _last_checkpoint(out_dir)
+    resume = last_checkpoint(out_dir)
     if resume is None:
         raise ConfigError(f"sft.resume is set but {out_dir} holds no checkpoint; unset it.")
     return resume
@@ -376,12 +377,6 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def _last_checkpoint(out_dir: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    return get_last_checkpoint(str(out_dir)) if out_dir.is_dir() else None
-
-
 def run_sft(cfg: TrainConfig) -> Path:
     """Train (or continue) the SFT stage and return the final checkpoint folder.
 
@@ -421,7 +416,7 @@ def run_sft(cfg: TrainConfig) -> Path:
         model = warmup.model
     trainer = SFTTrainer(model=model, args=sft_arguments(cfg, out_dir), train_dataset=dataset,
                          processing_class=tokenizer)
-    use_stage_progress(trainer, "SFT")
+    keep_schedule_on_resume(use_stage_progress(trainer, "SFT"))
     trainer.train(resume_from_checkpoint=resume)
     return save_agent(trainer.model, tokenizer, out_dir / "final", cfg.system_prompt,
                       cfg.generation, cfg.view,

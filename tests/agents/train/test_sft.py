@@ -36,11 +36,26 @@ def test_smoke_sft_writes_a_complete_checkpoint(smoke_run):
 
 @pytest.mark.slow
 def test_resume_continues_from_the_last_checkpoint(smoke_run):
+    """A finished run extended by a step goes on from its last checkpoint, and that extra
+    step learns at the extended schedule's rate, not at the 0 the run ended on."""
     cfg = copy.deepcopy(smoke_run[0])
-    cfg.sft.resume, cfg.sft.max_steps = True, 6
+    ended = _weights(smoke_run[1])
+    cfg.sft.resume, cfg.sft.max_steps = True, 5
     final = run_sft(cfg)
-    state = json.loads((final.parent / "checkpoint-6" / "trainer_state.json").read_text())
-    assert state["global_step"] == 6
+    state = json.loads((final.parent / "checkpoint-5" / "trainer_state.json").read_text())
+    assert state["global_step"] == 5
+    after = _weights(final)
+    assert after.keys() == ended.keys() and ended
+    assert any(not torch.equal(ended[k], after[k]) for k in ended)
+
+
+def _weights(folder):
+    """The trainable weights a checkpoint folder holds (adapter or whole model)."""
+    from safetensors.torch import load_file
+
+    files = sorted(folder.glob("*.safetensors"))
+    assert files, sorted(p.name for p in folder.iterdir())
+    return {f"{f.name}:{k}": v for f in files for k, v in load_file(str(f)).items()}
 
 
 @pytest.mark.slow
