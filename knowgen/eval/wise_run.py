@@ -48,7 +48,7 @@ from knowgen.errors import DataError, KnowgenError, RunError
 from knowgen.eval.results import summary_header
 from knowgen.eval.rundir import SampleLog, atomic_write_json, git_hash
 from knowgen.eval.wise_scoring import WISE_WEIGHTS, score_wise_records
-from knowgen.locking import make_output_folder
+from knowgen.locking import FolderLock, make_output_folder
 from knowgen.registry import Registry, parse_spec
 from knowgen.types import Answer, ImageJudgement, ResolvedReference, Task, TextJudgement
 
@@ -255,7 +255,8 @@ def judge_wise_images(images_dir: str | Path, wise_path: str | Path, variant: st
 
     Raises:
         DataError: for a missing images folder or unreadable prompt files.
-        RunError: when ``out_dir`` was made with other settings.
+        RunError: when ``out_dir`` was made with other settings, or another process
+            is judging into it.
     """
     from knowgen.benchmarks.wise import WiseBenchmark
 
@@ -269,6 +270,14 @@ def judge_wise_images(images_dir: str | Path, wise_path: str | Path, variant: st
     tasks = WiseBenchmark(str(wise_path), variant=variant, strict=False).tasks()
     judge = make_wise_judge(judge_spec, variant)
     make_output_folder(out, "--out")
+    with FolderLock(out, "WISE judge output folder"):  # one writer per output folder
+        return _judge_wise_into(out, images, tasks, judge, judge_spec, variant, meta, progress)
+
+
+def _judge_wise_into(out: Path, images: Path, tasks: list[Task], judge: Any, judge_spec: str,
+                     variant: str, meta: dict[str, Any], progress: bool) -> dict[str, Any]:
+    """Judge the images ``out`` lacks and write its summary (``out`` is locked)."""
+    name = parse_spec(judge_spec)[0]
     if not (out / "run.json").is_file():
         atomic_write_json(out / "run.json", meta)
     log = SampleLog(out / "judged.jsonl")

@@ -13,6 +13,7 @@ from knowgen.cli import main
 from knowgen.eval.html_report import load_run
 from knowgen.eval.wise_run import build_wise_summary, partial_overall
 from knowgen.eval.wise_scoring import WISE_WEIGHTS, category_of, weighted_overall
+from knowgen.locking import FolderLock
 
 WISE_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "wise"
 PER_FILE = 3
@@ -109,6 +110,10 @@ def test_legacy_eval_writes_upstream_layout_and_wise_summary(tmp_path, capsys):
     assert again["n_missing_images"] == 3 * PER_FILE - 6
     assert again["wise"]["categories"] == wise["categories"]
     assert main(judge_args) == 0  # a rerun judges nothing twice
+    assert len((out / "judged.jsonl").read_text().splitlines()) == 6
+    with FolderLock(out, "test holder"):  # a second writer is refused, the log untouched
+        assert main(judge_args) == 2
+    assert "Another process" in capsys.readouterr().err
     assert len((out / "judged.jsonl").read_text().splitlines()) == 6
     assert main([*judge_args[:5], "verified", *judge_args[6:]]) == 2
     assert "different settings" in capsys.readouterr().err
