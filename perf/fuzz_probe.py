@@ -17,36 +17,19 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 import time
 import traceback
+from pathlib import Path
 
 from knowgen.envs.actions import DEFAULT_MAX_ACTION_CHARS
 from knowgen.envs.searchgen import SearchGenEnv
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "envs"))
+from hostile import EvilStr, Hostile  # shared with tests/envs/test_hardening.py
+
 TAGS = ["<tool_call>", "</tool_call>", "<answer>", "</answer>", "<think>", "</think>", "```",
         "```json", "{", "}", "[", "]", '"', "\\ud800", "\ud800", "\udfff", " ", "\n", "IMG_001"]
-
-
-class Hostile:
-    """An object whose every method a parser might call raises."""
-
-    def __repr__(self):
-        raise RuntimeError("repr")
-
-    __str__ = __repr__
-
-    def __eq__(self, other):
-        raise RuntimeError("eq")
-
-    __hash__ = object.__hash__
-
-
-class EvilStr(str):
-    def __len__(self):
-        raise RuntimeError("len")
-
-    def strip(self, *a):
-        raise RuntimeError("strip")
 
 
 def random_text(rng: random.Random, n: int) -> str:

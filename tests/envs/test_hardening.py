@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+from hostile import EvilStr, Hostile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -89,29 +90,6 @@ def test_adversarial_turns_of_the_largest_size_do_not_stall():
 ])
 def test_linear_parser_keeps_the_protocol(text, kind):
     assert parse_action(text).kind == kind
-
-
-class Hostile:
-    def __repr__(self):
-        raise RuntimeError("repr")
-
-    __str__ = __repr__
-
-    def __eq__(self, other):
-        raise RuntimeError("eq")
-
-    __hash__ = object.__hash__
-
-    def __deepcopy__(self, memo):
-        raise RuntimeError("deepcopy")
-
-
-class EvilStr(str):
-    def strip(self, *args):
-        raise RuntimeError("strip")
-
-    def __len__(self):
-        raise RuntimeError("len")
 
 
 @pytest.mark.parametrize("action", [
