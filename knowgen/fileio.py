@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -14,12 +15,18 @@ from PIL import Image
 
 from knowgen.errors import DataError
 
+#: Names of :func:`atomic_write`'s temporary files: ``.<name>.<8 random characters>.tmp``
+#: (the random part as :func:`tempfile.mkstemp` makes it).
+TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
+
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
     """Call ``write`` on a temporary file beside ``path``, fsync it, then rename it into place.
 
     The folder is created if needed; the file is left readable by all (0644);
-    on any failure the temporary file is removed and ``path`` is untouched.
+    on any failure the temporary file is removed and ``path`` is untouched. Only a
+    process killed between the two steps leaves the temporary file (named as
+    :data:`TEMP_NAME` says) behind; :func:`remove_unfinished_writes` clears them.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,6 +41,37 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_unfinished_writes(folder: str | Path, skip_marked: str | None = None) -> list[Path]:
+    """Delete the temporary files of :func:`atomic_write` calls that never finished.
+
+    Looks in ``folder`` and its direct subfolders (a run folder's ``images/``) for files
+    named as :data:`TEMP_NAME` says. Call it only while no other process writes there
+    (holding the folder's :class:`~knowgen.locking.FolderLock`): a live writer's file
+    would be removed from under it.
+
+    Args:
+        folder: The folder.
+        skip_marked: Leave alone a subfolder holding a file of this name (another
+            writer's lock file: a judge writing its outputs inside a run folder).
+
+    Returns:
+        The files removed.
+    """
+    folder = Path(folder)
+    subfolders = [p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()
+                  and not (skip_marked and (p / skip_marked).exists())]
+    removed = []
+    for where in [folder, *subfolders]:
+        for path in where.iterdir():
+            if TEMP_NAME.fullmatch(path.name) and path.is_file() and not path.is_symlink():
+                try:
+                    path.unlink()
+                except FileNotFoundError:
+                    continue
+                removed.append(path)
+    return removed
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

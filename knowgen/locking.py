@@ -7,7 +7,9 @@ names the holder. The lock is an exclusive ``flock`` on ``<folder>/.lock``, so
 the kernel releases it when the holder dies, even by ``kill -9``: a lock file
 left behind by a dead process is stale and is taken over (with a warning naming
 the dead pid). Where ``flock`` does not exist, the pid in the file is checked
-instead.
+instead. A writer killed in the middle of an atomic write leaves its temporary
+file behind; whoever takes the lock next removes those files (see
+:func:`knowgen.fileio.remove_unfinished_writes`), since no one else can be writing.
 
 Example:
     >>> with FolderLock(run_dir, "run folder"):
@@ -25,6 +27,7 @@ from pathlib import Path
 from types import TracebackType
 
 from knowgen.errors import RunError
+from knowgen.fileio import remove_unfinished_writes
 
 try:  # POSIX
     import fcntl
@@ -83,9 +86,23 @@ class FolderLock:
                                self.folder, holder.get("pid"), holder.get("host", "?"))
             _write_holder(fd)
             self._fd = fd
+            self._clear_unfinished_writes()
             return self
         raise RunError(f"Cannot lock {self.path}: it keeps being replaced; is another process "
                        f"writing to the {self.what}?")
+
+    def _clear_unfinished_writes(self) -> None:
+        try:
+            removed = remove_unfinished_writes(self.folder, skip_marked=LOCK_NAME)
+        except OSError as exc:
+            logger.warning("Could not look for unfinished writes in %s (%s).", self.folder,
+                           exc.strerror or exc)
+            return
+        if removed:
+            logger.warning("Removed %d unfinished temporary file(s) a stopped writer left in "
+                           "%s: %s", len(removed), self.folder,
+                           ", ".join(str(p.relative_to(self.folder)) for p in removed[:5])
+                           + (", ..." if len(removed) > 5 else ""))
 
     def _lock(self, fd: int, holder: dict) -> bool:
         if fcntl is not None:

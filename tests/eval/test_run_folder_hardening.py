@@ -171,6 +171,44 @@ def test_one_writer_per_folder_and_stale_locks_are_taken_over(tmp_path):
         assert lock.held
 
 
+def test_a_write_killed_half_way_leaves_no_temporary_file_after_resume(finished_run, tmp_path):
+    """A writer killed inside an atomic write leaves its temporary file; the next holder of
+    the run folder's lock removes it (and only it: a judge folder inside the run, with a
+    lock of its own, is that judge's to clear)."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    judged = run / "judged-x"
+    judged.mkdir()
+    (judged / ".lock").write_text("{}")
+    judges_own = judged / ".scores.json.abcd1234.tmp"
+    judges_own.write_text("{")
+    keep = run / "images" / ".notes.tmp"  # not a name atomic_write makes
+    keep.write_text("mine")
+    script = "\n".join([
+        "import time",
+        "from knowgen.fileio import atomic_write",
+        "from knowgen.locking import FolderLock",
+        f"FolderLock({str(run)!r}).acquire()",
+        "def write(fh):",
+        "    fh.write(b'half a png'); fh.flush(); print('writing', flush=True); time.sleep(60)",
+        f"atomic_write({str(run / 'images' / 'late.png')!r}, write)"])
+    writer = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "writing"
+    writer.send_signal(signal.SIGKILL)
+    writer.wait(10)
+    left = [p.name for p in (run / "images").iterdir() if p.name.startswith(".late.png.")]
+    assert len(left) == 1 and left[0].endswith(".tmp"), left
+
+    run_eval(resume_config(run), run_dir=run, progress=False, write_html=False)
+    images = sorted(p.name for p in (run / "images").iterdir())
+    outputs = sorted(Path(r["output_path"]).name
+                     for r in json.loads((run / "results.json").read_text()))
+    assert images == sorted([*outputs, keep.name])
+    assert judges_own.read_text() == "{" and keep.read_text() == "mine"
+    results, lines = _counts(run)
+    assert len(results) == LIMIT and set(results.values()) == set(lines.values()) == {1}
+
+
 def test_sample_problem_refuses_incomplete_records():
     assert sample_problem({"id": "a"})
     assert sample_problem({"id": "a", "success": True, "meta": {}})
