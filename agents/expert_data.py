@@ -80,7 +80,14 @@ class ExpertDataConfig:
     count_subjects: bool = False
     """``guided`` only: count the pictures the request asks for in the first ``<think>`` and
     number each image search ("Next, flag 1 of 2: ..."). The model trained without it
-    answers two- and three-picture requests after the first picture."""
+    answers two- and three-picture requests after the first picture (tried with
+    ``copy_quotes``: counting was not learnt and the clue families were lost; see
+    perf/RESULTS_train.md)."""
+
+    count_several: bool = False
+    """``guided`` only: count and number the pictures of requests for more than one, said at
+    the first image search once the clues are settled; one-picture transcripts are left as
+    they are (the count stood before the clue search in ``count_subjects`` transcripts)."""
 
     top_k: int = 3
     """Results per search and image search (small keeps transcripts short)."""
@@ -115,7 +122,8 @@ def _make_expert(config: ExpertDataConfig) -> Any:
         from knowgen.reference_policies.guided import GuidedPolicy
 
         return GuidedPolicy(plan_caption=config.plan_caption, copy_quotes=config.copy_quotes,
-                            count_subjects=config.count_subjects)
+                            count_subjects=config.count_subjects,
+                            count_several=config.count_several)
     raise ConfigError(f"Unknown expert {name!r}; use one of {', '.join(EXPERTS)}.")
 
 

@@ -32,7 +32,12 @@ decide *what to look up*, then plays like an agent that reads:
    asks for ("The request asks for two flags.") and each image search says which
    one it is after ("Next, flag 1 of 2: the official flag of Togo."), so that a
    model imitating it keeps count of the subjects instead of answering after the
-   first picture.
+   first picture;
+9. with ``count_several``, only a request for more than one picture is counted, and
+   the count is said at the first image search, once the clues are settled ("The
+   request asks for two flags. Next, flag 1 of 2: the official flag of Togo."): a
+   one-picture transcript reads as without it, so the count never stands before the
+   search that settles a clue.
 
 It is an expert for training data (``knowgen train data --set data.expert=guided``)
 and, like the oracle, a privileged policy: it must be bound to its environment.
@@ -153,6 +158,8 @@ class GuidedPolicy:
             (see module doc, step 6).
         copy_quotes: Copy a quoted caption as quoted, also without the plan (step 7).
         count_subjects: Count the pictures out loud and number each image search (step 8).
+        count_several: Count and number only several pictures, at the first image search
+            (step 9).
         **_: Other settings are accepted and ignored.
     """
 
@@ -160,11 +167,12 @@ class GuidedPolicy:
     privileged = True
 
     def __init__(self, seed: int = 0, plan_caption: bool = False, copy_quotes: bool = False,
-                 count_subjects: bool = False, **_: Any):
+                 count_subjects: bool = False, count_several: bool = False, **_: Any):
         self.seed = seed
         self.plan_caption = bool(plan_caption)
         self.copy_quotes = bool(copy_quotes)
         self.count_subjects = bool(count_subjects)
+        self.count_several = bool(count_several)
         self._env: Any = None
         self._facts = TaskFacts()
         self._goals: list[Goal] = []
@@ -296,11 +304,15 @@ class GuidedPolicy:
                 thoughts = [_capital_thought(self._goals, self._capitals)] if self.plan_caption else []
             else:
                 thoughts.append(_capital_thought(self._goals, self._capitals))
+        several = self.count_several and len(self._goals) > 1
+        if several and not self.count_subjects:
+            thoughts.append(self._subject_count())
         for n, goal in enumerate(self._goals, 1):
             said = ". ".join(t.rstrip(".") for t in thoughts)
             said = f"{said}. " if said else ""
             title = goal.official.title or f"{goal.kind.capitalize()} of {goal.name}"
-            which = f"{goal.kind} {n} of {len(self._goals)}: " if self.count_subjects else ""
+            numbered = self.count_subjects or several
+            which = f"{goal.kind} {n} of {len(self._goals)}: " if numbered else ""
             obs = yield format_tool_call(
                 "image_search", {"query": title},
                 think=f"{said}Next, {which}the official {goal.kind} of {goal.name}.")

@@ -157,3 +157,33 @@ def test_guided_counts_the_pictures_and_numbers_each_image_search(env):
             [f"{kind} {i} of {n}" for i in range(1, n + 1)], template
         counted.add(n)
     assert counted == {1, 2, 3}, counted
+
+
+def test_guided_counts_several_pictures_only_at_the_first_image_search(env):
+    """With count_several, a one-picture transcript is the default expert's word for word;
+    a request for several pictures says its count in the thought of the first image search,
+    after any clue is settled, and numbers each image search. Calls and reward unchanged."""
+    counted = set()
+    for template, tasks in _per_template(env.tasks, 1).items():
+        task = tasks[0]
+        plain, _, plain_reward, plain_info = _episode(env, GuidedPolicy(), task.id)
+        actions, _, reward, info = _episode(env, GuidedPolicy(count_several=True), task.id)
+        assert reward == pytest.approx(plain_reward), template
+        assert info["answer"]["reference_images"] == plain_info["answer"]["reference_images"]
+        parsed = [parse_action(a, known_image_ids=[]) for a in actions]
+        plain_calls = [parse_action(a, known_image_ids=[]).tool_call for a in plain]
+        assert [p.tool_call for p in parsed] == plain_calls, template
+        n = len(task.facts.entities)
+        if n == 1 or not info["answer"]["reference_images"]:
+            assert actions == plain, template
+            continue
+        word = {2: "two", 3: "three"}[n]
+        kind = "flag" if all(e.entity_id.startswith("country/") for e in task.facts.entities) else "logo"
+        searches = [p for p in parsed if p.tool_call and p.tool_call.name == "image_search"]
+        before = parsed[:parsed.index(searches[0])]
+        assert all("asks for" not in (p.think or "") for p in before), template
+        assert f"The request asks for {word} {kind}s. Next, {kind} 1 of {n}:" in searches[0].think
+        assert [s.think.rpartition("Next, ")[2].split(":")[0] for s in searches] == \
+            [f"{kind} {i} of {n}" for i in range(1, n + 1)], template
+        counted.add(n)
+    assert counted == {2, 3}, counted
