@@ -2,6 +2,7 @@
 
 import copy
 import json
+import shutil
 
 import pytest
 import torch
@@ -35,11 +36,13 @@ def test_smoke_sft_writes_a_complete_checkpoint(smoke_run):
 
 
 @pytest.mark.slow
-def test_resume_continues_from_the_last_checkpoint(smoke_run):
+def test_resume_continues_from_the_last_checkpoint(smoke_run, tmp_path):
     """A finished run extended by a step goes on from its last checkpoint, and that extra
-    step learns at the extended schedule's rate, not at the 0 the run ended on."""
+    step learns at the extended schedule's rate, not at the 0 the run ended on. (It runs
+    on a copy, so the other tests still see the smoke run as it ended.)"""
     cfg = copy.deepcopy(smoke_run[0])
     ended = _weights(smoke_run[1])
+    cfg.output_dir = str(shutil.copytree(cfg.output_dir, tmp_path / "run"))
     cfg.sft.resume, cfg.sft.max_steps = True, 5
     final = run_sft(cfg)
     state = json.loads((final.parent / "checkpoint-5" / "trainer_state.json").read_text())
