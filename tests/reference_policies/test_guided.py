@@ -131,6 +131,20 @@ def test_guided_plans_the_caption_first_and_spells_it_before_answering(env):
     assert all(checked.values()), checked
 
 
+def _counted_beside_plain(env, task, **options):
+    """Play ``task`` with the default expert and with ``options``; check that both make the
+    same calls, cite the same references and earn the same reward. Returns the plain
+    actions, the counted actions (as written and parsed) and the counted episode's info."""
+    plain, _, plain_reward, plain_info = _episode(env, GuidedPolicy(), task.id)
+    actions, _, reward, info = _episode(env, GuidedPolicy(**options), task.id)
+    assert reward == pytest.approx(plain_reward), task.id
+    assert info["answer"]["reference_images"] == plain_info["answer"]["reference_images"]
+    parsed = [parse_action(a, known_image_ids=[]) for a in actions]
+    plain_calls = [parse_action(a, known_image_ids=[]).tool_call for a in plain]
+    assert [p.tool_call for p in parsed] == plain_calls, task.id
+    return plain, actions, parsed, info
+
+
 def test_guided_counts_the_pictures_and_numbers_each_image_search(env):
     """With count_subjects, the first thought says how many pictures the request asks for
     and each image search says which of them it is after; the searches, references and
@@ -138,14 +152,8 @@ def test_guided_counts_the_pictures_and_numbers_each_image_search(env):
     counted = set()
     for template, tasks in _per_template(env.tasks, 1).items():
         task = tasks[0]
-        plain, _, plain_reward, plain_info = _episode(env, GuidedPolicy(), task.id)
+        plain, _, parsed, info = _counted_beside_plain(env, task, count_subjects=True)
         assert all(" of 1:" not in a and "asks for" not in a for a in plain), template
-        actions, _, reward, info = _episode(env, GuidedPolicy(count_subjects=True), task.id)
-        assert reward == pytest.approx(plain_reward), template
-        assert info["answer"]["reference_images"] == plain_info["answer"]["reference_images"]
-        parsed = [parse_action(a, known_image_ids=[]) for a in actions]
-        plain_calls = [parse_action(a, known_image_ids=[]).tool_call for a in plain]
-        assert [p.tool_call for p in parsed] == plain_calls, template
         if not info["answer"]["reference_images"]:
             continue
         n = len(task.facts.entities)
@@ -166,13 +174,7 @@ def test_guided_counts_several_pictures_only_at_the_first_image_search(env):
     counted = set()
     for template, tasks in _per_template(env.tasks, 1).items():
         task = tasks[0]
-        plain, _, plain_reward, plain_info = _episode(env, GuidedPolicy(), task.id)
-        actions, _, reward, info = _episode(env, GuidedPolicy(count_several=True), task.id)
-        assert reward == pytest.approx(plain_reward), template
-        assert info["answer"]["reference_images"] == plain_info["answer"]["reference_images"]
-        parsed = [parse_action(a, known_image_ids=[]) for a in actions]
-        plain_calls = [parse_action(a, known_image_ids=[]).tool_call for a in plain]
-        assert [p.tool_call for p in parsed] == plain_calls, template
+        plain, actions, parsed, info = _counted_beside_plain(env, task, count_several=True)
         n = len(task.facts.entities)
         if n == 1 or not info["answer"]["reference_images"]:
             assert actions == plain, template
