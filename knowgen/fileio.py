@@ -15,9 +15,13 @@ from PIL import Image
 
 from knowgen.errors import DataError
 
+#: What :func:`atomic_write` puts before the target's name and after the random part in
+#: the names of its temporary files.
+TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"
+
 #: Names of :func:`atomic_write`'s temporary files: ``.<name>.<8 random characters>.tmp``
 #: (the random part as :func:`tempfile.mkstemp` makes it).
-TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
+TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + r".+\.[a-z0-9_]{8}" + re.escape(TEMP_SUFFIX))
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
@@ -30,7 +34,8 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMP_PREFIX}{path.name}.",
+                                suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
