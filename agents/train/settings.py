@@ -129,6 +129,12 @@ class SFTSettings:
     stage's adapter) with offset 1 trains on records the first stage did not see, as long
     as the stride is at least 2 (``max_records`` at most half the records)."""
 
+    several_copies: int = 1
+    """Times each record whose answer cites more than one picture is trained on, counted
+    after ``max_records`` took its stride (1: once, like every other record). Requests for
+    two or three pictures are a small share of the data, and the model decides in its first
+    call whether it looks up one subject or all of them; more copies weigh that decision."""
+
     reword: float = 0.0
     """Chance that each phrasing slot of a record's request takes one of the trainer's own
     wordings instead of the world's (:mod:`knowgen.agents.reword`): the request is rebuilt

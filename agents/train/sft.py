@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import statistics
 from pathlib import Path
 from typing import Any
@@ -30,12 +31,16 @@ from knowgen.agents.tiny import (
 from knowgen.agents.train.config import GenerationSettings, TrainConfig
 from knowgen.agents.train.models import adapter_base, load_trainable
 from knowgen.agents.train.resume import keep_schedule_on_resume, last_checkpoint
+from knowgen.envs.protocol import parse_action
 from knowgen.envs.trl_env import adapter_class, tool_schemas
 from knowgen.envs.views import apply_view, uses_browse
 from knowgen.errors import ConfigError
 from knowgen.fileio import atomic_write_text
 
 logger = logging.getLogger(__name__)
+
+#: A picture's citable id as tool results list it.
+IMG_ID = re.compile(r"\bIMG_\d+\b")
 
 
 
@@ -233,6 +238,43 @@ def augmented_records(cfg: TrainConfig,
                            word=PieceWords(tokenizer)), tokenizer
 
 
+def cited_pictures(record: dict[str, Any]) -> int:
+    """How many pictures the answer at the end of an SFT record cites (0 without one)."""
+    shown: set[str] = set()
+    last = ""
+    for message in record.get("messages", []):
+        content = message.get("content")
+        if not isinstance(content, str):
+            continue
+        if message.get("role") == "tool":
+            shown.update(IMG_ID.findall(content))
+        elif message.get("role") == "assistant":
+            last = content
+    action = parse_action(last, shown)
+    return len(action.answer.reference_images) if action.answer is not None else 0
+
+
+def with_several_copied(records: list[dict[str, Any]], copies: int) -> list[dict[str, Any]]:
+    """``records`` with each one that cites several pictures ``copies`` times in all.
+
+    Raises:
+        ConfigError: for ``copies`` below 1.
+    """
+    if copies < 1:
+        raise ConfigError(f"sft.several_copies must be at least 1, got {copies}.")
+    if copies == 1:
+        return records
+    out: list[dict[str, Any]] = []
+    several = 0
+    for record in records:
+        times = copies if cited_pictures(record) > 1 else 1
+        several += times > 1
+        out.extend([record] * times)
+    logger.info("%d of %d records cite several pictures and are trained on %d times",
+                several, len(records), copies)
+    return out
+
+
 def reworded(cfg: TrainConfig, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The records with their requests reworded at rate ``sft.reword`` (unchanged at 0)."""
     if not cfg.sft.reword:
@@ -391,7 +433,8 @@ def run_sft(cfg: TrainConfig) -> Path:
     if use_bf16(cfg.precision):  # an unknown precision fails here, before the data is read
         logger.info("SFT in bf16 mixed precision (precision=%s)", cfg.precision)
     out_dir = Path(cfg.output_dir) / "sft"
-    records, tokenizer = augmented_records(cfg, reworded(cfg, sft_records(cfg)))
+    records = with_several_copied(sft_records(cfg), cfg.sft.several_copies)
+    records, tokenizer = augmented_records(cfg, reworded(cfg, records))
     lengths = token_lengths(tokenizer, records)
     kept = [r for r, n in zip(records, lengths) if n <= cfg.sft.max_length]
     stats = {"all": length_stats(lengths),

@@ -259,6 +259,37 @@ def test_a_stride_offset_takes_records_the_first_stride_left_out():
         spread(records, 900, offset=-1)
 
 
+def test_records_citing_several_pictures_are_trained_on_several_times(tmp_path, shared_backends):
+    """sft.several_copies repeats the transcripts whose answer cites more than one picture
+    (read from the answer itself, in the view SFT trains on); one-picture ones stay single."""
+    from knowgen.agents.expert_data import ExpertDataConfig, turns_to_messages
+    from knowgen.agents.expert_workers import ExpertWorker
+    from knowgen.agents.train.sft import cited_pictures, with_several_copied
+
+    expert = ExpertDataConfig(expert="guided", caps=False, env_overrides=shared_backends)
+    worker = ExpertWorker(expert)
+    wanted = {}
+    for task in worker.env.tasks:
+        wanted.setdefault(len(task.facts.entities), task.id)
+    assert {1, 2, 3} <= set(wanted)
+    records = []
+    for n in (1, 2, 3, 1):
+        episode = worker.run(wanted[n])
+        assert episode["reward"] >= expert.min_reward, wanted[n]
+        records.append({"messages": turns_to_messages(episode["request"], episode["turns"],
+                                                      expert.system_prompt),
+                        "tools": json.dumps(tool_schemas())})
+    cfg = load_train_config("smoke", {"output_dir": str(tmp_path)})
+    compact = sft_records_of(cfg, records, tmp_path)
+    assert [cited_pictures(r) for r in compact] == [1, 2, 3, 1]
+    copied = with_several_copied(compact, 3)
+    assert [cited_pictures(r) for r in copied] == [1, 2, 2, 2, 3, 3, 3, 1]
+    assert with_several_copied(compact, 1) == compact
+    assert cited_pictures({"messages": [{"role": "assistant", "content": "no answer"}]}) == 0
+    with pytest.raises(ConfigError, match="several_copies must be at least 1"):
+        with_several_copied(compact, 0)
+
+
 def test_gradient_checkpointing_reaches_the_trainers(tmp_path):
     from knowgen.agents.train.grpo import grpo_arguments
     from knowgen.agents.train.sft import sft_arguments
