@@ -34,10 +34,10 @@ def measure(data: str, precision: str, steps: int, out: Path) -> dict:
         obtain_model,
         obtain_tokenizer,
         sft_arguments,
-        sft_records,
         use_bf16,
         with_lora,
     )
+    from knowgen.agents.train.sft_data import sft_records
 
     cfg = load_train_config("smollm2", {
         "output_dir": str(out), "sft.data": data, "precision": precision,

@@ -146,7 +146,7 @@ def test_bad_inputs_raise_config_errors(records):
 
 def test_sft_rewords_its_records_when_the_config_asks(records):
     from knowgen.agents.train.config import load_train_config, parse_set_options
-    from knowgen.agents.train.sft import reworded
+    from knowgen.agents.train.sft_data import reworded
 
     plain = load_train_config("smollm2")
     assert plain.sft.reword == 0.0 and reworded(plain, records) is records

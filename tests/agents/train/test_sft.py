@@ -148,7 +148,7 @@ def test_compact_records_show_what_the_agent_shows_its_model(tmp_path, expert_re
     through the agent gives the same system prompt, request and tool messages."""
     from knowgen.agents.agent import GenSearcherAgent
     from knowgen.agents.expert_data import write_jsonl
-    from knowgen.agents.train.sft import sft_records
+    from knowgen.agents.train.sft_data import sft_records
     from knowgen.config import EnvConfig
     from knowgen.envs.searchgen import SearchGenEnv
     from knowgen.envs.trl_env import CompactSearchGenToolEnv
@@ -204,7 +204,7 @@ def test_world_pages_give_names_fewer_tokens(tmp_path, expert_records):
 
 def sft_records_of(cfg, records, tmp_path):
     from knowgen.agents.expert_data import write_jsonl
-    from knowgen.agents.train.sft import sft_records
+    from knowgen.agents.train.sft_data import sft_records
 
     cfg.sft.data = str(write_jsonl(records, tmp_path / "records.jsonl"))
     return sft_records(cfg)
@@ -237,7 +237,7 @@ def test_piece_names_are_made_after_the_tokenizer(tmp_path, expert_records):
 
 
 def test_max_records_takes_an_even_stride_through_the_data():
-    from knowgen.agents.train.sft import spread
+    from knowgen.agents.train.sft_data import spread
 
     records = [{"i": i} for i in range(10)]
     assert [r["i"] for r in spread(records, 4)] == [0, 2, 5, 7]
@@ -247,7 +247,7 @@ def test_max_records_takes_an_even_stride_through_the_data():
 
 
 def test_a_stride_offset_takes_records_the_first_stride_left_out():
-    from knowgen.agents.train.sft import spread
+    from knowgen.agents.train.sft_data import spread
 
     records = [{"i": i} for i in range(2456)]
     first = {r["i"] for r in spread(records, 900)}
@@ -264,7 +264,7 @@ def test_records_citing_several_pictures_are_trained_on_several_times(tmp_path, 
     (read from the answer itself, in the view SFT trains on); one-picture ones stay single."""
     from knowgen.agents.expert_data import ExpertDataConfig, turns_to_messages
     from knowgen.agents.expert_workers import ExpertWorker
-    from knowgen.agents.train.sft import cited_pictures, with_several_copied
+    from knowgen.agents.train.sft_data import cited_pictures, with_several_copied
 
     expert = ExpertDataConfig(expert="guided", caps=False, env_overrides=shared_backends)
     worker = ExpertWorker(expert)

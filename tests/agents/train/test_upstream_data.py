@@ -17,7 +17,7 @@ from PIL import Image
 from knowgen.agents.expert_data import play_episode, turns_to_messages
 from knowgen.agents.train.config import load_train_config
 from knowgen.agents.train.grpo import env_config, prompt_source, task_ids_of
-from knowgen.agents.train.sft import expert_records
+from knowgen.agents.train.sft_data import expert_records
 from knowgen.agents.upstream_data import read_rl_file, read_sft_file
 from knowgen.config import EnvConfig
 from knowgen.envs.searchgen import SearchGenEnv

@@ -1,0 +1,133 @@
+"""The records SFT trains on, in order: read or generated, in the run's context view, at
+an even stride (``sft.max_records``), several-picture transcripts repeated
+(``sft.several_copies``) and requests reworded (``sft.reword``).
+
+:func:`training_records` gives them; the name augmentation that needs the run's tokenizer
+stays with the trainer in :mod:`knowgen.agents.train.sft`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from knowgen.agents.expert_data import generate_expert_data, read_jsonl, write_jsonl
+from knowgen.agents.train.config import TrainConfig
+from knowgen.envs.protocol import parse_action
+from knowgen.envs.trl_env import adapter_class, tool_schemas
+from knowgen.envs.views import apply_view, uses_browse
+from knowgen.errors import ConfigError
+from knowgen.fileio import atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+#: A picture's citable id as tool results list it.
+IMG_ID = re.compile(r"\bIMG_\d+\b")
+
+
+def training_records(cfg: TrainConfig) -> list[dict[str, Any]]:
+    """The records of ``cfg``'s SFT run, before any name augmentation (module docstring)."""
+    return reworded(cfg, with_several_copied(sft_records(cfg), cfg.sft.several_copies))
+
+
+def sft_records(cfg: TrainConfig) -> list[dict[str, Any]]:
+    """The SFT records in the run's context view (see :func:`expert_records`)."""
+    records = expert_records(cfg)
+    if cfg.view == "full":
+        return spread(records, cfg.sft.max_records, cfg.sft.stride_offset)
+    kept = [r for r in records if not uses_browse(r)]
+    if len(kept) < len(records):
+        logger.info("The %s view has no browse tool: %d of %d records that browse are left out",
+                    cfg.view, len(records) - len(kept), len(records))
+    tools = json.dumps(tool_schemas(adapter_class(cfg.view)), ensure_ascii=False)
+    out = [apply_view(r, cfg.view, cfg.system_prompt) for r in kept]
+    for record in out:
+        record["tools"] = tools
+    return spread(out, cfg.sft.max_records, cfg.sft.stride_offset)
+
+
+def spread(records: list[dict[str, Any]], limit: int | None,
+           offset: int = 0) -> list[dict[str, Any]]:
+    """At most ``limit`` of ``records`` at an even stride from ``offset``, order kept.
+
+    Raises:
+        ConfigError: for a limit below 1 or a negative offset.
+    """
+    if limit is not None and limit < 1:
+        raise ConfigError(f"sft.max_records must be at least 1 (or unset), got {limit}.")
+    if offset < 0:
+        raise ConfigError(f"sft.stride_offset must be 0 or more, got {offset}.")
+    if limit is None or limit >= len(records):
+        return records
+    n = len(records)
+    return [records[(i * n // limit + offset) % n] for i in range(limit)]
+
+
+def expert_records(cfg: TrainConfig) -> list[dict[str, Any]]:
+    """The expert records: read from ``cfg.sft.data`` or generated (and saved) from the expert."""
+    if cfg.sft.data:
+        from knowgen.agents.upstream_data import read_sft_file, write_rejected
+
+        records, rejected = read_sft_file(cfg.sft.data, cfg.system_prompt)
+        write_rejected(rejected, Path(cfg.output_dir) / "sft_data.rejected.jsonl",
+                       "SFT transcripts")
+        return records
+    path = Path(cfg.output_dir) / "sft_data.jsonl"
+    if path.is_file():
+        logger.info("Reusing expert data in %s", path)
+        return read_jsonl(path)
+    data_cfg = cfg.data
+    data_cfg.system_prompt = cfg.system_prompt
+    records, stats = generate_expert_data(data_cfg)
+    write_jsonl(records, path)
+    atomic_write_text(path.with_suffix(".stats.json"), json.dumps(stats, indent=2) + "\n")
+    return records
+
+
+def cited_pictures(record: dict[str, Any]) -> int:
+    """How many pictures the answer at the end of an SFT record cites (0 without one)."""
+    shown: set[str] = set()
+    last = ""
+    for message in record.get("messages", []):
+        content = message.get("content")
+        if not isinstance(content, str):
+            continue
+        if message.get("role") == "tool":
+            shown.update(IMG_ID.findall(content))
+        elif message.get("role") == "assistant":
+            last = content
+    action = parse_action(last, shown)
+    return len(action.answer.reference_images) if action.answer is not None else 0
+
+
+def with_several_copied(records: list[dict[str, Any]], copies: int) -> list[dict[str, Any]]:
+    """``records`` with each one that cites several pictures ``copies`` times in all.
+
+    Raises:
+        ConfigError: for ``copies`` below 1.
+    """
+    if copies < 1:
+        raise ConfigError(f"sft.several_copies must be at least 1, got {copies}.")
+    if copies == 1:
+        return records
+    out: list[dict[str, Any]] = []
+    several = 0
+    for record in records:
+        times = copies if cited_pictures(record) > 1 else 1
+        several += times > 1
+        out.extend([record] * times)
+    logger.info("%d of %d records cite several pictures and are trained on %d times",
+                several, len(records), copies)
+    return out
+
+
+def reworded(cfg: TrainConfig, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records with their requests reworded at rate ``sft.reword`` (unchanged at 0)."""
+    if not cfg.sft.reword:
+        return records
+    from knowgen.agents.reword import reword_records
+
+    return reword_records(records, cfg.sft.reword, cfg.sft.reword_seed)
