@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
+from knowgen.agents.checkpoint_format import shown_image_ids
 from knowgen.agents.expert_data import generate_expert_data, read_jsonl, write_jsonl
 from knowgen.agents.train.config import TrainConfig
 from knowgen.envs.protocol import parse_action
@@ -23,9 +23,6 @@ from knowgen.errors import ConfigError
 from knowgen.fileio import atomic_write_text
 
 logger = logging.getLogger(__name__)
-
-#: A picture's citable id as tool results list it.
-IMG_ID = re.compile(r"\bIMG_\d+\b")
 
 
 def training_records(cfg: TrainConfig) -> list[dict[str, Any]]:
@@ -89,17 +86,9 @@ def expert_records(cfg: TrainConfig) -> list[dict[str, Any]]:
 
 def cited_pictures(record: dict[str, Any]) -> int:
     """How many pictures the answer at the end of an SFT record cites (0 without one)."""
-    shown: set[str] = set()
-    last = ""
-    for message in record.get("messages", []):
-        content = message.get("content")
-        if not isinstance(content, str):
-            continue
-        if message.get("role") == "tool":
-            shown.update(IMG_ID.findall(content))
-        elif message.get("role") == "assistant":
-            last = content
-    action = parse_action(last, shown)
+    messages = record.get("messages", [])
+    last = next((m.get("content") for m in reversed(messages) if m.get("role") == "assistant"), "")
+    action = parse_action(last, shown_image_ids(messages))
     return len(action.answer.reference_images) if action.answer is not None else 0
 
 
