@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from knowgen.envs.observations import tools_closed
 from knowgen.envs.protocol import IMG_ID_PATTERN
 from knowgen.errors import DataError
 
@@ -63,6 +64,36 @@ def shown_image_ids(messages: Iterable[dict[str, Any]]) -> set[str]:
     """Image ids the tool results of ``messages`` showed (the ids an answer may cite)."""
     return {m.group(0).upper() for msg in messages if msg.get("role") == "tool"
             for m in IMG_ID_PATTERN.finditer(str(msg.get("content", "")))}
+
+
+def answer_due(messages: Sequence[dict[str, Any]]) -> bool:
+    """Whether the latest observation in ``messages`` says the next turn must be the answer."""
+    for message in reversed(messages):
+        if message.get("role") == "assistant":
+            return False
+        if message.get("role") in ("tool", "user") and tools_closed(message.get("content", "")):
+            return True
+    return False
+
+
+def reply_rules(messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]],
+                cite_pictures: bool) -> dict[str, Any]:
+    """What the next turn may be, as keyword arguments of the protocol grammars.
+
+    The result (``tools``, ``answer_ids``, ``min_references``, ``answer``) is taken by
+    :class:`~knowgen.agents.grammar.ReplyGrammar` and
+    :func:`~knowgen.agents.gbnf.reply_gbnf`. Without ``cite_pictures`` the turn may call
+    any tool or answer citing any shown picture (or none). With it an answer must
+    cite a picture: while none has been shown and tools remain, the turn must call a
+    tool; once one has, an answer cites at least one; once the environment says tools
+    are closed, the turn must be the answer (citing none only when none was shown).
+    """
+    ids = sorted(shown_image_ids(messages))
+    if not cite_pictures:
+        return {"tools": tools, "answer_ids": ids, "min_references": 0, "answer": True}
+    if answer_due(messages) or not tools:
+        return {"tools": (), "answer_ids": ids, "min_references": 1, "answer": True}
+    return {"tools": tools, "answer_ids": ids, "min_references": 1, "answer": bool(ids)}
 
 
 def pack_checkpoint(source: str | Path, target: str | Path, dtype: str = "float16") -> Path:
@@ -119,7 +150,10 @@ class CheckpointChatBackend:
 
     def _read_settings(self, path: Path, given: dict[str, Any], grammar: bool | None,
                        seed: int) -> dict[str, Any]:
-        """Read ``knowgen_agent.json``: prompt, tools, view and decoding (``given`` wins)."""
+        """Read ``knowgen_agent.json``: prompt, tools, view and decoding (``given`` wins).
+
+        ``cite_pictures`` (see :func:`reply_rules`) applies only with the grammar on.
+        """
         settings = read_agent_file(path)
         self.system_prompt: str | None = settings.get("system_prompt")
         self.tools: list[dict[str, Any]] | None = settings.get("tools")
@@ -131,9 +165,15 @@ class CheckpointChatBackend:
             gen["do_sample"] = False
         self.generation = gen
         self.grammar = bool(gen.get("grammar", False) if grammar is None else grammar)
+        self.cite_pictures = bool(gen.get("cite_pictures", False))
         self._seed, self._calls = int(seed), 0
         self.last_new_tokens = 0
         return settings
+
+    def reply_rules(self, messages: Sequence[dict[str, Any]],
+                    tools: Sequence[dict[str, Any]] | None) -> dict[str, Any]:
+        """What the next turn may be under this backend's settings (:func:`reply_rules`)."""
+        return reply_rules(messages, tools or self.tools or (), self.cite_pictures)
 
     def reseed(self, seed: int) -> None:
         """Restart the sampling sequence from ``seed``."""

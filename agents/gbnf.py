@@ -34,21 +34,32 @@ number ::= "-"? [0-9]+ ("." [0-9]+)? ([eE] [-+]? [0-9]+)?
 boolean ::= "true" | "false"'''
 
 
-def reply_gbnf(tools: Sequence[dict[str, Any]], answer_ids: Iterable[str]) -> str:
+def reply_gbnf(tools: Sequence[dict[str, Any]], answer_ids: Iterable[str],
+               min_references: int = 0, answer: bool = True) -> str:
     """GBNF of one assistant turn: ``<think>`` (optional), then a tool call or an answer.
 
     Args:
         tools: OpenAI-style tool schemas the model may call (none: it may only answer).
         answer_ids: Image ids an answer may cite.
+        min_references: Fewest pictures an answer must cite.
+        answer: Whether the turn may be an answer (``False``: it must call a tool).
+
+    Raises:
+        ValueError: when the turn may neither answer nor call a tool.
     """
     writer = _Writer()
-    answer = writer.value(answer_schema(answer_ids), "answer-json")
-    heads = ['answer ::= "<answer>" ws ' + answer + ' ws "</answer>"']
-    choice = "answer"
+    heads, choices = [], []
+    if answer:
+        body = writer.value(answer_schema(answer_ids, min_references), "answer-json")
+        heads.append('answer ::= "<answer>" ws ' + body + ' ws "</answer>"')
+        choices.append("answer")
     if tools:
         call = writer.value(tool_call_schema(tools), "call-json")
         heads.append('call ::= "<tool_call>" ws ' + call + ' ws "</tool_call>"')
-        choice = "(call | answer)"
+        choices.insert(0, "call")
+    if not choices:
+        raise ValueError("A turn that may not answer must be offered a tool to call.")
+    choice = choices[0] if len(choices) == 1 else "(" + " | ".join(choices) + ")"
     return "\n".join([f"root ::= think? {choice}", *heads, *writer.rules, _COMMON]) + "\n"
 
 

@@ -67,8 +67,14 @@ def tool_call_schema(tools: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "required": ["name", "arguments"]}
 
 
-def answer_schema(image_ids: Iterable[str]) -> dict[str, Any]:
-    """The schema of an answer that may cite only ``image_ids``, each at most once."""
+def answer_schema(image_ids: Iterable[str], min_references: int = 0) -> dict[str, Any]:
+    """The schema of an answer that may cite only ``image_ids``, each at most once.
+
+    Args:
+        image_ids: The ids an answer may cite.
+        min_references: Fewest references the answer must give (at most the number
+            of ``image_ids``).
+    """
     ids = sorted(set(image_ids))
     item = {"type": "object", "properties": {"img_id": {"type": "string", "enum": ids},
                                              "note": {"type": "string"}},
@@ -77,6 +83,7 @@ def answer_schema(image_ids: Iterable[str]) -> dict[str, Any]:
             "properties": {"gen_prompt": {"type": "string", "minLength": 1},
                            "reference_images": {"type": "array", "items": item,
                                                 "unique": "img_id",
+                                                "minItems": min(min_references, len(ids)),
                                                 "maxItems": min(MAX_REFERENCES, len(ids))}},
             "required": ["gen_prompt", "reference_images"]}
 
@@ -340,13 +347,23 @@ class ReplyGrammar:
     Args:
         tools: OpenAI-style tool schemas the model may call (none: it may only answer).
         answer_ids: Image ids an answer may cite (shown by tool results so far).
+        min_references: Fewest pictures an answer must cite (see :func:`answer_schema`).
+        answer: Whether the turn may be an answer (``False``: it must call a tool).
+
+    Raises:
+        ValueError: when the turn may neither answer nor call a tool.
     """
 
     def __init__(self, tools: Sequence[dict[str, Any]] = (),
-                 answer_ids: Iterable[str] = ()):
-        self.schemas = {"answer": answer_schema(answer_ids)}
+                 answer_ids: Iterable[str] = (), min_references: int = 0,
+                 answer: bool = True):
+        self.schemas: dict[str, dict[str, Any]] = {}
+        if answer:
+            self.schemas["answer"] = answer_schema(answer_ids, min_references)
         if tools:
             self.schemas["tool_call"] = tool_call_schema(tools)
+        if not self.schemas:
+            raise ValueError("A turn that may not answer must be offered a tool to call.")
         self.phase = "start"     # start, think, between, json, after, done
         self.pending = ""        # part of a tag being written
         self.tag = ""

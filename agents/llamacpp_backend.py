@@ -31,7 +31,6 @@ from knowgen.agents.checkpoint_format import (
     CheckpointChatBackend,
     clean_reply,
     is_adapter_folder,
-    shown_image_ids,
 )
 from knowgen.agents.gbnf import reply_gbnf
 from knowgen.errors import ConfigError, DataError, MissingDependencyError
@@ -182,6 +181,10 @@ class LlamaCppBackend(CheckpointChatBackend):
         seed: Seed of the sampling sequence.
         grammar: Constrain replies to the protocol (GBNF). ``None``: the folder's
             ``generation.grammar``, else off.
+        cite_pictures: With the grammar, an answer must cite a shown picture, and a
+            turn before any picture was shown must call a tool
+            (:func:`~knowgen.agents.checkpoint_format.reply_rules`). ``None``: the
+            folder's ``generation.cite_pictures``, else off.
         cache_dir: Folder of converted adapters (default ``~/.cache/knowgen/lora-gguf``).
 
     Raises:
@@ -192,7 +195,8 @@ class LlamaCppBackend(CheckpointChatBackend):
     def __init__(self, path: str | Path, threads: int | None = None, context: int = 4096,
                  max_new_tokens: int | None = None, temperature: float | None = None,
                  top_p: float | None = None, do_sample: bool | None = None, seed: int = 0,
-                 grammar: bool | None = None, cache_dir: str | None = None):
+                 grammar: bool | None = None, cite_pictures: bool | None = None,
+                 cache_dir: str | None = None):
         llama_cpp = _import_llama_cpp()
         from transformers import PreTrainedTokenizerFast
 
@@ -201,7 +205,8 @@ class LlamaCppBackend(CheckpointChatBackend):
             raise DataError(f"{self.path} is not a checkpoint folder.")
         settings = self._read_settings(
             self.path, {"max_new_tokens": max_new_tokens, "temperature": temperature,
-                        "top_p": top_p, "do_sample": do_sample}, grammar, seed)
+                        "top_p": top_p, "do_sample": do_sample,
+                        "cite_pictures": cite_pictures}, grammar, seed)
         base = base_gguf_of(self.path, settings)
         lora = cached_lora_gguf(self.path, base, cache_dir)
         self.tokenizer = PreTrainedTokenizerFast.from_pretrained(str(self.path))
@@ -226,7 +231,7 @@ class LlamaCppBackend(CheckpointChatBackend):
                        "top_p": float(self.generation["top_p"]), "min_p": 0.0}
             self.model.set_seed(self._seed * 1_000_003 + self._calls)
         if self.grammar:
-            text = reply_gbnf(tools or self.tools or (), sorted(shown_image_ids(messages)))
+            text = reply_gbnf(**self.reply_rules(messages, tools))
             options["grammar"] = self._llama_cpp.LlamaGrammar.from_string(text, verbose=False)
         new: list[int] = []
         for token in self.model.generate(prompt, **options):

@@ -25,7 +25,6 @@ from knowgen.agents.checkpoint_format import (
     CheckpointChatBackend,
     clean_reply,
     is_adapter_folder,
-    shown_image_ids,
 )
 from knowgen.agents.grammar import ReplyGrammar, allowed_tokens
 from knowgen.errors import ConfigError, DataError, MissingDependencyError
@@ -103,6 +102,10 @@ class TransformersBackend(CheckpointChatBackend):
         grammar: Constrained decoding: only tokens that keep the turn a well-formed tool
             call or answer (:mod:`knowgen.agents.grammar`). ``None``: the folder's
             ``generation.grammar``, else off.
+        cite_pictures: With the grammar, an answer must cite a shown picture, and a
+            turn before any picture was shown must call a tool
+            (:func:`~knowgen.agents.checkpoint_format.reply_rules`). ``None``: the
+            folder's ``generation.cite_pictures``, else off.
 
     Raises:
         MissingDependencyError: without torch or transformers (install ``knowgen[train]``).
@@ -112,7 +115,8 @@ class TransformersBackend(CheckpointChatBackend):
     def __init__(self, path: str | Path, device: str = "auto", dtype: str = "auto",
                  max_new_tokens: int | None = None, temperature: float | None = None,
                  top_p: float | None = None, do_sample: bool | None = None, seed: int = 0,
-                 stop_loops: bool = True, grammar: bool | None = None):
+                 stop_loops: bool = True, grammar: bool | None = None,
+                 cite_pictures: bool | None = None):
         torch, transformers = _import_torch_stack()
         self.stop_loops = bool(stop_loops)
         self.path = Path(path).expanduser()
@@ -122,7 +126,8 @@ class TransformersBackend(CheckpointChatBackend):
                             "`knowgen train`.")
         settings = self._read_settings(
             self.path, {"max_new_tokens": max_new_tokens, "temperature": temperature,
-                        "top_p": top_p, "do_sample": do_sample}, grammar, seed)
+                        "top_p": top_p, "do_sample": do_sample,
+                        "cite_pictures": cite_pictures}, grammar, seed)
         self._token_texts: list[str] | None = None
         self.device = _pick_device(torch, device)
         self._torch = torch
@@ -179,7 +184,7 @@ class TransformersBackend(CheckpointChatBackend):
         if self._token_texts is None:
             self._token_texts = [self.tokenizer.decode([i], clean_up_tokenization_spaces=False)
                                  for i in range(len(self.tokenizer))]
-        start = ReplyGrammar(tools or self.tools or (), shown_image_ids(messages))
+        start = ReplyGrammar(**self.reply_rules(messages, tools))
         return _grammar_logits(self._torch, start, self._token_texts, self.end_id, prompt_length,
                                keep)
 

@@ -184,10 +184,20 @@ def budget_line(tool_calls_left: int, turns_left: int) -> str:
     return f"[Tool calls left: {tool_calls_left}. Turns left: {turns_left}.]"
 
 
+TOOLS_CLOSED = "Tools are no longer allowed"
+"""The words of :func:`must_answer_notice` that mark an observation after which only an
+answer is accepted (agents read them with :func:`tools_closed`)."""
+
+
+def tools_closed(observation: str) -> bool:
+    """Whether ``observation`` carries the notice that the next turn must be the answer."""
+    return TOOLS_CLOSED in str(observation)
+
+
 def must_answer_notice(reason: str) -> str:
     """The notice that tools are no longer allowed and the next turn must be the answer."""
     return (
-        f"{reason} Tools are no longer allowed: your next turn must be the final "
+        f"{reason} {TOOLS_CLOSED}: your next turn must be the final "
         '<answer>{"gen_prompt": ..., "reference_images": [...]}</answer>. '
         "Any other reply ends the episode with no reward."
     )

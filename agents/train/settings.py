@@ -360,6 +360,11 @@ class GenerationSettings:
     """Constrained decoding: the model may only write tokens that keep its turn a
     well-formed tool call or answer (:mod:`knowgen.agents.grammar`)."""
 
+    cite_pictures: bool = False
+    """With ``grammar``: an answer must cite a picture a tool result showed, and a turn
+    before any was shown must call a tool (unless the environment has closed the tools;
+    :func:`knowgen.agents.checkpoint_format.reply_rules`)."""
+
     drop_invalid_turns: bool = False
     """Leave turns that broke the protocol, and the errors they drew, out of the
     context the model sees next (``GenSearcherAgent(drop_invalid_turns=)``)."""

@@ -4,9 +4,13 @@ import json
 
 import pytest
 
+from knowgen.agents.checkpoint_format import answer_due, reply_rules
 from knowgen.agents.grammar import ReplyGrammar, allowed_tokens, answer_schema, tool_call_schema
+from knowgen.envs.observations import tools_closed
 from knowgen.envs.prompt import TOOL_SCHEMAS
 from knowgen.envs.protocol import MAX_REFERENCES, format_answer, format_tool_call, parse_action
+from knowgen.envs.searchgen import SearchGenEnv
+from knowgen.envs.views import compact_observation
 from knowgen.types import Answer, ReferenceImage
 
 IDS = ["IMG_001", "IMG_002", "IMG_003"]
@@ -156,3 +160,64 @@ def test_the_gbnf_grammar_defines_every_rule_it_uses():
                 assert name in rules, f"{name} is used but never defined"
         assert ('"\\"IMG_001\\""' in text) and "IMG_002" not in text
         assert ("call ::=" in text) == bool(tools)
+
+
+def test_an_answer_can_be_required_to_cite_a_picture_or_held_back():
+    answer = '<answer>{"gen_prompt": "x", "reference_images": %s}</answer>'
+    citing = ReplyGrammar(tools=TOOL_SCHEMAS, answer_ids=IDS, min_references=1)
+    assert not citing.accepts(answer % "[]")
+    assert citing.accepts(answer % '[{"img_id": "IMG_002"}]')
+    # nothing shown: the least is what can be cited
+    assert ReplyGrammar(answer_ids=[], min_references=1).accepts(answer % "[]")
+    held = ReplyGrammar(tools=TOOL_SCHEMAS, answer_ids=[], answer=False)
+    assert not held.accepts("<think>x</think><a")
+    assert held.feed(format_tool_call("image_search", {"query": "Flag of Peru"}, think="x"))
+    with pytest.raises(ValueError, match="tool"):
+        ReplyGrammar(tools=(), answer=False)
+
+
+def test_the_gbnf_grammar_takes_the_same_turn_rules():
+    from knowgen.agents.gbnf import reply_gbnf
+
+    held = reply_gbnf(TOOL_SCHEMAS, [], answer=False)
+    assert held.splitlines()[0] == "root ::= think? call" and "answer ::=" not in held
+    citing = reply_gbnf(TOOL_SCHEMAS, IDS, min_references=1)
+    refs = next(line for line in citing.splitlines()
+                if line.startswith("answer-json-reference-images ::="))
+    assert ")?" not in refs  # at least one item
+    free = reply_gbnf(TOOL_SCHEMAS, IDS)
+    assert ")?" in next(line for line in free.splitlines()
+                        if line.startswith("answer-json-reference-images ::="))
+    with pytest.raises(ValueError, match="tool"):
+        reply_gbnf([], [], answer=False)
+    llama_cpp = pytest.importorskip("llama_cpp")
+    for text in (held, citing, free):
+        assert llama_cpp.LlamaGrammar.from_string(text, verbose=False) is not None
+
+
+def test_the_turn_rules_follow_the_episode(world_env):
+    """Read from a real episode's messages: no answer before a picture, then cite one;
+    once the environment closes the tools, only the answer (citing none if none was shown)."""
+    env = SearchGenEnv(benchmark=world_env.benchmark, text_search=world_env.text_search,
+                       image_search=world_env.image_search, browser=world_env.browser,
+                       generator=world_env.generator, image_judge=world_env.image_judge,
+                       text_judge=world_env.text_judge, split="test", max_tool_calls=2)
+    env.reset(options={"task_index": 0})
+    assert reply_rules(env.messages(), TOOL_SCHEMAS, False) == {
+        "tools": TOOL_SCHEMAS, "answer_ids": [], "min_references": 0, "answer": True}
+    assert reply_rules(env.messages(), TOOL_SCHEMAS, True)["answer"] is False
+    env.step(format_tool_call("search", {"queries": ["capital Lima"]}))
+    assert reply_rules(env.messages(), TOOL_SCHEMAS, True)["answer"] is False
+    obs, *_ = env.step(format_tool_call("image_search", {"query": "Flag of Peru"}))
+    rules = reply_rules(env.messages(), TOOL_SCHEMAS, True)
+    assert answer_due(env.messages()) and tools_closed(compact_observation(obs))
+    assert rules["tools"] == () and rules["answer"] and rules["min_references"] == 1
+    assert rules["answer_ids"][0] == "IMG_001"
+    env.reset(options={"task_index": 0})
+    env.step(format_tool_call("search", {"queries": ["capital Lima"]}))
+    env.step(format_tool_call("search", {"queries": ["flag of Peru"]}))
+    rules = reply_rules(env.messages(), TOOL_SCHEMAS, True)
+    assert rules == {"tools": (), "answer_ids": [], "min_references": 1, "answer": True}
+    assert ReplyGrammar(**rules).accepts(
+        '<answer>{"gen_prompt": "x", "reference_images": []}</answer>')
+
