@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from knowgen.agents.llm import ChatBackend
+from knowgen.envs.observations import TOOLS_CLOSED
 from knowgen.envs.prompt import TOOL_SCHEMAS, build_system_prompt, split_first_observation
 from knowgen.envs.protocol import parse_action
 from knowgen.errors import ConfigError
@@ -154,7 +155,9 @@ class GenSearcherAgent:
         drop_invalid_turns: Leave turns that broke the protocol, and the environment's
             error replies to them, out of the conversation the model sees next, so it
             tries again from a context like those it was trained on. A model trained only
-            on clean transcripts rarely recovers once an error is in its context.
+            on clean transcripts rarely recovers once an error is in its context. A
+            dropped reply's notice that the next turn must be the answer is kept: it
+            is added to the last observation the model does see (or to the request).
 
     Raises:
         ConfigError: for an unknown ``action_format`` or an unreadable prompt file.
@@ -229,6 +232,7 @@ class GenSearcherAgent:
                 self.image_paths.update(_listed_images(str(observation)))
             else:
                 self.dropped_turns += 1
+                self._keep_notice(str(observation))
         messages, tools = self.messages(), self.tools
         reply = self.backend.complete(messages, tools)
         valid = self._parses(reply)
@@ -242,6 +246,18 @@ class GenSearcherAgent:
         action: Any = dict(reply) if self.action_format == "message" else message_to_text(reply)
         self._last_action = action
         return action
+
+    def _keep_notice(self, observation: str) -> None:
+        """Carry the must-answer notice of a dropped turn's reply into the kept context."""
+        notice = "\n".join(line for line in observation.splitlines() if TOOLS_CLOSED in line)
+        if not notice:
+            return
+        if self.turns:
+            action, kept = self.turns[-1]
+            if isinstance(kept, str) and TOOLS_CLOSED not in kept:
+                self.turns[-1] = (action, f"{kept}\n\n{notice}")
+        elif TOOLS_CLOSED not in self.request:
+            self.request = f"{self.request}\n\n{notice}"
 
     def _parses(self, reply: Mapping[str, Any]) -> bool:
         """Whether ``reply`` is a well-formed tool call or answer (citing ids seen so far)."""

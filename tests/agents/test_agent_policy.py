@@ -384,6 +384,35 @@ def test_drop_invalid_turns_keeps_broken_turns_out_of_the_next_request(
     assert policy.dropped_turns == int(drop) and len(policy.turns) == 2 - int(drop)
 
 
+@pytest.mark.parametrize("turns,calls", [(2, 8), (3, 1)])
+def test_a_dropped_turn_still_passes_on_that_the_next_turn_must_answer(
+        serve, world_env, one_entity_task, turns, calls):
+    """The notice rides on the broken turn's error reply (last turn, or tools spent after
+    one call); dropping the turn must not hide it from the model."""
+    from knowgen.envs.observations import TOOLS_CLOSED
+    from knowgen.envs.searchgen import SearchGenEnv
+
+    env = SearchGenEnv(benchmark=world_env.benchmark, text_search=world_env.text_search,
+                       image_search=world_env.image_search, browser=world_env.browser,
+                       generator=world_env.generator, image_judge=world_env.image_judge,
+                       text_judge=world_env.text_judge, split="test", max_turns=turns,
+                       max_tool_calls=calls)
+    expert = searching_model([one_entity_task])
+    broken = "<think>Now answer.</think> The flag"
+
+    def script(body, n):  # the expert's first call (when one is left), then a broken turn
+        return expert(body, 0) if n == 0 and turns > 2 else {"content": broken}
+
+    server = serve(script)
+    policy = openai_policy(model="m", base_url=server.base_url, api_key_env=KEY_ENV,
+                           drop_invalid_turns=True)
+    play(env, policy, one_entity_task.id)
+    last = server.requests[-1]["body"]["messages"]
+    assert policy.dropped_turns >= 1 and "The flag" not in json.dumps(last)
+    assert TOOLS_CLOSED in last[-1]["content"]
+    assert json.dumps(last).count(TOOLS_CLOSED) == 1
+
+
 @pytest.mark.slow
 def test_packaged_agent_decodes_with_the_grammar_and_finishes_a_turn_it_used_to_break(tmp_path):
     """The shipped checkpoint on the two-hop request it used to break (its capital is in it).
