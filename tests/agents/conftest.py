@@ -67,3 +67,25 @@ def world_env(tmp_path_factory):
 @pytest.fixture(scope="session")
 def one_entity_task(world_env):
     return next(t for t in world_env.tasks if len(t.facts.entities) == 1)
+
+
+@pytest.fixture(scope="session")
+def play_under_rules():
+    """Play one episode with a checkpoint policy; every turn must fit the turn rules the
+    backend computed from the messages it saw. Returns ``[(rules, action), ...]``."""
+    from knowgen.agents.grammar import ReplyGrammar
+
+    def play(env, policy, task_id):
+        obs, info = env.reset(options={"task_id": task_id})
+        policy.reset(obs, info)
+        turns, done = [], False
+        while not done:
+            action = policy.act(obs, info)
+            rules = policy.backend.reply_rules(policy.messages(), policy.tools)
+            assert ReplyGrammar(**rules).feed(action), (rules, action)
+            turns.append((rules, action))
+            obs, _, terminated, truncated, info = env.step(action)
+            done = terminated or truncated
+        return turns
+
+    return play

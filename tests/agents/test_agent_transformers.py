@@ -163,12 +163,11 @@ def test_format_retries_resample_replies_that_break_the_protocol(
 
 
 @pytest.mark.slow
-def test_cite_pictures_holds_the_answer_back_until_a_picture_is_shown(tiny_agent_dir, world_env,
-                                                                      one_entity_task):
+def test_cite_pictures_holds_the_answer_back_until_a_picture_is_shown(
+        tiny_agent_dir, world_env, one_entity_task, play_under_rules):
     """A random model under the grammar and ``cite_pictures``: every turn it writes fits
     the rules of the messages it saw (no answer before a picture, only the answer once the
     tools are closed), and the setting is read back from the folder."""
-    from knowgen.agents.grammar import ReplyGrammar
     from knowgen.agents.policy import transformers_policy
 
     env = SearchGenEnv(benchmark=world_env.benchmark, text_search=world_env.text_search,
@@ -179,22 +178,13 @@ def test_cite_pictures_holds_the_answer_back_until_a_picture_is_shown(tiny_agent
     policy = transformers_policy(path=str(tiny_agent_dir), device="cpu", grammar=True,
                                  cite_pictures=True, max_new_tokens=48)
     assert policy.backend.cite_pictures
-    seen = []
+    turns = []
     for seed in range(3):
         policy.seed = seed
-        obs, info = env.reset(options={"task_id": one_entity_task.id})
-        policy.reset(obs, info)
-        done = False
-        while not done:
-            action = policy.act(obs, info)
-            rules = policy.backend.reply_rules(policy.messages(), policy.tools)
-            assert ReplyGrammar(**rules).feed(action), (rules, action)
-            seen.append((rules["answer"], bool(rules["tools"]), action))
-            obs, _reward, terminated, truncated, info = env.step(action)
-            done = terminated or truncated
+        turns += play_under_rules(env, policy, one_entity_task.id)
     # random weights rarely finish a turn in 48 tokens, but they do pick its kind
-    held = [action for answer, _, action in seen if not answer]
-    closed = [action for _, tools, action in seen if not tools]
+    held = [action for rules, action in turns if not rules["answer"]]
+    closed = [action for rules, action in turns if not rules["tools"]]
     assert held and closed and any("<tool_call>" in action for action in held)
     assert not any("<answer>" in action for action in held)
     assert not any("<tool_call>" in action for action in closed)

@@ -246,10 +246,10 @@ def test_a_llama_cpp_agent_plays_under_the_gbnf_grammar(llama_cpp, lora_run, sha
 
 @pytest.mark.slow
 def test_llama_cpp_takes_the_cite_pictures_rules_into_its_gbnf(llama_cpp, lora_run,
-                                                              shared_backends, tmp_path):
+                                                              shared_backends, tmp_path,
+                                                              play_under_rules):
     """With ``cite_pictures`` no turn answers before a picture is shown, and the turn after
     the tools close is the answer: the GBNF of every call follows the messages it saw."""
-    from knowgen.agents.grammar import ReplyGrammar
     from knowgen.agents.policy import llamacpp_policy
     from knowgen.config import EnvConfig
     from knowgen.envs.searchgen import SearchGenEnv
@@ -260,18 +260,9 @@ def test_llama_cpp_takes_the_cite_pictures_rules_into_its_gbnf(llama_cpp, lora_r
                              grammar=True, cite_pictures=True, format_retries=0,
                              cache_dir=str(tmp_path / "lora-gguf"))
     assert policy.backend.cite_pictures
-    held, closed = [], []
-    for task in env.tasks[:2]:
-        obs, info = env.reset(options={"task_id": task.id})
-        policy.reset(obs, info)
-        done = False
-        while not done:
-            action = policy.act(obs, info)
-            rules = policy.backend.reply_rules(policy.messages(), policy.tools)
-            assert ReplyGrammar(**rules).feed(action), (rules, action)
-            (held if not rules["answer"] else closed if not rules["tools"] else []).append(action)
-            obs, _, terminated, truncated, info = env.step(action)
-            done = terminated or truncated
+    turns = [turn for task in env.tasks[:2] for turn in play_under_rules(env, policy, task.id)]
+    held = [action for rules, action in turns if not rules["answer"]]
+    closed = [action for rules, action in turns if not rules["tools"]]
     assert held and not any("<answer>" in action for action in held)
     assert closed and not any("<tool_call>" in action for action in closed)
 
