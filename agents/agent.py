@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from knowgen.agents.llm import ChatBackend
-from knowgen.envs.observations import TOOLS_CLOSED
+from knowgen.envs.observations import TOOLS_CLOSED, tools_closed
 from knowgen.envs.prompt import TOOL_SCHEMAS, build_system_prompt, split_first_observation
 from knowgen.envs.protocol import parse_action
 from knowgen.errors import ConfigError
@@ -254,9 +254,9 @@ class GenSearcherAgent:
             return
         if self.turns:
             action, kept = self.turns[-1]
-            if isinstance(kept, str) and TOOLS_CLOSED not in kept:
+            if isinstance(kept, str) and not tools_closed(kept):
                 self.turns[-1] = (action, f"{kept}\n\n{notice}")
-        elif TOOLS_CLOSED not in self.request:
+        elif not tools_closed(self.request):
             self.request = f"{self.request}\n\n{notice}"
 
     def _parses(self, reply: Mapping[str, Any]) -> bool:

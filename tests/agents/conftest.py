@@ -65,6 +65,19 @@ def world_env(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def env_like(world_env):
+    """Build a world environment on ``world_env``'s backends with other settings."""
+
+    def make(**settings):
+        return SearchGenEnv(benchmark=world_env.benchmark, text_search=world_env.text_search,
+                            image_search=world_env.image_search, browser=world_env.browser,
+                            generator=world_env.generator, image_judge=world_env.image_judge,
+                            text_judge=world_env.text_judge, **{"split": "test", **settings})
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def one_entity_task(world_env):
     return next(t for t in world_env.tasks if len(t.facts.entities) == 1)
 

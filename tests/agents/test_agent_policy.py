@@ -386,17 +386,12 @@ def test_drop_invalid_turns_keeps_broken_turns_out_of_the_next_request(
 
 @pytest.mark.parametrize("turns,calls", [(2, 8), (3, 1)])
 def test_a_dropped_turn_still_passes_on_that_the_next_turn_must_answer(
-        serve, world_env, one_entity_task, turns, calls):
+        serve, env_like, one_entity_task, turns, calls):
     """The notice rides on the broken turn's error reply (last turn, or tools spent after
     one call); dropping the turn must not hide it from the model."""
     from knowgen.envs.observations import TOOLS_CLOSED
-    from knowgen.envs.searchgen import SearchGenEnv
 
-    env = SearchGenEnv(benchmark=world_env.benchmark, text_search=world_env.text_search,
-                       image_search=world_env.image_search, browser=world_env.browser,
-                       generator=world_env.generator, image_judge=world_env.image_judge,
-                       text_judge=world_env.text_judge, split="test", max_turns=turns,
-                       max_tool_calls=calls)
+    env = env_like(max_turns=turns, max_tool_calls=calls)
     expert = searching_model([one_entity_task])
     broken = "<think>Now answer.</think> The flag"
 

@@ -10,16 +10,12 @@ from pathlib import Path
 import pytest
 
 from knowgen.envs.protocol import parse_action
-from knowgen.envs.searchgen import SearchGenEnv
 from knowgen.errors import DataError
 
 
 @pytest.fixture(scope="module")
-def short_env(world_env):
-    return SearchGenEnv(benchmark=world_env.benchmark, text_search=world_env.text_search,
-                        image_search=world_env.image_search, browser=world_env.browser,
-                        generator=world_env.generator, image_judge=world_env.image_judge,
-                        text_judge=world_env.text_judge, split="test", max_turns=4)
+def short_env(env_like):
+    return env_like(max_turns=4)
 
 
 @pytest.mark.slow
@@ -164,17 +160,13 @@ def test_format_retries_resample_replies_that_break_the_protocol(
 
 @pytest.mark.slow
 def test_cite_pictures_holds_the_answer_back_until_a_picture_is_shown(
-        tiny_agent_dir, world_env, one_entity_task, play_under_rules):
+        tiny_agent_dir, env_like, one_entity_task, play_under_rules):
     """A random model under the grammar and ``cite_pictures``: every turn it writes fits
     the rules of the messages it saw (no answer before a picture, only the answer once the
     tools are closed), and the setting is read back from the folder."""
     from knowgen.agents.policy import transformers_policy
 
-    env = SearchGenEnv(benchmark=world_env.benchmark, text_search=world_env.text_search,
-                       image_search=world_env.image_search, browser=world_env.browser,
-                       generator=world_env.generator, image_judge=world_env.image_judge,
-                       text_judge=world_env.text_judge, split="test", max_turns=4,
-                       max_tool_calls=1)
+    env = env_like(max_turns=4, max_tool_calls=1)
     policy = transformers_policy(path=str(tiny_agent_dir), device="cpu", grammar=True,
                                  cite_pictures=True, max_new_tokens=48)
     assert policy.backend.cite_pictures

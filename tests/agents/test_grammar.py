@@ -9,7 +9,6 @@ from knowgen.agents.grammar import ReplyGrammar, allowed_tokens, answer_schema, 
 from knowgen.envs.observations import tools_closed
 from knowgen.envs.prompt import TOOL_SCHEMAS
 from knowgen.envs.protocol import MAX_REFERENCES, format_answer, format_tool_call, parse_action
-from knowgen.envs.searchgen import SearchGenEnv
 from knowgen.envs.views import compact_observation
 from knowgen.types import Answer, ReferenceImage
 
@@ -195,13 +194,10 @@ def test_the_gbnf_grammar_takes_the_same_turn_rules():
         assert llama_cpp.LlamaGrammar.from_string(text, verbose=False) is not None
 
 
-def test_the_turn_rules_follow_the_episode(world_env):
+def test_the_turn_rules_follow_the_episode(env_like):
     """Read from a real episode's messages: no answer before a picture, then cite one;
     once the environment closes the tools, only the answer (citing none if none was shown)."""
-    env = SearchGenEnv(benchmark=world_env.benchmark, text_search=world_env.text_search,
-                       image_search=world_env.image_search, browser=world_env.browser,
-                       generator=world_env.generator, image_judge=world_env.image_judge,
-                       text_judge=world_env.text_judge, split="test", max_tool_calls=2)
+    env = env_like(max_tool_calls=2)
     env.reset(options={"task_index": 0})
     assert reply_rules(env.messages(), TOOL_SCHEMAS, False) == {
         "tools": TOOL_SCHEMAS, "answer_ids": [], "min_references": 0, "answer": True}
