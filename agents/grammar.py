@@ -77,7 +77,7 @@ def answer_schema(image_ids: Iterable[str], min_references: int = 0) -> dict[str
             "properties": {"gen_prompt": {"type": "string", "minLength": 1},
                            "reference_images": {"type": "array", "items": item,
                                                 "unique": "img_id",
-                                                "minItems": min(min_references, len(ids)),
+                                                "minItems": min(min_references, len(ids), MAX_REFERENCES),
                                                 "maxItems": min(MAX_REFERENCES, len(ids))}},
             "required": ["gen_prompt", "reference_images"]}
 

@@ -185,6 +185,9 @@ class LlamaCppBackend(CheckpointChatBackend):
             turn before any picture was shown must call a tool
             (:func:`~knowgen.agents.checkpoint_format.reply_rules`). ``None``: the
             folder's ``generation.cite_pictures``, else off.
+        finish_count: With ``cite_pictures``, no answer before the model has looked for
+            every picture it numbered ("flag 1 of 2:"). ``None``: the folder's
+            ``generation.finish_count``, else off.
         cache_dir: Folder of converted adapters (default ``~/.cache/knowgen/lora-gguf``).
 
     Raises:
@@ -196,7 +199,7 @@ class LlamaCppBackend(CheckpointChatBackend):
                  max_new_tokens: int | None = None, temperature: float | None = None,
                  top_p: float | None = None, do_sample: bool | None = None, seed: int = 0,
                  grammar: bool | None = None, cite_pictures: bool | None = None,
-                 cache_dir: str | None = None):
+                 finish_count: bool | None = None, cache_dir: str | None = None):
         llama_cpp = _import_llama_cpp()
         from transformers import PreTrainedTokenizerFast
 
@@ -206,7 +209,8 @@ class LlamaCppBackend(CheckpointChatBackend):
         settings = self._read_settings(
             self.path, {"max_new_tokens": max_new_tokens, "temperature": temperature,
                         "top_p": top_p, "do_sample": do_sample,
-                        "cite_pictures": cite_pictures}, grammar, seed)
+                        "cite_pictures": cite_pictures, "finish_count": finish_count},
+            grammar, seed)
         base = base_gguf_of(self.path, settings)
         lora = cached_lora_gguf(self.path, base, cache_dir)
         self.tokenizer = PreTrainedTokenizerFast.from_pretrained(str(self.path))

@@ -84,13 +84,14 @@ def transformers_policy(path: str | None = None, device: str = "auto", dtype: st
                         seed: int = 0, name: str = "transformers",
                         format_retries: int | None = None,
                         stop_loops: bool = True, grammar: bool | None = None,
-                        cite_pictures: bool | None = None,
+                        cite_pictures: bool | None = None, finish_count: bool | None = None,
                         drop_invalid_turns: bool | None = None) -> GenSearcherAgent:
     """The agent on a local checkpoint folder (``--policy transformers:path=DIR``).
 
     Decoding settings left as ``None`` come from the checkpoint's ``knowgen_agent.json``
     (``format_retries``: its ``generation.format_retries``, else 0; ``grammar``,
-    ``cite_pictures`` and ``drop_invalid_turns``: its ``generation`` entries, else off). See
+    ``cite_pictures``, ``finish_count`` and ``drop_invalid_turns``: its ``generation``
+    entries, else off). See
     :class:`~knowgen.agents.transformers_backend.TransformersBackend` and :class:`GenSearcherAgent` for
     the arguments.
 
@@ -104,7 +105,7 @@ def transformers_policy(path: str | None = None, device: str = "auto", dtype: st
     backend = TransformersBackend(path, device=device, dtype=dtype, max_new_tokens=max_new_tokens,
                                   temperature=temperature, top_p=top_p, do_sample=do_sample,
                                   seed=seed, stop_loops=stop_loops, grammar=grammar,
-                                  cite_pictures=cite_pictures)
+                                  cite_pictures=cite_pictures, finish_count=finish_count)
     return _checkpoint_agent(backend, format_retries, drop_invalid_turns,
                              system_prompt=system_prompt, system_prompt_from=system_prompt_from,
                              images=images, tools=tools, seed=seed, name=name)
@@ -128,7 +129,7 @@ def llamacpp_policy(path: str | None = None, threads: int | None = None, context
                     system_prompt_from: str | None = None, seed: int = 0,
                     name: str = "llamacpp", format_retries: int | None = None,
                     grammar: bool | None = None, cite_pictures: bool | None = None,
-                    drop_invalid_turns: bool | None = None,
+                    finish_count: bool | None = None, drop_invalid_turns: bool | None = None,
                     cache_dir: str | None = None) -> GenSearcherAgent:
     """The agent on a LoRA checkpoint over a GGUF base, run by llama.cpp (``--policy llamacpp:path=DIR``).
 
@@ -149,7 +150,7 @@ def llamacpp_policy(path: str | None = None, threads: int | None = None, context
     backend = LlamaCppBackend(path, threads=threads, context=context,
                               max_new_tokens=max_new_tokens, temperature=temperature,
                               top_p=top_p, do_sample=do_sample, seed=seed, grammar=grammar,
-                              cite_pictures=cite_pictures,
+                              cite_pictures=cite_pictures, finish_count=finish_count,
                               cache_dir=cache_dir)
     return _checkpoint_agent(backend, format_retries, drop_invalid_turns,
                              system_prompt=system_prompt, system_prompt_from=system_prompt_from,

@@ -106,6 +106,9 @@ class TransformersBackend(CheckpointChatBackend):
             turn before any picture was shown must call a tool
             (:func:`~knowgen.agents.checkpoint_format.reply_rules`). ``None``: the
             folder's ``generation.cite_pictures``, else off.
+        finish_count: With ``cite_pictures``, no answer before the model has looked for
+            every picture it numbered ("flag 1 of 2:"). ``None``: the folder's
+            ``generation.finish_count``, else off.
 
     Raises:
         MissingDependencyError: without torch or transformers (install ``knowgen[train]``).
@@ -116,7 +119,7 @@ class TransformersBackend(CheckpointChatBackend):
                  max_new_tokens: int | None = None, temperature: float | None = None,
                  top_p: float | None = None, do_sample: bool | None = None, seed: int = 0,
                  stop_loops: bool = True, grammar: bool | None = None,
-                 cite_pictures: bool | None = None):
+                 cite_pictures: bool | None = None, finish_count: bool | None = None):
         torch, transformers = _import_torch_stack()
         self.stop_loops = bool(stop_loops)
         self.path = Path(path).expanduser()
@@ -127,7 +130,8 @@ class TransformersBackend(CheckpointChatBackend):
         settings = self._read_settings(
             self.path, {"max_new_tokens": max_new_tokens, "temperature": temperature,
                         "top_p": top_p, "do_sample": do_sample,
-                        "cite_pictures": cite_pictures}, grammar, seed)
+                        "cite_pictures": cite_pictures, "finish_count": finish_count},
+            grammar, seed)
         self._token_texts: list[str] | None = None
         self.device = _pick_device(torch, device)
         self._torch = torch

@@ -365,6 +365,11 @@ class GenerationSettings:
     before any was shown must call a tool (unless the environment has closed the tools;
     :func:`knowgen.agents.checkpoint_format.reply_rules`)."""
 
+    finish_count: bool = False
+    """With ``cite_pictures``: once the model has numbered the picture it looks for
+    ("flag 1 of 2:"), it may not answer before it has looked for all it counted, and the
+    answer cites as many (unless the environment has closed the tools)."""
+
     drop_invalid_turns: bool = False
     """Leave turns that broke the protocol, and the errors they drew, out of the
     context the model sees next (``GenSearcherAgent(drop_invalid_turns=)``)."""

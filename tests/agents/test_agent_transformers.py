@@ -180,3 +180,27 @@ def test_cite_pictures_holds_the_answer_back_until_a_picture_is_shown(
     assert held and closed and any("<tool_call>" in action for action in held)
     assert not any("<answer>" in action for action in held)
     assert not any("<tool_call>" in action for action in closed)
+
+
+@pytest.mark.slow
+def test_finish_count_makes_the_model_look_for_the_next_counted_picture(tiny_agent_dir, env_like):
+    """After the agent's own "flag 1 of 2" and one picture, a random model under
+    ``finish_count`` writes no answer, while it may call a tool."""
+    from knowgen.agents.transformers_backend import TransformersBackend
+    from knowgen.envs.protocol import format_tool_call
+
+    env = env_like(max_tool_calls=3)
+    task = next(t for t in env.tasks if t.id.startswith("two_flags"))
+    env.reset(options={"task_id": task.id})
+    env.step(format_tool_call("image_search", {"query": "Flag of Peru"},
+                              think="Next, flag 1 of 2: the official flag of Peru."))
+    messages = env.messages()
+    backend = TransformersBackend(tiny_agent_dir, device="cpu", grammar=True, cite_pictures=True,
+                                  finish_count=True, max_new_tokens=48)
+    assert backend.finish_count and backend.reply_rules(messages, None)["answer"] is False
+    replies = []
+    for seed in range(4):
+        backend.reseed(seed)
+        replies.append(backend.resample(messages)["content"])
+    assert not any("<answer>" in reply for reply in replies)
+    assert any("<tool_call>" in reply for reply in replies)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from knowgen.agents.checkpoint_format import answer_due, reply_rules
+from knowgen.agents.checkpoint_format import answer_due, image_searches_counted, reply_rules
 from knowgen.agents.grammar import ReplyGrammar, allowed_tokens, answer_schema, tool_call_schema
 from knowgen.envs.observations import tools_closed
 from knowgen.envs.prompt import TOOL_SCHEMAS
@@ -217,3 +217,58 @@ def test_the_turn_rules_follow_the_episode(env_like):
     assert ReplyGrammar(**rules).accepts(
         '<answer>{"gen_prompt": "x", "reference_images": []}</answer>')
 
+
+
+def test_finish_count_holds_the_answer_until_every_counted_picture_was_looked_for(env_like):
+    """On a real two-flag task: after "flag 1 of 2" only a tool call may follow; after the
+    second image search (numbered or not) the answer must cite two pictures; a closed
+    toolbox still lets the agent answer."""
+    env = env_like(max_tool_calls=3)
+    task = next(t for t in env.tasks if t.id.startswith("two_flags"))
+    env.reset(options={"task_id": task.id})
+    names = [e.name for e in task.facts.entities]
+    first = format_tool_call("image_search", {"query": f"Flag of {names[0]}"},
+                             think=f"The request asks for two flags. Next, flag 1 of 2: "
+                                   f"the official flag of {names[0]}.")
+    env.step(first)
+    assert image_searches_counted(env.messages()) == (1, 2)
+    assert reply_rules(env.messages(), TOOL_SCHEMAS, True)["answer"] is True
+    held = reply_rules(env.messages(), TOOL_SCHEMAS, True, finish_count=True)
+    assert held["answer"] is False and held["tools"] == TOOL_SCHEMAS
+    assert not ReplyGrammar(**held).feed("<answer>")
+    env.step(format_tool_call("image_search", {"query": f"Flag of {names[1]}"},
+                              think=f"Next, the official flag of {names[1]}."))
+    assert image_searches_counted(env.messages()) == (2, 2)
+    rules = reply_rules(env.messages(), TOOL_SCHEMAS, True, finish_count=True)
+    assert rules["answer"] is True and rules["min_references"] == 2
+    one = format_answer(Answer("flags", (ReferenceImage("IMG_001", "flag"),)))
+    two = format_answer(Answer("flags", (ReferenceImage("IMG_001", "flag"),
+                                         ReferenceImage(rules["answer_ids"][-1], "flag"))))
+    assert not reads_under(rules, one) and reads_under(rules, two)
+
+    env.reset(options={"task_id": task.id})
+    env.step(first)
+    env.step(format_tool_call("search", {"queries": [f"capital of {names[1]}"]}))
+    env.step(format_tool_call("search", {"queries": [f"flag of {names[1]}"]}))
+    closed = reply_rules(env.messages(), TOOL_SCHEMAS, True, finish_count=True)
+    assert answer_due(env.messages())
+    assert closed["answer"] is True and closed["tools"] == ()
+
+
+def reads_under(rules, text):
+    g = ReplyGrammar(**rules)
+    return g.feed(text) and g.complete
+
+
+def test_picture_counts_are_read_only_from_the_agents_own_turns():
+    """A count in a request or tool result is not the agent's; an impossible one is ignored."""
+    messages = [{"role": "user", "content": "Draw flag 1 of 3: Peru, then the others."},
+                {"role": "assistant", "content": "<think>Next, flag 3 of 2: x.</think>"},
+                {"role": "tool", "content": "step 1 of 4: nothing"}]
+    assert image_searches_counted(messages) == (0, 0)
+    messages.append({"role": "assistant", "content": "<think>Next, logo 1 of 3: x.</think>",
+                     "tool_calls": [{"type": "function", "function": {
+                         "name": "image_search", "arguments": '{"query": "x logo"}'}}]})
+    messages.append({"role": "assistant", "content": format_tool_call(
+        "image_search", {"query": "y logo"}, think="Next, the official logo of y.")})
+    assert image_searches_counted(messages) == (2, 3)

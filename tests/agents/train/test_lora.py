@@ -267,6 +267,33 @@ def test_llama_cpp_takes_the_cite_pictures_rules_into_its_gbnf(llama_cpp, lora_r
     assert closed and not any("<tool_call>" in action for action in closed)
 
 
+@pytest.mark.slow
+def test_llama_cpp_holds_the_answer_until_the_counted_pictures_were_looked_for(
+        llama_cpp, lora_run, shared_backends, tmp_path):
+    """``finish_count``: after the agent's own "flag 1 of 2" the GBNF lets no answer through."""
+    from knowgen.agents.policy import llamacpp_policy
+    from knowgen.config import EnvConfig
+    from knowgen.envs.protocol import format_tool_call
+    from knowgen.envs.searchgen import SearchGenEnv
+
+    _, final = lora_run
+    env = SearchGenEnv(EnvConfig(split="test", max_tool_calls=3), **shared_backends)
+    task = next(t for t in env.tasks if t.id.startswith("two_flags"))
+    env.reset(options={"task_id": task.id})
+    env.step(format_tool_call("image_search", {"query": "Flag of Peru"},
+                              think="Next, flag 1 of 2: the official flag of Peru."))
+    backend = llamacpp_policy(str(final), threads=1, context=2048, max_new_tokens=64,
+                              grammar=True, cite_pictures=True, finish_count=True,
+                              cache_dir=str(tmp_path / "lora-gguf")).backend
+    assert backend.reply_rules(env.messages(), None)["answer"] is False
+    replies = []
+    for seed in range(3):
+        backend.reseed(seed)
+        replies.append(backend.resample(env.messages())["content"])
+    assert not any("<answer>" in reply for reply in replies)
+    assert any("<tool_call>" in reply for reply in replies)
+
+
 def test_llama_cpp_refuses_checkpoints_it_cannot_run(tmp_path, base_folder):
     from knowgen.agents.llamacpp_backend import base_gguf_of
 
