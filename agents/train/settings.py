@@ -129,6 +129,16 @@ class SFTSettings:
     stage's adapter) with offset 1 trains on records the first stage did not see, as long
     as the stride is at least 2 (``max_records`` at most half the records)."""
 
+    exclude_stride: int | None = None
+    """Leave out the records a ``max_records`` of this many took (stride offset 0) before
+    anything else: a second stage (``init`` = the first stage's adapter) trains only on
+    transcripts the first did not see. Unset keeps them all."""
+
+    singles_per_several: float | None = None
+    """Keep every record whose answer cites several pictures and this many single-picture
+    records for each (at an even stride), before ``max_records``: a stage that weighs the
+    several-picture decision without forgetting the single ones. Unset keeps all."""
+
     several_copies: int = 1
     """Times each record whose answer cites more than one picture is trained on, counted
     after ``max_records`` took its stride (1: once, like every other record). Requests for

@@ -1,6 +1,8 @@
-"""The records SFT trains on, in order: read or generated, in the run's context view, at
-an even stride (``sft.max_records``), several-picture transcripts repeated
-(``sft.several_copies``) and requests reworded (``sft.reword``).
+"""The records SFT trains on, in order: read or generated, in the run's context view,
+those an earlier stage took left out (``sft.exclude_stride``), several-picture transcripts
+balanced against single ones (``sft.singles_per_several``), at an even stride
+(``sft.max_records``), several-picture transcripts repeated (``sft.several_copies``) and
+requests reworded (``sft.reword``).
 
 :func:`training_records` gives them; the name augmentation that needs the run's tokenizer
 stays with the trainer in :mod:`knowgen.agents.train.sft`.
@@ -31,19 +33,66 @@ def training_records(cfg: TrainConfig) -> list[dict[str, Any]]:
 
 
 def sft_records(cfg: TrainConfig) -> list[dict[str, Any]]:
-    """The SFT records in the run's context view (see :func:`expert_records`)."""
+    """The SFT records in the run's context view (see :func:`expert_records`): those an
+    earlier stage took left out (``sft.exclude_stride``), several-picture ones balanced
+    (``sft.singles_per_several``), then at most ``sft.max_records`` at an even stride."""
     records = expert_records(cfg)
-    if cfg.view == "full":
-        return spread(records, cfg.sft.max_records, cfg.sft.stride_offset)
-    kept = [r for r in records if not uses_browse(r)]
-    if len(kept) < len(records):
-        logger.info("The %s view has no browse tool: %d of %d records that browse are left out",
-                    cfg.view, len(records) - len(kept), len(records))
-    tools = json.dumps(tool_schemas(adapter_class(cfg.view)), ensure_ascii=False)
-    out = [apply_view(r, cfg.view, cfg.system_prompt) for r in kept]
-    for record in out:
-        record["tools"] = tools
-    return spread(out, cfg.sft.max_records, cfg.sft.stride_offset)
+    if cfg.view != "full":
+        kept = [r for r in records if not uses_browse(r)]
+        if len(kept) < len(records):
+            logger.info("The %s view has no browse tool: %d of %d records that browse are left "
+                        "out", cfg.view, len(records) - len(kept), len(records))
+        tools = json.dumps(tool_schemas(adapter_class(cfg.view)), ensure_ascii=False)
+        records = [apply_view(r, cfg.view, cfg.system_prompt) for r in kept]
+        for record in records:
+            record["tools"] = tools
+    records = not_taken_by(records, cfg.sft.exclude_stride)
+    records = balanced(records, cfg.sft.singles_per_several)
+    return spread(records, cfg.sft.max_records, cfg.sft.stride_offset)
+
+
+def not_taken_by(records: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
+    """``records`` without those :func:`spread` takes for ``limit`` (offset 0); all when unset.
+
+    Raises:
+        ConfigError: for a limit below 1.
+    """
+    if limit is None:
+        return records
+    if limit < 1:
+        raise ConfigError(f"sft.exclude_stride must be at least 1 (or unset), got {limit}.")
+    n = len(records)
+    taken = {i * n // limit for i in range(min(limit, n))}
+    out = [r for i, r in enumerate(records) if i not in taken]
+    logger.info("Left out the %d records a %d-record stride took: %d remain", len(taken),
+                limit, len(out))
+    return out
+
+
+def balanced(records: list[dict[str, Any]], singles_per_several: float | None
+             ) -> list[dict[str, Any]]:
+    """Every record that cites several pictures and ``singles_per_several`` single-picture
+    records for each, those taken at an even stride, order kept; all when unset.
+
+    Raises:
+        ConfigError: for a negative ratio, or data with no several-picture record.
+    """
+    if singles_per_several is None:
+        return records
+    if singles_per_several < 0:
+        raise ConfigError("sft.singles_per_several must be 0 or more (or unset), got "
+                          f"{singles_per_several}.")
+    several = [i for i, r in enumerate(records) if cited_pictures(r) > 1]
+    if not several:
+        raise ConfigError("sft.singles_per_several needs records that cite several pictures; "
+                          "this data has none.")
+    singles = [i for i, r in enumerate(records) if cited_pictures(r) <= 1]
+    wanted = round(len(several) * singles_per_several)
+    picked = spread(singles, wanted) if wanted else []
+    keep = set(several) | set(picked)
+    logger.info("Kept %d records that cite several pictures and %d of %d single-picture ones",
+                len(several), len(picked), len(singles))
+    return [r for i, r in enumerate(records) if i in keep]
 
 
 def spread(records: list[dict[str, Any]], limit: int | None,

@@ -259,12 +259,11 @@ def test_a_stride_offset_takes_records_the_first_stride_left_out():
         spread(records, 900, offset=-1)
 
 
-def test_records_citing_several_pictures_are_trained_on_several_times(tmp_path, shared_backends):
-    """sft.several_copies repeats the transcripts whose answer cites more than one picture
-    (read from the answer itself, in the view SFT trains on); one-picture ones stay single."""
+@pytest.fixture(scope="module")
+def pictures_records(shared_backends):
+    """Guided transcripts of tasks for 1, 2, 3 and 1 pictures, in order (raw records)."""
     from knowgen.agents.expert_data import ExpertDataConfig, turns_to_messages
     from knowgen.agents.expert_workers import ExpertWorker
-    from knowgen.agents.train.sft_data import cited_pictures, with_several_copied
 
     expert = ExpertDataConfig(expert="guided", caps=False, env_overrides=shared_backends)
     worker = ExpertWorker(expert)
@@ -279,8 +278,16 @@ def test_records_citing_several_pictures_are_trained_on_several_times(tmp_path, 
         records.append({"messages": turns_to_messages(episode["request"], episode["turns"],
                                                       expert.system_prompt),
                         "tools": json.dumps(tool_schemas())})
+    return records
+
+
+def test_records_citing_several_pictures_are_trained_on_several_times(tmp_path, pictures_records):
+    """sft.several_copies repeats the transcripts whose answer cites more than one picture
+    (read from the answer itself, in the view SFT trains on); one-picture ones stay single."""
+    from knowgen.agents.train.sft_data import cited_pictures, with_several_copied
+
     cfg = load_train_config("smoke", {"output_dir": str(tmp_path)})
-    compact = sft_records_of(cfg, records, tmp_path)
+    compact = sft_records_of(cfg, pictures_records, tmp_path)
     assert [cited_pictures(r) for r in compact] == [1, 2, 3, 1]
     copied = with_several_copied(compact, 3)
     assert [cited_pictures(r) for r in copied] == [1, 2, 2, 2, 3, 3, 3, 1]
@@ -288,6 +295,36 @@ def test_records_citing_several_pictures_are_trained_on_several_times(tmp_path, 
     assert cited_pictures({"messages": [{"role": "assistant", "content": "no answer"}]}) == 0
     with pytest.raises(ConfigError, match="several_copies must be at least 1"):
         with_several_copied(compact, 0)
+
+
+def test_a_second_stage_takes_unseen_records_with_several_pictures_balanced(tmp_path,
+                                                                             pictures_records):
+    """sft.exclude_stride leaves out what a first stage's stride took; sft.singles_per_several
+    keeps every several-picture record and that many single ones for each."""
+    from knowgen.agents.train.sft_data import balanced, cited_pictures, not_taken_by, spread
+
+    records = [dict(pictures_records[i % 4], i=i) for i in range(40)]
+    first = {r["i"] for r in spread(records, 10)}
+    unseen = not_taken_by(records, 10)
+    assert len(unseen) == 30 and not first & {r["i"] for r in unseen}
+    assert not_taken_by(records, None) == records
+    kept = balanced(unseen, 0.5)
+    several = [r for r in unseen if cited_pictures(r) > 1]
+    assert [r for r in kept if cited_pictures(r) > 1] == several
+    assert sum(cited_pictures(r) == 1 for r in kept) == round(len(several) * 0.5)
+    assert [r["i"] for r in kept] == sorted(r["i"] for r in kept)
+    assert balanced(unseen, None) == unseen
+    assert all(cited_pictures(r) > 1 for r in balanced(unseen, 0))
+    cfg = load_train_config("smoke", {"output_dir": str(tmp_path), "sft.exclude_stride": 2,
+                                      "sft.singles_per_several": 1.0})
+    staged = sft_records_of(cfg, pictures_records, tmp_path)
+    assert [cited_pictures(r) for r in staged] == [2, 1]  # the stride of 2 took the 1st and 3rd
+    with pytest.raises(ConfigError, match="exclude_stride must be at least 1"):
+        not_taken_by(records, 0)
+    with pytest.raises(ConfigError, match="singles_per_several must be 0 or more"):
+        balanced(records, -1)
+    with pytest.raises(ConfigError, match="has none"):
+        balanced([pictures_records[0]], 1.0)
 
 
 def test_gradient_checkpointing_reaches_the_trainers(tmp_path):
