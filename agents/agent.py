@@ -158,6 +158,10 @@ class GenSearcherAgent:
             on clean transcripts rarely recovers once an error is in its context. A
             dropped reply's notice that the next turn must be the answer is kept: it
             is added to the last observation the model does see (or to the request).
+        resample_repeats: Treat a tool call that repeats one of the episode's earlier
+            calls word for word (same tool, same arguments) like a reply that breaks the
+            protocol: the world answers it as before, so a model caught in such a loop
+            spends its budget on nothing. Resampled up to ``format_retries`` times.
 
     Raises:
         ConfigError: for an unknown ``action_format`` or an unreadable prompt file.
@@ -167,7 +171,7 @@ class GenSearcherAgent:
                  system_prompt_from: str | Path | None = None, images: bool = False,
                  tools: bool = True, action_format: str = "text", seed: int = 0,
                  name: str = "gen-searcher", format_retries: int = 0,
-                 drop_invalid_turns: bool = False):
+                 drop_invalid_turns: bool = False, resample_repeats: bool = False):
         if action_format not in ACTION_FORMATS:
             raise ConfigError(f"Unknown action_format {action_format!r}; use one of "
                               f"{', '.join(ACTION_FORMATS)}.")
@@ -178,6 +182,7 @@ class GenSearcherAgent:
                               f"{type(backend).__name__} cannot. Leave format_retries at 0.")
         self.format_retries = int(format_retries)
         self.drop_invalid_turns = bool(drop_invalid_turns)
+        self.resample_repeats = bool(resample_repeats)
         self.dropped_turns = 0
         if system_prompt is None and system_prompt_from:
             system_prompt = load_system_prompt(system_prompt_from)
@@ -237,9 +242,10 @@ class GenSearcherAgent:
         reply = self.backend.complete(messages, tools)
         valid = self._parses(reply)
         for attempt in range(self.format_retries):
-            if valid:
+            if valid and not self._repeats(reply):
                 break
-            logger.debug("Reply %d broke the protocol; asking again", attempt + 1)
+            logger.debug("Reply %d broke the protocol or repeated a call; asking again",
+                         attempt + 1)
             reply = self.backend.resample(messages, tools)
             valid = self._parses(reply)
         self._last_valid = valid
@@ -259,8 +265,27 @@ class GenSearcherAgent:
         elif not tools_closed(self.request):
             self.request = f"{self.request}\n\n{notice}"
 
+    def _repeats(self, reply: Mapping[str, Any]) -> bool:
+        """Whether ``reply`` calls a tool with the arguments of an earlier call (when
+        ``resample_repeats`` is on)."""
+        if not self.resample_repeats:
+            return False
+        call = _call_key(message_to_text(reply))
+        return call is not None and any(
+            _call_key(action if isinstance(action, str) else message_to_text(action)) == call
+            for action, _ in self.turns)
+
     def _parses(self, reply: Mapping[str, Any]) -> bool:
         """Whether ``reply`` is a well-formed tool call or answer (citing ids seen so far)."""
         shown = {m.group(0).upper() for _, obs in self.turns
                  for m in _IMAGE_ID.finditer(str(obs))}
         return parse_action(message_to_text(reply), shown).kind != "invalid"
+
+
+def _call_key(text: str) -> str | None:
+    """The tool and arguments a protocol turn calls, as comparable text (None: no call)."""
+    parsed = parse_action(text)
+    if parsed.kind != "tool" or parsed.tool_call is None:
+        return None
+    return json.dumps([parsed.tool_call.name, parsed.tool_call.arguments], sort_keys=True,
+                      ensure_ascii=False)

@@ -36,7 +36,8 @@ def openai_policy(model: str | None = None, base_url: str = "https://api.openai.
                   tools: bool = True, system_prompt: str | None = None,
                   system_prompt_from: str | None = None, action_format: str = "text",
                   seed: int = 0, format_retries: int = 0,
-                  drop_invalid_turns: bool = False) -> GenSearcherAgent:
+                  drop_invalid_turns: bool = False,
+                  resample_repeats: bool = False) -> GenSearcherAgent:
     """The agent on an OpenAI-compatible endpoint (``--policy openai:model=...,base_url=...``).
 
     Args:
@@ -59,6 +60,8 @@ def openai_policy(model: str | None = None, base_url: str = "https://api.openai.
             protocol (see :class:`GenSearcherAgent` and ``OpenAIChatBackend.resample``).
         drop_invalid_turns: Leave broken turns out of the model's context (see
             :class:`GenSearcherAgent`).
+        resample_repeats: Ask again when a reply repeats an earlier tool call word for
+            word (see :class:`GenSearcherAgent`).
 
     Raises:
         ConfigError: without ``model`` or with an unset API key variable.
@@ -73,7 +76,8 @@ def openai_policy(model: str | None = None, base_url: str = "https://api.openai.
                             system_prompt_from=system_prompt_from, images=images, tools=tools,
                             action_format=action_format, seed=seed, name="openai",
                             format_retries=format_retries,
-                            drop_invalid_turns=drop_invalid_turns)
+                            drop_invalid_turns=drop_invalid_turns,
+                            resample_repeats=resample_repeats)
 
 
 def transformers_policy(path: str | None = None, device: str = "auto", dtype: str = "auto",
@@ -85,13 +89,14 @@ def transformers_policy(path: str | None = None, device: str = "auto", dtype: st
                         format_retries: int | None = None,
                         stop_loops: bool = True, grammar: bool | None = None,
                         cite_pictures: bool | None = None, finish_count: bool | None = None,
-                        drop_invalid_turns: bool | None = None) -> GenSearcherAgent:
+                        drop_invalid_turns: bool | None = None,
+                        resample_repeats: bool | None = None) -> GenSearcherAgent:
     """The agent on a local checkpoint folder (``--policy transformers:path=DIR``).
 
     Decoding settings left as ``None`` come from the checkpoint's ``knowgen_agent.json``
     (``format_retries``: its ``generation.format_retries``, else 0; ``grammar``,
-    ``cite_pictures``, ``finish_count`` and ``drop_invalid_turns``: its ``generation``
-    entries, else off). See
+    ``cite_pictures``, ``finish_count``, ``drop_invalid_turns`` and ``resample_repeats``:
+    its ``generation`` entries, else off). See
     :class:`~knowgen.agents.transformers_backend.TransformersBackend` and :class:`GenSearcherAgent` for
     the arguments.
 
@@ -106,20 +111,24 @@ def transformers_policy(path: str | None = None, device: str = "auto", dtype: st
                                   temperature=temperature, top_p=top_p, do_sample=do_sample,
                                   seed=seed, stop_loops=stop_loops, grammar=grammar,
                                   cite_pictures=cite_pictures, finish_count=finish_count)
-    return _checkpoint_agent(backend, format_retries, drop_invalid_turns,
+    return _checkpoint_agent(backend, format_retries, drop_invalid_turns, resample_repeats,
                              system_prompt=system_prompt, system_prompt_from=system_prompt_from,
                              images=images, tools=tools, seed=seed, name=name)
 
 
 def _checkpoint_agent(backend: Any, format_retries: int | None,
-                      drop_invalid_turns: bool | None, **kwargs: Any) -> GenSearcherAgent:
+                      drop_invalid_turns: bool | None, resample_repeats: bool | None,
+                      **kwargs: Any) -> GenSearcherAgent:
     """The agent over a checkpoint backend; unset retry settings come from its ``generation``."""
     if format_retries is None:
         format_retries = int(backend.generation.get("format_retries", 0))
     if drop_invalid_turns is None:
         drop_invalid_turns = bool(backend.generation.get("drop_invalid_turns", False))
+    if resample_repeats is None:
+        resample_repeats = bool(backend.generation.get("resample_repeats", False))
     return GenSearcherAgent(backend, format_retries=format_retries,
-                            drop_invalid_turns=drop_invalid_turns, **kwargs)
+                            drop_invalid_turns=drop_invalid_turns,
+                            resample_repeats=resample_repeats, **kwargs)
 
 
 def llamacpp_policy(path: str | None = None, threads: int | None = None, context: int = 4096,
@@ -130,6 +139,7 @@ def llamacpp_policy(path: str | None = None, threads: int | None = None, context
                     name: str = "llamacpp", format_retries: int | None = None,
                     grammar: bool | None = None, cite_pictures: bool | None = None,
                     finish_count: bool | None = None, drop_invalid_turns: bool | None = None,
+                    resample_repeats: bool | None = None,
                     cache_dir: str | None = None) -> GenSearcherAgent:
     """The agent on a LoRA checkpoint over a GGUF base, run by llama.cpp (``--policy llamacpp:path=DIR``).
 
@@ -152,7 +162,7 @@ def llamacpp_policy(path: str | None = None, threads: int | None = None, context
                               top_p=top_p, do_sample=do_sample, seed=seed, grammar=grammar,
                               cite_pictures=cite_pictures, finish_count=finish_count,
                               cache_dir=cache_dir)
-    return _checkpoint_agent(backend, format_retries, drop_invalid_turns,
+    return _checkpoint_agent(backend, format_retries, drop_invalid_turns, resample_repeats,
                              system_prompt=system_prompt, system_prompt_from=system_prompt_from,
                              tools=tools, seed=seed, name=name)
 

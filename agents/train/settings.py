@@ -380,6 +380,10 @@ class GenerationSettings:
     ("flag 1 of 2:"), it may not answer before it has looked for all it counted, and the
     answer cites as many (unless the environment has closed the tools)."""
 
+    resample_repeats: bool = False
+    """Resample (up to ``format_retries`` times) a tool call that repeats an earlier call
+    of the episode word for word (``GenSearcherAgent(resample_repeats=)``)."""
+
     drop_invalid_turns: bool = False
     """Leave turns that broke the protocol, and the errors they drew, out of the
     context the model sees next (``GenSearcherAgent(drop_invalid_turns=)``)."""

@@ -384,6 +384,34 @@ def test_drop_invalid_turns_keeps_broken_turns_out_of_the_next_request(
     assert policy.dropped_turns == int(drop) and len(policy.turns) == 2 - int(drop)
 
 
+@pytest.mark.parametrize("resample", [False, True])
+def test_resample_repeats_asks_again_when_a_reply_repeats_an_earlier_call(
+        serve, world_env, one_entity_task, resample):
+    """A model that repeats its image search word for word is asked again under
+    ``resample_repeats``; without it the repeat reaches the environment."""
+    expert = searching_model([one_entity_task])
+    first = {}
+
+    def script(body, n):  # after the first search, the first reply repeats it
+        key = json.dumps(body["messages"])
+        first[key] = key not in first
+        if n and first[key] and sum(m["role"] == "tool" for m in body["messages"]) == 1:
+            return expert({**body, "messages": body["messages"][:2]}, 0)
+        return expert(body, n)
+
+    server = serve(script)
+    policy = openai_policy(model="m", base_url=server.base_url, api_key_env=KEY_ENV,
+                           format_retries=1, resample_repeats=resample)
+    reward, _, actions = play(world_env, policy, one_entity_task.id)
+    assert reward > 0.9
+    ids = [f"IMG_{i:03d}" for i in range(1, 40)]
+    kinds = [parse_action(a, ids).kind for a in actions]
+    assert kinds == ["tool"] * (1 + (not resample)) + ["answer"]
+    if not resample:
+        assert parse_action(actions[0]).tool_call == parse_action(actions[1]).tool_call
+    assert len(server.requests) == 3
+
+
 @pytest.mark.parametrize("turns,calls", [(2, 8), (3, 1)])
 def test_a_dropped_turn_still_passes_on_that_the_next_turn_must_answer(
         serve, env_like, one_entity_task, turns, calls):
