@@ -61,8 +61,7 @@ def not_taken_by(records: list[dict[str, Any]], limit: int | None) -> list[dict[
         return records
     if limit < 1:
         raise ConfigError(f"sft.exclude_stride must be at least 1 (or unset), got {limit}.")
-    n = len(records)
-    taken = {i * n // limit for i in range(min(limit, n))}
+    taken = set(stride_indices(len(records), limit))
     out = [r for i, r in enumerate(records) if i not in taken]
     logger.info("Left out the %d records a %d-record stride took: %d remain", len(taken),
                 limit, len(out))
@@ -106,10 +105,15 @@ def spread(records: list[dict[str, Any]], limit: int | None,
         raise ConfigError(f"sft.max_records must be at least 1 (or unset), got {limit}.")
     if offset < 0:
         raise ConfigError(f"sft.stride_offset must be 0 or more, got {offset}.")
-    if limit is None or limit >= len(records):
-        return records
-    n = len(records)
-    return [records[(i * n // limit + offset) % n] for i in range(limit)]
+    return [records[i] for i in stride_indices(len(records), limit, offset)]
+
+
+def stride_indices(n: int, limit: int | None, offset: int = 0) -> list[int]:
+    """Indices of the at most ``limit`` of ``n`` records :func:`spread` takes (all of them
+    when ``limit`` is unset or not below ``n``)."""
+    if limit is None or limit >= n:
+        return list(range(n))
+    return [(i * n // limit + offset) % n for i in range(limit)]
 
 
 def expert_records(cfg: TrainConfig) -> list[dict[str, Any]]:

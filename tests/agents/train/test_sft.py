@@ -308,6 +308,7 @@ def test_a_second_stage_takes_unseen_records_with_several_pictures_balanced(tmp_
     unseen = not_taken_by(records, 10)
     assert len(unseen) == 30 and not first & {r["i"] for r in unseen}
     assert not_taken_by(records, None) == records
+    assert not_taken_by(records, 50) == []  # a stride longer than the data took it all
     kept = balanced(unseen, 0.5)
     several = [r for r in unseen if cited_pictures(r) > 1]
     assert [r for r in kept if cited_pictures(r) > 1] == several
