@@ -200,15 +200,30 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+class _Clear:
+    """Type of :data:`CLEAR`."""
+
+    def __repr__(self) -> str:
+        return "CLEAR"
+
+
+CLEAR = _Clear()
+"""An override value that sets a setting to ``None`` (``--set sft.max_records=null``),
+where a plain ``None`` override leaves the setting as it is."""
+
+
 def apply_overrides(cfg: T, overrides: dict[str, Any]) -> T:
     """Return a copy of ``cfg`` with dotted-key ``overrides`` applied (``env.alpha=0.3``).
 
-    ``None`` values are skipped, so unset CLI flags keep the file's values.
+    ``None`` values are skipped, so unset CLI flags keep the file's values; :data:`CLEAR`
+    sets the setting to ``None``.
     """
     data = to_dict(cfg)
     for key, value in overrides.items():
         if value is None:
             continue
+        if value is CLEAR:
+            value = None
         node = data
         parts = key.split(".")
         for part in parts[:-1]:

@@ -23,7 +23,7 @@ from knowgen.agents.train.settings import (
     SFTSettings,
     TokenizerSettings,
 )
-from knowgen.config import load_config
+from knowgen.config import CLEAR, load_config
 from knowgen.envs.trl_env import DEFAULT_SYSTEM_PROMPT
 from knowgen.errors import ConfigError
 
@@ -113,6 +113,8 @@ def load_train_config(path_or_preset: str | Path | None = None,
 def parse_set_options(items: list[str] | None) -> dict[str, Any]:
     """Turn ``["sft.epochs=2", ...]`` into overrides (values parsed as YAML scalars).
 
+    ``key=null`` (or ``key=``) unsets the setting: its value is :data:`knowgen.config.CLEAR`.
+
     Raises:
         ConfigError: for an item without ``=``.
     """
@@ -123,5 +125,6 @@ def parse_set_options(items: list[str] | None) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set expects key=value (e.g. sft.epochs=2), got {item!r}.")
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        parsed = yaml.safe_load(value) if value.strip() else None
+        out[key.strip()] = CLEAR if parsed is None else parsed
     return out

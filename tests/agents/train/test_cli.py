@@ -7,6 +7,7 @@ import pytest
 from knowgen.agents.expert_data import read_jsonl
 from knowgen.agents.train.cli import add_train_parser, main
 from knowgen.agents.train.config import load_train_config, parse_set_options
+from knowgen.config import CLEAR
 from knowgen.errors import ConfigError
 
 
@@ -28,11 +29,21 @@ def test_sub_commands_parse_with_config_and_overrides():
 
 def test_set_values_are_typed_and_checked():
     assert parse_set_options(["sft.epochs=2", "grpo.alpha=0.3", "sft.init=null"]) == {
-        "sft.epochs": 2, "grpo.alpha": 0.3, "sft.init": None}
+        "sft.epochs": 2, "grpo.alpha": 0.3, "sft.init": CLEAR}
     with pytest.raises(ConfigError, match="key=value"):
         parse_set_options(["sft.epochs"])
     cfg = load_train_config("tiny", parse_set_options(["grpo.alpha=0", "model.layers=6"]))
     assert cfg.grpo.alpha == 0.0 and cfg.model.layers == 6 and cfg.sft.learning_rate == 1.5e-3
+
+
+def test_set_null_unsets_what_the_preset_sets():
+    assert load_train_config("smollm2", {}).sft.max_records == 700
+    cfg = load_train_config("smollm2", parse_set_options(["sft.max_records=null"]))
+    assert cfg.sft.max_records is None
+    assert load_train_config("smoke", {}).grpo.limit == 4
+    assert load_train_config("smoke", parse_set_options(["grpo.limit="])).grpo.limit is None
+    # a None override (a CLI flag left unset) still keeps the preset's value
+    assert load_train_config("smollm2", {"sft.max_records": None}).sft.max_records == 700
 
 
 @pytest.mark.slow
