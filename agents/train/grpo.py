@@ -137,14 +137,44 @@ def _vllm_arguments(g: Any) -> dict[str, Any]:
 
 
 def task_ids_of(cfg: TrainConfig, source: tuple[str, str] | None = None) -> list[str]:
-    """Task ids of the GRPO prompts (:func:`prompt_source`; the first ``grpo.limit`` ones)."""
+    """Task ids of the GRPO prompts.
+
+    The tasks of :func:`prompt_source`, kept to ``grpo.templates`` when set, then the
+    first ``grpo.limit`` of them.
+
+    Raises:
+        ConfigError: for a split with no tasks, or templates asked of tasks that have none.
+        UnknownNameError: for a template no task of the split has.
+    """
     from knowgen.registry import BENCHMARKS
 
     benchmark, split = source or prompt_source(cfg)
     tasks = list(BENCHMARKS.create(benchmark).tasks(split))
     if not tasks:
         raise ConfigError(f"Split {split!r} has no tasks; pick another grpo.split.")
-    return [t.id for t in tasks[: cfg.grpo.limit] if t.id] if cfg.grpo.limit else [t.id for t in tasks]
+    if cfg.grpo.templates:
+        tasks = _of_templates(tasks, cfg.grpo.templates, split)
+    ids = [t.id for t in tasks if t.id]
+    return ids[: cfg.grpo.limit] if cfg.grpo.limit else ids
+
+
+def _of_templates(tasks: list[Any], templates: list[str] | str, split: str) -> list[Any]:
+    """The tasks whose world template is one of ``templates`` (a list, or names joined by commas)."""
+    if isinstance(templates, str):
+        templates = [name.strip() for name in templates.split(",") if name.strip()]
+
+    def template(task: Any) -> str | None:
+        return task.facts.template if task.facts is not None else None
+
+    present = {template(t) for t in tasks} - {None}
+    if not present:
+        raise ConfigError(f"The tasks of split {split!r} carry no world template; unset "
+                          "grpo.templates.")
+    for name in templates:
+        if name not in present:
+            raise UnknownNameError(f"template of split {split!r}", name, present)
+    wanted = set(templates)
+    return [t for t in tasks if template(t) in wanted]
 
 
 def build_grpo_trainer(cfg: TrainConfig, out_dir: Path | None = None) -> Any:

@@ -263,7 +263,13 @@ class GRPOSettings:
     ``{"image_judge": "openai", "text_judge": "openai", "generator": "diffusers"}``."""
 
     limit: int | None = None
-    """Use only the first N tasks of the split."""
+    """Use only the first N tasks of the split (after ``templates``)."""
+
+    templates: list[str] | None = None
+    """Keep only tasks of these world templates (task families such as
+    ``capital_of_city`` or ``two_flags``), to spend the rollouts where the starting model
+    still fails; all templates when unset. ``--set grpo.templates=a,b`` names several.
+    An unknown name is refused with the split's templates listed."""
 
     alpha: float = 0.5
     """Text reward weight: 0 pays the image judge only, 1 the text judge only."""

@@ -1,10 +1,12 @@
-"""GRPO settings that only matter on GPUs: vLLM rollouts and precision."""
+"""GRPO settings: vLLM rollouts and precision (GPU only), and which tasks are the prompts."""
 
 import pytest
 
 from knowgen.agents.train.config import load_train_config
-from knowgen.agents.train.grpo import _vllm_arguments, grpo_arguments
-from knowgen.errors import ConfigError
+from knowgen.agents.train.grpo import _vllm_arguments, grpo_arguments, task_ids_of
+from knowgen.config import CLEAR
+from knowgen.errors import ConfigError, UnknownNameError
+from knowgen.registry import BENCHMARKS
 
 
 def test_vllm_fields_reach_grpo_config_only_when_asked(tmp_path):
@@ -24,3 +26,23 @@ def test_unknown_vllm_mode_is_refused():
     cfg = load_train_config("paper", {"grpo.use_vllm": True, "grpo.vllm_mode": "remote"})
     with pytest.raises(ConfigError, match="vllm_mode"):
         _vllm_arguments(cfg.grpo)
+
+
+def test_grpo_templates_keep_only_those_families_of_the_world_split():
+    cfg = load_train_config("smoke", {"grpo.templates": "capital_of_city, two_flags",
+                                      "grpo.split": "test", "grpo.limit": CLEAR})
+    ids = task_ids_of(cfg)
+    tasks = {t.id: t for t in BENCHMARKS.create("world").tasks("test")}
+    assert ids and {tasks[i].facts.template for i in ids} == {"capital_of_city", "two_flags"}
+    wanted = [t.id for t in tasks.values()
+              if t.facts.template in ("capital_of_city", "two_flags")]
+    assert ids == wanted  # the split's order, nothing else dropped
+    cfg = load_train_config("smoke", {"grpo.templates": ["two_flags"], "grpo.split": "test",
+                                      "grpo.limit": 2})
+    assert task_ids_of(cfg) == [i for i in wanted if i.startswith("two_flags")][:2]
+
+
+def test_an_unknown_grpo_template_is_named_with_a_suggestion():
+    cfg = load_train_config("smoke", {"grpo.templates": ["capital_of_cities"], "grpo.split": "test"})
+    with pytest.raises(UnknownNameError, match="Did you mean 'capital_of_city'"):
+        task_ids_of(cfg)
