@@ -174,7 +174,10 @@ def _of_templates(tasks: list[Any], templates: list[str] | str, split: str) -> l
         if name not in present:
             raise UnknownNameError(f"template of split {split!r}", name, present)
     wanted = set(templates)
-    return [t for t in tasks if template(t) in wanted]
+    kept = [t for t in tasks if template(t) in wanted]
+    logger.info("GRPO prompts: %d of the %d tasks of split %r (templates %s)", len(kept),
+                len(tasks), split, ", ".join(sorted(wanted)))
+    return kept
 
 
 def build_grpo_trainer(cfg: TrainConfig, out_dir: Path | None = None) -> Any:

@@ -28,10 +28,12 @@ def test_unknown_vllm_mode_is_refused():
         _vllm_arguments(cfg.grpo)
 
 
-def test_grpo_templates_keep_only_those_families_of_the_world_split():
+def test_grpo_templates_keep_only_those_families_of_the_world_split(caplog):
     cfg = load_train_config("smoke", {"grpo.templates": "capital_of_city, two_flags",
                                       "grpo.split": "test", "grpo.limit": CLEAR})
-    ids = task_ids_of(cfg)
+    with caplog.at_level("INFO", logger="knowgen.agents.train.grpo"):
+        ids = task_ids_of(cfg)
+    assert f"GRPO prompts: {len(ids)} of the" in caplog.text
     tasks = {t.id: t for t in BENCHMARKS.create("world").tasks("test")}
     assert ids and {tasks[i].facts.template for i in ids} == {"capital_of_city", "two_flags"}
     wanted = [t.id for t in tasks.values()
