@@ -58,7 +58,10 @@ STOP_WORDS = frozenset({
     "whom", "that", "this", "these", "those", "as", "into", "about", "has", "have",
 })
 
-_WORD_RE = re.compile(r"[^\W_]+")
+#: A word, or a dot-label standing on its own (``.ar``, ``.NET``): a dot with a space,
+#: a bracket, a quote or nothing before it. Host names (``sponsor.example.com``) do
+#: not count.
+_WORD_RE = re.compile(r"(?<![^\s(\[\"'\u201c\u2018])\.[^\W_]+|[^\W_]+")
 _HEX_RE = re.compile(r"#([0-9a-fA-F]{6}|[0-9a-fA-F]{3})(?![0-9a-zA-Z])")
 _BARE_HEX_RE = re.compile(r"(?=[a-f]*[0-9])[0-9a-f]{6}")
 _SPELLING = {"color": "colour", "colors": "colours", "colored": "coloured", "gray": "grey",
@@ -71,14 +74,25 @@ _FIELDS = ("title", "names", "body", "extra")
 
 
 def tokens(text: str) -> list[str]:
-    """Accent-free, case-folded word tokens of ``text``, spellings unified."""
+    """Accent-free, case-folded word tokens of ``text``, spellings unified.
+
+    A dot-label on its own, like the country domain ``.ar`` or the brand ``.NET``,
+    gives two tokens, ``.ar`` then ``ar``: the first finds the domain even where the
+    bare word is common (``ar``) or a stop word (``.in``, ``.it``, ``.is``).
+    """
     text = str(text)
     if text.isascii():  # most of the world: nothing to decompose
         plain = text.casefold()
     else:
         decomposed = unicodedata.normalize("NFKD", text)
         plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
-    return [_SPELLING.get(t, t) for t in _WORD_RE.findall(plain)]
+    out = []
+    for t in _WORD_RE.findall(plain):
+        if t[0] == ".":
+            out.append(t)
+            t = t[1:]
+        out.append(_SPELLING.get(t, t))
+    return out
 
 
 @functools.lru_cache(maxsize=1 << 16)

@@ -84,6 +84,23 @@ def test_hex_colour_is_searchable_with_and_without_hash(world, text_search):
             assert brand.page_url in urls, (query, brand.name)
 
 
+def test_every_country_domain_is_found_even_where_its_letters_are_a_common_word(world,
+                                                                                text_search):
+    # ".in", ".it", ".is", ".at", ".be" are stop words as bare words and ".ar", ".co",
+    # ".de" name brands and cities: only the dot-label finds the country.
+    shared = Counter(t for c in world.entities_of("country") for t in c.facts.get("tlds", []))
+    pairs = [(c, t) for c in world.entities_of("country") for t in c.facts.get("tlds", [])
+             if shared[t] == 1]
+    assert {".in", ".it", ".is", ".ar"} <= {t for _, t in pairs}
+    for query in ("{} domain", "the country behind the web domain {}", "sites ending in {}."):
+        missed = [t for c, t in pairs
+                  if c.page_url not in [h.url for h in text_search.search(query.format(t), 3)]]
+        assert len(missed) <= len(pairs) // 100, (query, missed)
+    assert query_terms("web addresses ending in .in") == [
+        ("web", 1.0), ("address", 1.0), ("ending", 1.0), (".in", 1.0)]
+    assert query_terms("sponsor.example.com") == [("sponsor", 1.0), ("example", 1.0), ("com", 1.0)]
+
+
 def test_query_terms_weigh_hex_and_drop_stop_words():
     assert query_terms("the flag of #F90") == [("flag", 1.0), ("ff9900", 3.0)]
     assert query_terms("The of") == [("the", 1.0), ("of", 1.0)]
