@@ -58,10 +58,10 @@ STOP_WORDS = frozenset({
     "whom", "that", "this", "these", "those", "as", "into", "about", "has", "have",
 })
 
-#: A word, or a dot-label standing on its own (``.ar``, ``.NET``): a dot with a space,
-#: a bracket, a quote or nothing before it. Host names (``sponsor.example.com``) do
-#: not count.
-_WORD_RE = re.compile(r"(?<![^\s(\[\"'\u201c\u2018])\.[^\W_]+|[^\W_]+")
+#: A word, or a code written with its sign and standing on its own: a dot-label
+#: (``.ar``, ``.NET``) or a plus-number (``+66``), with a space, a bracket, a quote or
+#: nothing before it. Host names (``sponsor.example.com``) and sums (``2+2``) do not count.
+_WORD_RE = re.compile(r"(?<![^\s(\[\"'\u201c\u2018])(?:\.[^\W_]+|\+\d+)|[^\W_]+")
 _HEX_RE = re.compile(r"#([0-9a-fA-F]{6}|[0-9a-fA-F]{3})(?![0-9a-zA-Z])")
 _BARE_HEX_RE = re.compile(r"(?=[a-f]*[0-9])[0-9a-f]{6}")
 _SPELLING = {"color": "colour", "colors": "colours", "colored": "coloured", "gray": "grey",
@@ -76,9 +76,10 @@ _FIELDS = ("title", "names", "body", "extra")
 def tokens(text: str) -> list[str]:
     """Accent-free, case-folded word tokens of ``text``, spellings unified.
 
-    A dot-label on its own, like the country domain ``.ar`` or the brand ``.NET``,
-    gives two tokens, ``.ar`` then ``ar``: the first finds the domain even where the
-    bare word is common (``ar``) or a stop word (``.in``, ``.it``, ``.is``).
+    A code with its sign, like the country domain ``.ar``, the brand ``.NET`` or the
+    calling code ``+66``, gives two tokens, ``.ar`` then ``ar``: the first finds the
+    code even where the bare word is common (``ar``, ``66``) or a stop word (``.in``,
+    ``.it``, ``.is``).
     """
     text = str(text)
     if text.isascii():  # most of the world: nothing to decompose
@@ -88,7 +89,7 @@ def tokens(text: str) -> list[str]:
         plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
     out = []
     for t in _WORD_RE.findall(plain):
-        if t[0] == ".":
+        if t[0] in ".+":
             out.append(t)
             t = t[1:]
         out.append(_SPELLING.get(t, t))

@@ -84,21 +84,32 @@ def test_hex_colour_is_searchable_with_and_without_hash(world, text_search):
             assert brand.page_url in urls, (query, brand.name)
 
 
-def test_every_country_domain_is_found_even_where_its_letters_are_a_common_word(world,
-                                                                                text_search):
-    # ".in", ".it", ".is", ".at", ".be" are stop words as bare words and ".ar", ".co",
-    # ".de" name brands and cities: only the dot-label finds the country.
-    shared = Counter(t for c in world.entities_of("country") for t in c.facts.get("tlds", []))
-    pairs = [(c, t) for c in world.entities_of("country") for t in c.facts.get("tlds", [])
+@pytest.mark.parametrize("fact, queries", [
+    ("tlds", ("{} domain", "the country behind the web domain {}", "sites ending in {}.")),
+    ("calling_codes", ("{} calling code", "{} phone number",
+                       "the country whose telephone country code is {}")),
+])
+def test_every_signed_code_finds_its_country_even_where_the_bare_word_is_common(
+        world, text_search, fact, queries):
+    # As bare words ".in", ".it", ".is" are stop words, ".ar" and ".co" name brands and
+    # cities, "66" is in "Cloud 66": only the code with its sign finds the country.
+    shared = Counter(t for c in world.entities_of("country") for t in c.facts.get(fact, []))
+    pairs = [(c, t) for c in world.entities_of("country") for t in c.facts.get(fact, [])
              if shared[t] == 1]
-    assert {".in", ".it", ".is", ".ar"} <= {t for _, t in pairs}
-    for query in ("{} domain", "the country behind the web domain {}", "sites ending in {}."):
+    assert len(pairs) > 200
+    for query in queries:
         missed = [t for c, t in pairs
                   if c.page_url not in [h.url for h in text_search.search(query.format(t), 3)]]
         assert len(missed) <= len(pairs) // 100, (query, missed)
+
+
+def test_signed_codes_are_terms_of_their_own():
     assert query_terms("web addresses ending in .in") == [
         ("web", 1.0), ("address", 1.0), ("ending", 1.0), (".in", 1.0)]
-    assert query_terms("sponsor.example.com") == [("sponsor", 1.0), ("example", 1.0), ("com", 1.0)]
+    assert query_terms("dial (+66)") == [("dial", 1.0), ("+66", 1.0), ("66", 1.0)]
+    # host names and sums are words as before
+    assert query_terms("sponsor.example.com 2+2") == [
+        ("sponsor", 1.0), ("example", 1.0), ("com", 1.0), ("2", 1.0)]
 
 
 def test_query_terms_weigh_hex_and_drop_stop_words():
