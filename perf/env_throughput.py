@@ -23,8 +23,8 @@ import tantivy
 
 import knowgen  # noqa: F401
 from knowgen.envs.searchgen import SearchGenEnv
+from knowgen.search.analysis import terms as index_terms
 from knowgen.search.index import get_index
-from knowgen.search.index import terms as index_terms
 from knowgen.search.local import LocalTextSearch
 from knowgen.world.data import load_world
 

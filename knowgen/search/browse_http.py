@@ -76,7 +76,7 @@ def select_passages(paragraphs: Sequence[str], query: str, k: int) -> list[str]:
     of the distinct query terms it holds. When fewer than ``k`` paragraphs match,
     the opening paragraphs fill the gap; with no query terms the first ``k`` are used.
     """
-    from knowgen.search.index import query_terms, terms
+    from knowgen.search.analysis import query_terms, terms
 
     if len(paragraphs) <= k:
         return list(paragraphs)

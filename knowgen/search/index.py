@@ -1,13 +1,11 @@
 """An in-memory tantivy index over one offline world: pages and images.
 
-Every text, indexed or queried, first goes through :func:`terms`: NFKD with
-accents dropped, case folding, splitting on anything that is not a letter or a
-digit, American spellings mapped to British ones, and plurals stripped. The
-index stores these terms as they are (whitespace tokenizer). Queries are built
-term by term from :func:`query_terms` with tantivy's query objects, never with
-its query parser, so no user text can reach a query syntax: quotes, colons,
-brackets or operators are just separators. A hex colour such as ``#FF9900``
-becomes the term ``ff9900`` on both sides and weighs more than plain words.
+Every text, indexed or queried, first goes through
+:func:`knowgen.search.analysis.terms`; the index stores these terms as they are
+(whitespace tokenizer). Queries are built term by term from
+:func:`~knowgen.search.analysis.query_terms` with tantivy's query objects, never
+with its query parser, so no user text can reach a query syntax: quotes, colons,
+brackets or operators are just separators.
 
 The index is built at first use (well under a second for the shipped world)
 and cached per data folder by :func:`get_index`.
@@ -19,8 +17,6 @@ import functools
 import itertools
 import logging
 import math
-import re
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,12 +25,11 @@ from urllib.parse import unquote, urlsplit
 
 import tantivy
 
+from knowgen.search.analysis import query_pairs, query_terms, terms, word_starts
 from knowgen.world.data import DEFAULT_DATA_DIR, Entity, World, WorldImage, WorldPage, load_world
 
 logger = logging.getLogger(__name__)
 
-#: Longest query, in tokens; the rest is ignored.
-MAX_QUERY_TOKENS = 48
 #: Field boosts of page search (title over names over body).
 PAGE_BOOSTS = {"title": 3.0, "names": 2.0, "body": 1.0, "extra": 0.5}
 #: Field boosts of image search.
@@ -49,100 +44,11 @@ COVERAGE_POOL = 8
 
 #: Extra weight of two query words found next to each other, as in the query.
 PHRASE_BOOST = 1.0
-#: Weight of a hex colour code in a query.
-HEX_WEIGHT = 3.0
-#: Query words that carry no meaning for retrieval.
-STOP_WORDS = frozenset({
-    "a", "an", "the", "of", "in", "on", "at", "to", "for", "with", "by", "from", "and", "or",
-    "is", "are", "was", "were", "be", "been", "its", "it", "whose", "which", "what", "who",
-    "whom", "that", "this", "these", "those", "as", "into", "about", "has", "have",
-})
-
-#: A word, or a code written with its sign and standing on its own: a dot-label
-#: (``.ar``, ``.NET``) or a plus-number (``+66``), with a space, a bracket, a quote or
-#: nothing before it. Host names (``sponsor.example.com``) and sums (``2+2``) do not count.
-_WORD_RE = re.compile(r"(?<![^\s(\[\"'\u201c\u2018])(?:\.[^\W_]+|\+\d+)|[^\W_]+")
-_HEX_RE = re.compile(r"#([0-9a-fA-F]{6}|[0-9a-fA-F]{3})(?![0-9a-zA-Z])")
-_BARE_HEX_RE = re.compile(r"(?=[a-f]*[0-9])[0-9a-f]{6}")
-_SPELLING = {"color": "colour", "colors": "colours", "colored": "coloured", "gray": "grey",
-             "favorite": "favourite", "center": "centre"}
 _KIND_WORDS = {
     "flag": "flag flags national flag banner ensign",
     "logo": "logo logos brand mark icon emblem symbol trademark",
 }
 _FIELDS = ("title", "names", "body", "extra")
-
-
-def tokens(text: str) -> list[str]:
-    """Accent-free, case-folded word tokens of ``text``, spellings unified.
-
-    A code with its sign, like the country domain ``.ar``, the brand ``.NET`` or the
-    calling code ``+66``, gives two tokens, ``.ar`` then ``ar``: the first finds the
-    code even where the bare word is common (``ar``, ``66``) or a stop word (``.in``,
-    ``.it``, ``.is``).
-    """
-    text = str(text)
-    if text.isascii():  # most of the world: nothing to decompose
-        plain = text.casefold()
-    else:
-        decomposed = unicodedata.normalize("NFKD", text)
-        plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
-    out = []
-    for t in _WORD_RE.findall(plain):
-        if t[0] in ".+":
-            out.append(t)
-            t = t[1:]
-        out.append(_SPELLING.get(t, t))
-    return out
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def stem(token: str) -> str:
-    """A light English plural stripper (``countries`` -> ``country``, ``francs`` -> ``franc``)."""
-    if len(token) > 4 and token.endswith("ies"):
-        return token[:-3] + "y"
-    if len(token) > 4 and token.endswith(("ches", "shes", "xes", "sses")):
-        return token[:-2]
-    if len(token) > 3 and token.endswith("s") and not token.endswith(("ss", "us", "is")):
-        return token[:-1]
-    return token
-
-
-def terms(text: str) -> list[str]:
-    """The index terms of ``text``: its tokens, stemmed."""
-    return [stem(t) for t in tokens(text)]
-
-
-def query_terms(text: str) -> list[tuple[str, float]]:
-    """Distinct ``(term, weight)`` pairs of a free-text query, in query order.
-
-    Stop words are dropped (unless nothing else is left); hex colours
-    (``#FF9900``, ``#F90``, or a bare six-digit hex code with a digit in it) weigh
-    :data:`HEX_WEIGHT`, other terms 1.
-    """
-    text = str(text)
-    hexes = {_expand_hex(m.group(1)) for m in _HEX_RE.finditer(text)}
-    text = _HEX_RE.sub(lambda m: " " + _expand_hex(m.group(1)) + " ", text)
-    words = tokens(text)[:MAX_QUERY_TOKENS]
-    content = [w for w in words if w not in STOP_WORDS] or words
-    out: dict[str, float] = {}
-    for word in content:
-        weight = HEX_WEIGHT if word in hexes or _BARE_HEX_RE.fullmatch(word) else 1.0
-        out.setdefault(stem(word), weight)
-    return list(out.items())
-
-
-def query_pairs(text: str) -> list[tuple[str, str]]:
-    """Distinct pairs of neighbouring query terms, neither a stop word (for phrase bonuses)."""
-    words = tokens(_HEX_RE.sub(" ", str(text)))[:MAX_QUERY_TOKENS]
-    pairs = [(stem(a), stem(b)) for a, b in itertools.pairwise(words)
-             if a not in STOP_WORDS and b not in STOP_WORDS]
-    return list(dict.fromkeys(pairs))
-
-
-def _expand_hex(code: str) -> str:
-    code = code.lower()
-    return "".join(c * 2 for c in code) if len(code) == 3 else code
 
 
 def url_key(url: str) -> str:
@@ -385,11 +291,9 @@ class WorldIndex:
         """Character offset of the rarest query word in ``text`` (0 if none)."""
         wanted = {term for term, _ in query_terms(query)}
         best, best_idf = 0, -1.0
-        for match in _WORD_RE.finditer(text):
-            words = terms(match.group(0))
-            word = words[0] if words else ""
+        for start, word in word_starts(text):
             if word in wanted and self._idf(word) > best_idf:
-                best, best_idf = match.start(), self._idf(word)
+                best, best_idf = start, self._idf(word)
         return best
 
 

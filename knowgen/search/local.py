@@ -17,7 +17,8 @@ import logging
 from pathlib import Path
 
 from knowgen.errors import ToolError
-from knowgen.search.index import WorldIndex, get_index, tokens
+from knowgen.search.analysis import tokens
+from knowgen.search.index import WorldIndex, get_index
 from knowgen.types import ImageHit, Page, SearchHit
 from knowgen.world.data import MEDIA_HOST, PAGE_HOST, WorldImage
 

@@ -9,8 +9,9 @@ from PIL import Image
 
 from knowgen.errors import ToolError
 from knowgen.registry import BROWSERS, IMAGE_SEARCH, TEXT_SEARCH
+from knowgen.search.analysis import query_terms
 from knowgen.search.base import Browser, ImageSearch, TextSearch
-from knowgen.search.index import get_index, query_terms, url_key
+from knowgen.search.index import get_index, url_key
 from knowgen.search.local import LocalBrowser, LocalImageSearch, LocalTextSearch
 from knowgen.world.data import MEDIA_HOST, PAGE_HOST, load_world
 
