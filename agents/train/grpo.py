@@ -25,6 +25,7 @@ from knowgen.agents.train.config import TrainConfig
 from knowgen.agents.train.models import adapter_base, load_trainable
 from knowgen.agents.train.resume import keep_schedule_on_resume, last_checkpoint
 from knowgen.agents.train.sft import _has_cuda, save_agent, use_bf16
+from knowgen.agents.train.sft_data import template_names
 from knowgen.config import EnvConfig
 from knowgen.envs.trl_env import make_env_factory, searchgen_reward
 from knowgen.errors import ConfigError, UnknownNameError
@@ -160,8 +161,7 @@ def task_ids_of(cfg: TrainConfig, source: tuple[str, str] | None = None) -> list
 
 def _of_templates(tasks: list[Any], templates: list[str] | str, split: str) -> list[Any]:
     """The tasks whose world template is one of ``templates`` (a list, or names joined by commas)."""
-    if isinstance(templates, str):
-        templates = [name.strip() for name in templates.split(",") if name.strip()]
+    templates = template_names(templates)
 
     def template(task: Any) -> str | None:
         return task.facts.template if task.facts is not None else None

@@ -134,6 +134,13 @@ class SFTSettings:
     anything else: a second stage (``init`` = the first stage's adapter) trains only on
     transcripts the first did not see. Unset keeps them all."""
 
+    templates: list[str] | None = None
+    """Keep only the records of these world templates (task families such as
+    ``capital_of_city`` or ``two_flags``, the part of a world task id before its first
+    ``-``), after ``exclude_stride`` and before everything else: a stage spent on the
+    families the earlier adapter still fails. ``--set sft.templates=a,b`` names several;
+    an unknown name is refused with the data's templates listed. All when unset."""
+
     singles_per_several: float | None = None
     """Keep every record whose answer cites several pictures and this many single-picture
     records for each (at an even stride), before ``max_records``: a stage that weighs the

@@ -1,5 +1,6 @@
 """The records SFT trains on, in order: read or generated, in the run's context view,
-those an earlier stage took left out (``sft.exclude_stride``), several-picture transcripts
+those an earlier stage took left out (``sft.exclude_stride``), those of chosen task
+families (``sft.templates``), several-picture transcripts
 balanced against single ones (``sft.singles_per_several``), at an even stride
 (``sft.max_records``), several-picture transcripts repeated (``sft.several_copies``) and
 requests reworded (``sft.reword``).
@@ -21,7 +22,7 @@ from knowgen.agents.train.config import TrainConfig
 from knowgen.envs.protocol import parse_action
 from knowgen.envs.trl_env import adapter_class, tool_schemas
 from knowgen.envs.views import apply_view, uses_browse
-from knowgen.errors import ConfigError
+from knowgen.errors import ConfigError, UnknownNameError
 from knowgen.fileio import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -34,8 +35,9 @@ def training_records(cfg: TrainConfig) -> list[dict[str, Any]]:
 
 def sft_records(cfg: TrainConfig) -> list[dict[str, Any]]:
     """The SFT records in the run's context view (see :func:`expert_records`): those an
-    earlier stage took left out (``sft.exclude_stride``), several-picture ones balanced
-    (``sft.singles_per_several``), then at most ``sft.max_records`` at an even stride."""
+    earlier stage took left out (``sft.exclude_stride``), those of ``sft.templates``,
+    several-picture ones balanced (``sft.singles_per_several``), then at most
+    ``sft.max_records`` at an even stride."""
     records = expert_records(cfg)
     if cfg.view != "full":
         kept = [r for r in records if not uses_browse(r)]
@@ -46,7 +48,8 @@ def sft_records(cfg: TrainConfig) -> list[dict[str, Any]]:
         records = [apply_view(r, cfg.view, cfg.system_prompt) for r in kept]
         for record in records:
             record["tools"] = tools
-    records = not_taken_by(records, cfg.sft.exclude_stride)
+    records = of_templates(not_taken_by(records, cfg.sft.exclude_stride), cfg.sft.templates,
+                           among=records)
     records = balanced(records, cfg.sft.singles_per_several)
     return spread(records, cfg.sft.max_records, cfg.sft.stride_offset)
 
@@ -66,6 +69,50 @@ def not_taken_by(records: list[dict[str, Any]], limit: int | None) -> list[dict[
     logger.info("Left out the %d records a %d-record stride took: %d remain", len(taken),
                 limit, len(out))
     return out
+
+
+def template_names(value: list[str] | str) -> list[str]:
+    """Template names from a list or from names joined by commas (``--set x=a,b``)."""
+    if isinstance(value, str):
+        value = value.split(",")
+    return [name.strip() for name in value if name.strip()]
+
+
+def record_template(record: dict[str, Any]) -> str | None:
+    """The world template of a record: its ``task_id`` up to the first ``-``
+    (``two_flags-fr-es`` -> ``two_flags``); None for a record without a task id."""
+    task_id = str(record.get("task_id") or "")
+    return task_id.split("-", 1)[0] or None
+
+
+def of_templates(records: list[dict[str, Any]], templates: list[str] | str | None,
+                 among: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The records of the world templates ``templates``, order kept; all when unset.
+
+    Args:
+        records: the records to filter.
+        templates: template names, a list or joined by commas.
+        among: the records whose templates the names are checked against (the whole data,
+            before an earlier stage's stride took some); ``records`` when None.
+
+    Raises:
+        ConfigError: for records that carry no world task id (upstream transcripts).
+        UnknownNameError: for a template no record has.
+    """
+    if not templates:
+        return records
+    wanted = template_names(templates)
+    present = {record_template(r) for r in (records if among is None else among)} - {None}
+    if not present:
+        raise ConfigError("These SFT records carry no world task id (upstream transcripts?), "
+                          "so sft.templates cannot pick among them; unset it.")
+    for name in wanted:
+        if name not in present:
+            raise UnknownNameError("template of the SFT records", name, present)
+    kept = [r for r in records if record_template(r) in set(wanted)]
+    logger.info("Kept the %d of %d records of templates %s", len(kept), len(records),
+                ", ".join(sorted(set(wanted))))
+    return kept
 
 
 def balanced(records: list[dict[str, Any]], singles_per_several: float | None

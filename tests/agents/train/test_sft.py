@@ -277,7 +277,7 @@ def pictures_records(shared_backends):
         assert episode["reward"] >= expert.min_reward, wanted[n]
         records.append({"messages": turns_to_messages(episode["request"], episode["turns"],
                                                       expert.system_prompt),
-                        "tools": json.dumps(tool_schemas())})
+                        "tools": json.dumps(tool_schemas()), "task_id": wanted[n]})
     return records
 
 
@@ -326,6 +326,32 @@ def test_a_second_stage_takes_unseen_records_with_several_pictures_balanced(tmp_
         balanced(records, -1)
     with pytest.raises(ConfigError, match="has none"):
         balanced([pictures_records[0]], 1.0)
+
+
+def test_a_stage_can_keep_to_chosen_task_families(tmp_path, pictures_records):
+    """sft.templates keeps the records whose world task id starts with one of the named
+    templates (after exclude_stride); a misspelt name gets a hint, records with no world
+    task id (upstream transcripts) a ConfigError that says to unset it."""
+    from knowgen.agents.train.sft_data import of_templates, record_template
+    from knowgen.errors import UnknownNameError
+
+    families = [record_template(r) for r in pictures_records]
+    assert all(families) and families[0] != families[1]
+    assert record_template({"task_id": "two_flags-fr-es"}) == "two_flags"
+    cfg = load_train_config("smoke", {"output_dir": str(tmp_path),
+                                      "sft.templates": f"{families[1]}, {families[2]}"})
+    kept = sft_records_of(cfg, pictures_records, tmp_path)
+    assert [record_template(r) for r in kept] == families[1:3]
+    cfg = load_train_config("smoke", {"output_dir": str(tmp_path), "sft.exclude_stride": 2,
+                                      "sft.templates": [families[0], families[2]]})
+    staged = sft_records_of(cfg, pictures_records, tmp_path)
+    # the stride of 2 took the 1st and 3rd records, then the filter kept the 4th (the 1st's task)
+    assert [record_template(r) for r in staged] == [families[3]] == [families[0]]
+    assert of_templates(pictures_records, None) == pictures_records
+    with pytest.raises(UnknownNameError, match=f"Did you mean '{families[1]}'"):
+        of_templates(pictures_records, [families[1][:-1]])
+    with pytest.raises(ConfigError, match="unset it"):
+        of_templates([{"messages": []}], ["two_flags"])
 
 
 def test_gradient_checkpointing_reaches_the_trainers(tmp_path):
