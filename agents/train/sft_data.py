@@ -109,9 +109,10 @@ def of_templates(records: list[dict[str, Any]], templates: list[str] | str | Non
     for name in wanted:
         if name not in present:
             raise UnknownNameError("template of the SFT records", name, present)
-    kept = [r for r in records if record_template(r) in set(wanted)]
+    chosen = set(wanted)
+    kept = [r for r in records if record_template(r) in chosen]
     logger.info("Kept the %d of %d records of templates %s", len(kept), len(records),
-                ", ".join(sorted(set(wanted))))
+                ", ".join(sorted(chosen)))
     return kept
 
 
