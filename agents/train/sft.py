@@ -301,6 +301,10 @@ def use_bf16(precision: str) -> bool:
     if precision == "fp32":
         return False
     if not _has_cuda():
+        if precision == "bf16" and cpu_has_bf16() is False:
+            logger.warning("precision=bf16 on a CPU without AVX512-BF16 or AMX: its bf16 "
+                           "arithmetic is emulated and far slower than float32; add "
+                           "`--set precision=fp32`.")
         return precision == "bf16"
     import torch
 
@@ -309,6 +313,27 @@ def use_bf16(precision: str) -> bool:
         raise ConfigError("precision=bf16: this GPU has no bf16 support; use precision=fp32 "
                           "(or auto).")
     return supported
+
+
+def cpu_has_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool | None:
+    """Whether the CPU computes in bf16 natively (AVX512-BF16, AMX-BF16 or Arm BF16).
+
+    Args:
+        cpuinfo: The kernel's CPU description (Linux's ``/proc/cpuinfo`` format).
+
+    Returns:
+        True or False from the ``flags`` lines, None where the file cannot be read
+        (another system) or lists no flags.
+    """
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return None
+    flags = {f for line in text.splitlines() if line.startswith(("flags", "Features"))
+             for f in line.split(":", 1)[-1].split()}
+    if not flags:
+        return None
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})  # bf16: an Arm core's name
 
 
 def _has_cuda() -> bool:

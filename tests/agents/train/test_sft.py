@@ -382,6 +382,30 @@ def test_precision_reaches_the_trainers(tmp_path):
     assert not (tmp_path / "sft_data.jsonl").exists()
 
 
+def test_bf16_on_a_cpu_without_it_warns_and_names_fp32(tmp_path, monkeypatch, caplog):
+    from knowgen.agents.train import sft
+
+    intel = tmp_path / "intel"
+    intel.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_bf16\n")
+    amd = tmp_path / "amd"
+    amd.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2\n\nprocessor\t: 1\n"
+                   "flags\t\t: fpu sse2 avx2\n")
+    arm = tmp_path / "arm"
+    arm.write_text("processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\n")
+    assert sft.cpu_has_bf16(intel) is True and sft.cpu_has_bf16(arm) is True
+    assert sft.cpu_has_bf16(amd) is False
+    assert sft.cpu_has_bf16(tmp_path / "none") is None  # no such file: say nothing
+    monkeypatch.setattr(sft, "_has_cuda", lambda: False)
+    monkeypatch.setattr(sft, "cpu_has_bf16", lambda: False)
+    with caplog.at_level("WARNING", logger="knowgen.agents.train.sft"):
+        assert sft.use_bf16("bf16") is True  # asked for: kept, with the warning
+        assert sft.use_bf16("fp32") is False and sft.use_bf16("auto") is False
+    assert caplog.text.count("--set precision=fp32") == 1
+    monkeypatch.setattr(sft, "cpu_has_bf16", lambda: True)
+    caplog.clear()
+    assert sft.use_bf16("bf16") is True and "precision=fp32" not in caplog.text
+
+
 @pytest.mark.slow
 def test_bf16_run_trains_and_keeps_float32_weights(tmp_path, expert_records):
     from safetensors.torch import load_file
