@@ -121,7 +121,10 @@ class ToolEnvBase:
         Args:
             **row: The dataset row; ``task_id`` picks the task (a random one when
                 absent); ``split`` and ``benchmark``, when present, must name the
-                environment's own. Other columns (``prompt``, ...) are ignored.
+                environment's own; a non-empty ``request`` is returned instead of the
+                task's own words (the same task said otherwise: it is still judged
+                against its own facts and ground truth). Other columns (``prompt``,
+                ...) are ignored.
 
         Raises:
             ConfigError: when the row names another split or benchmark.
@@ -138,7 +141,8 @@ class ToolEnvBase:
         options = {"task_id": str(task_id)} if task_id is not None else None
         _obs, self.info = env.reset(options=options)
         self.reward, self.done = 0.0, False
-        return env.task.prompt
+        request = row.get("request")
+        return request if isinstance(request, str) and request.strip() else env.task.prompt
 
     def _step(self, action: str) -> str:
         if self.done or self.env is None or self.env.task is None:

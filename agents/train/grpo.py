@@ -90,12 +90,65 @@ def env_config(cfg: TrainConfig, source: tuple[str, str] | None = None) -> EnvCo
     return EnvConfig(**{**settings, **g.env_overrides})
 
 
-def grpo_dataset(cfg: TrainConfig, task_ids: list[str]) -> Any:
-    """Rows ``{"prompt": [system, user ""], "task_id"}``; reset() supplies the request."""
+def grpo_dataset(cfg: TrainConfig, task_ids: list[str],
+                 requests: dict[str, str] | None = None) -> Any:
+    """Rows ``{"prompt": [system, user ""], "task_id"}``; reset() supplies the request.
+
+    With ``requests`` (task id to request, :func:`reworded_requests`) every row also
+    carries ``"request"``, the words reset() hands the model instead of the task's own.
+    """
     from datasets import Dataset
 
     prompt = [{"role": "system", "content": cfg.system_prompt}, {"role": "user", "content": ""}]
-    return Dataset.from_list([{"prompt": prompt, "task_id": t} for t in task_ids])
+    rows: list[dict[str, Any]] = [{"prompt": prompt, "task_id": t} for t in task_ids]
+    if requests is not None:
+        for row in rows:
+            row["request"] = requests[row["task_id"]]
+    return Dataset.from_list(rows)
+
+
+def reworded_requests(cfg: TrainConfig, tasks: list[Any], split: str) -> dict[str, str] | None:
+    """Each prompt task's request, said in the trainer's own words at rate ``grpo.reword``.
+
+    The rewording (:class:`~knowgen.agents.reword.Rewriter`) rebuilds a world ``train``
+    task's request by its family and keeps it only when it asks for the same subjects,
+    clue, caption and case; a task it cannot rebuild keeps its own request. The task's
+    facts, ground truth and judging do not change.
+
+    Returns:
+        Task id to request, or None when ``grpo.reword`` is 0.
+
+    Raises:
+        ConfigError: for a rate outside [0, 1], or prompts that are not the world's
+            generated ``train`` tasks (upstream RL prompts, another benchmark or split).
+    """
+    import random
+
+    g = cfg.grpo
+    if not g.reword:
+        return None
+    if not 0.0 <= g.reword <= 1.0:
+        raise ConfigError(f"grpo.reword must be between 0 and 1, got {g.reword}.")
+    world_tasks = [t for t in tasks if t.facts is not None]
+    if g.data or split != "train" or len(world_tasks) != len(tasks):
+        raise ConfigError("grpo.reword rewords the world benchmark's own train tasks; set "
+                          "grpo.split=train without grpo.data, or set grpo.reword to 0.")
+    from knowgen.agents.reword import Rewriter
+    from knowgen.registry import BENCHMARKS
+
+    bench = BENCHMARKS.create(cfg.data.benchmark)
+    rewriter = Rewriter(getattr(bench, "world", None), getattr(bench, "seed", 0))
+    rng = random.Random(g.reword_seed)
+    out: dict[str, str] = {}
+    for task in tasks:
+        own = rewriter.tasks.get(task.id)
+        # A task file may reuse a generated id for another request; keep such a task's own.
+        new = rewriter.reword(task.id, g.reword, rng) if own and own.prompt == task.prompt else None
+        out[task.id] = new or task.prompt
+    changed = sum(out[t.id] != t.prompt for t in tasks)
+    logger.info("GRPO prompts: %d of %d requests reworded (rate %.2f)", changed, len(tasks),
+                g.reword)
+    return out
 
 
 def grpo_arguments(cfg: TrainConfig, out_dir: Path) -> Any:
@@ -138,10 +191,15 @@ def _vllm_arguments(g: Any) -> dict[str, Any]:
 
 
 def task_ids_of(cfg: TrainConfig, source: tuple[str, str] | None = None) -> list[str]:
-    """Task ids of the GRPO prompts.
+    """Task ids of the GRPO prompts (those of :func:`prompt_tasks`)."""
+    return [t.id for t in prompt_tasks(cfg, source)]
 
-    The tasks of :func:`prompt_source`, kept to ``grpo.templates`` when set, then the
-    first ``grpo.limit`` of them.
+
+def prompt_tasks(cfg: TrainConfig, source: tuple[str, str] | None = None) -> list[Any]:
+    """The tasks of the GRPO prompts.
+
+    The tasks of :func:`prompt_source` that have an id, kept to ``grpo.templates`` when
+    set, then the first ``grpo.limit`` of them.
 
     Raises:
         ConfigError: for a split with no tasks, or templates asked of tasks that have none.
@@ -155,8 +213,8 @@ def task_ids_of(cfg: TrainConfig, source: tuple[str, str] | None = None) -> list
         raise ConfigError(f"Split {split!r} has no tasks; pick another grpo.split.")
     if cfg.grpo.templates:
         tasks = _of_templates(tasks, cfg.grpo.templates, split)
-    ids = [t.id for t in tasks if t.id]
-    return ids[: cfg.grpo.limit] if cfg.grpo.limit else ids
+    tasks = [t for t in tasks if t.id]
+    return tasks[: cfg.grpo.limit] if cfg.grpo.limit else tasks
 
 
 def _of_templates(tasks: list[Any], templates: list[str] | str, split: str) -> list[Any]:
@@ -191,12 +249,14 @@ def build_grpo_trainer(cfg: TrainConfig, out_dir: Path | None = None) -> Any:
     tokenizer = load_tokenizer(init)
     model = load_trainable(init)
     source = prompt_source(cfg)
+    tasks = prompt_tasks(cfg, source)
+    requests = reworded_requests(cfg, tasks, source[1])
     with warnings.catch_warnings():
         # environment_factory is experimental in TRL 1.16; the version is pinned for that reason.
         warnings.filterwarnings("ignore", message=".*'environment_factory'.*experimental")
         return GRPOTrainer(
             model=model, processing_class=tokenizer, reward_funcs=[searchgen_reward],
-            train_dataset=grpo_dataset(cfg, task_ids_of(cfg, source)),
+            train_dataset=grpo_dataset(cfg, [t.id for t in tasks], requests),
             args=grpo_arguments(cfg, out_dir),
             environment_factory=make_env_factory(env_config(cfg, source), view=cfg.view))
 

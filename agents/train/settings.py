@@ -278,6 +278,16 @@ class GRPOSettings:
     still fails; all templates when unset. ``--set grpo.templates=a,b`` names several.
     An unknown name is refused with the split's templates listed."""
 
+    reword: float = 0.0
+    """Chance per grammar slot that a prompt's request is said in one of the trainer's own
+    wordings (:mod:`knowgen.agents.reword`, as ``sft.reword``) instead of the world's: the
+    rollouts then read requests in words SFT never showed, while the task, its facts and
+    its judging stay the same. Only the world's ``train`` tasks can be reworded; 0 keeps
+    the world's requests."""
+
+    reword_seed: int = 0
+    """Seed of the rewording."""
+
     alpha: float = 0.5
     """Text reward weight: 0 pays the image judge only, 1 the text judge only."""
 

@@ -48,3 +48,37 @@ def test_an_unknown_grpo_template_is_named_with_a_suggestion():
     cfg = load_train_config("smoke", {"grpo.templates": ["capital_of_cities"], "grpo.split": "test"})
     with pytest.raises(UnknownNameError, match="Did you mean 'capital_of_city'"):
         task_ids_of(cfg)
+
+
+def test_grpo_reword_says_train_prompts_otherwise_and_keeps_each_task(caplog):
+    from knowgen.agents.train.grpo import grpo_dataset, prompt_tasks, reworded_requests
+
+    cfg = load_train_config("smoke", {"grpo.split": "train", "grpo.limit": 40,
+                                      "grpo.reword": 1.0})
+    tasks = prompt_tasks(cfg)
+    with caplog.at_level("INFO", logger="knowgen.agents.train.grpo"):
+        requests = reworded_requests(cfg, tasks, "train")
+    assert set(requests) == {t.id for t in tasks}
+    changed = [t for t in tasks if requests[t.id] != t.prompt]
+    assert len(changed) >= len(tasks) // 2
+    assert f"GRPO prompts: {len(changed)} of {len(tasks)} requests reworded" in caplog.text
+    for task in changed:  # a quoted caption is still asked for, in its own case
+        for quoted in task.prompt.split('"')[1::2]:
+            assert f'"{quoted}"' in requests[task.id]
+    assert requests == reworded_requests(cfg, tasks, "train")  # one seed, one wording
+    rows = grpo_dataset(cfg, [t.id for t in tasks], requests)
+    assert [r["request"] for r in rows] == [requests[t.id] for t in tasks]
+    assert "request" not in grpo_dataset(cfg, [t.id for t in tasks]).column_names
+    assert reworded_requests(load_train_config("smoke", {}), tasks, "train") is None
+
+
+def test_grpo_reword_is_refused_where_it_cannot_apply():
+    cfg = load_train_config("smoke", {"grpo.split": "test", "grpo.limit": 4, "grpo.reword": 0.5})
+    from knowgen.agents.train.grpo import prompt_tasks, reworded_requests
+
+    tasks = prompt_tasks(cfg)
+    with pytest.raises(ConfigError, match="grpo.split=train"):
+        reworded_requests(cfg, tasks, "test")
+    cfg = load_train_config("smoke", {"grpo.limit": 4, "grpo.reword": 1.5})
+    with pytest.raises(ConfigError, match="between 0 and 1"):
+        reworded_requests(cfg, tasks, "train")

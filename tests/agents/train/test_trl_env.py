@@ -29,11 +29,16 @@ def _single_flag_task(env):
     return next(t for t in env.env.tasks if len(t.facts.entities) == 1)
 
 
-def _oracle_episode(backends, adapter):
-    """Drive ``adapter`` with the oracle's tool calls; return (task id, final answer text)."""
+def _oracle_episode(backends, adapter, request=None):
+    """Drive ``adapter`` with the oracle's tool calls; return (task id, final answer text).
+
+    ``request``, when given, is the row's request the adapter must hand the model.
+    """
     task = _single_flag_task(adapter)
-    request = adapter.reset(task_id=task.id, prompt=[{"role": "user", "content": ""}])
-    assert request == task.prompt
+    row = {"prompt": [{"role": "user", "content": ""}]}
+    if request is not None:
+        row["request"] = request
+    assert adapter.reset(task_id=task.id, **row) == (request or task.prompt)
     oracle = bind_policy(OraclePolicy(), adapter.env)
     obs, info = "", dict(adapter.info)
     oracle.reset(obs, info)
@@ -52,6 +57,21 @@ def test_reset_returns_request_and_checks_split(shared_backends):
     assert adapter.info["task_id"] == task.id
     with pytest.raises(ConfigError, match="split"):
         adapter.reset(task_id=task.id, split="train")
+
+
+def test_a_rows_request_is_what_the_model_reads_and_the_task_is_judged_as_its_own(
+        shared_backends):
+    said = "Please make a poster of that flag, as the request above asked, in other words."
+    paid = []
+    for request in (None, said):
+        adapter = _env(shared_backends)
+        _, answer = _oracle_episode(shared_backends, adapter, request=request)
+        assert adapter.env.task.prompt != said  # the task keeps its own words
+        paid += searchgen_reward([[{"role": "assistant", "content": answer}]],
+                                 environments=[adapter])
+    assert paid[0] == paid[1] and paid[0] > 0.5  # same facts, same judges, same reward
+    task = adapter.env.task
+    assert adapter.reset(task_id=task.id, request="  ") == task.prompt
 
 
 def test_tools_forward_to_env_step_with_identical_observations(shared_backends):
