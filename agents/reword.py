@@ -208,6 +208,16 @@ class Rewriter:
         return rebuilt.prompt
 
 
+def check_rate(rate: float, setting: str) -> None:
+    """Refuse a rewording rate outside [0, 1], naming the ``setting`` that carries it.
+
+    Raises:
+        ConfigError: for such a rate.
+    """
+    if not 0.0 <= rate <= 1.0:
+        raise ConfigError(f"{setting} must be between 0 and 1, got {rate}.")
+
+
 def reword_records(records: list[dict[str, Any]], rate: float, seed: int = 0,
                    world: World | None = None, task_seed: int = 0) -> list[dict[str, Any]]:
     """The records with their requests reworded (see the module doc).
@@ -228,8 +238,7 @@ def reword_records(records: list[dict[str, Any]], rate: float, seed: int = 0,
         ConfigError: for a rate outside [0, 1], a record of another expert, or a record
             whose task id is no train task of the world.
     """
-    if not 0.0 <= rate <= 1.0:
-        raise ConfigError(f"sft.reword must be between 0 and 1, got {rate}.")
+    check_rate(rate, "sft.reword")
     if rate == 0.0:
         return list(records)
     rewriter = Rewriter(world, task_seed)

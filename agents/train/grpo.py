@@ -124,16 +124,15 @@ def reworded_requests(cfg: TrainConfig, tasks: list[Any], split: str) -> dict[st
     """
     import random
 
+    from knowgen.agents.reword import Rewriter, check_rate
+
     g = cfg.grpo
     if not g.reword:
         return None
-    if not 0.0 <= g.reword <= 1.0:
-        raise ConfigError(f"grpo.reword must be between 0 and 1, got {g.reword}.")
-    world_tasks = [t for t in tasks if t.facts is not None]
-    if g.data or split != "train" or len(world_tasks) != len(tasks):
+    check_rate(g.reword, "grpo.reword")
+    if g.data or split != "train" or any(t.facts is None for t in tasks):
         raise ConfigError("grpo.reword rewords the world benchmark's own train tasks; set "
                           "grpo.split=train without grpo.data, or set grpo.reword to 0.")
-    from knowgen.agents.reword import Rewriter
     from knowgen.registry import BENCHMARKS
 
     bench = BENCHMARKS.create(cfg.data.benchmark)
