@@ -1,7 +1,5 @@
 """Colour-aware multi-scale matching on real world pictures."""
 
-import time
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -76,17 +74,6 @@ def test_degenerate_inputs():
     drawn.paste(rgba, mask=rgba)  # what a transparent logo looks like on a white page
     canvas, _ = paste(drawn, 0.4, (0.5, 0.5), background=(255, 255, 255))
     assert best_match(canvas, rgba) >= MATCH_THRESHOLD
-
-
-def test_speed_512_against_one_template(world):
-    flag = pic(world, "flag/za")
-    canvas, _ = paste(flag, 0.5, (0.4, 0.4))
-    find_best(canvas, flag)
-    start = time.perf_counter()
-    for _ in range(3):
-        find_best(canvas, flag)
-    per_call = (time.perf_counter() - start) / 3
-    assert per_call < 0.5, per_call  # about 60 ms on a free core; generous for shared CI
 
 
 def test_noise_is_not_a_match(world):
