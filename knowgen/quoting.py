@@ -31,10 +31,17 @@ def quoted_texts(prompt: str, limit: int | None = None) -> list[str]:
     for match in _QUOTED.finditer(prompt):
         raw = match.group(1) if match.group(1) is not None else match.group(2)
         text = _SPACES.sub(" ", raw).strip()
-        if _IN_CAPITALS.match(prompt, match.end()):
+        if asks_capitals(prompt, match.end()):
             text = text.upper()
         if text and text not in found:
             found.append(text)
         if limit is not None and len(found) >= limit:
             break
     return found
+
+
+def asks_capitals(prompt: str, end: int) -> bool:
+    """Whether ``prompt`` asks, right after position ``end`` (where a quote closes), for
+    the quoted text in capital letters ("in capital letters", "in capitals", "in upper
+    case", "in all caps", optionally after a comma or "written"/"printed")."""
+    return _IN_CAPITALS.match(prompt, end) is not None

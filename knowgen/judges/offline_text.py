@@ -7,7 +7,12 @@ Rule (deterministic; world tasks only). One check per requirement of the task:
    another entity's picture does not count);
 2. for each required text, the generation prompt **quotes it**: some string in
    quotation marks (``"..."``, ``'...'``, ``“...”``, ``‘...’``, ``«...»``, ``„...“``,
-   ``「...」``) equals it after :func:`knowgen.judges.textnorm.normalize`;
+   ``「...」``) equals it after :func:`knowgen.judges.textnorm.normalize`. When the
+   request asks for the text in capital letters (``facts.text_case == "upper"``) the
+   quote must also be drawn so: written in capitals (at least
+   :data:`~knowgen.judges.textnorm.UPPER_SHARE` of its letters) or followed by "in
+   capital letters" (:func:`knowgen.quoting.asks_capitals`), as the image judge reads
+   a caption in the wrong case as only half right;
 3. for each required entity, the generation prompt **names it**: its name or
    one of its world aliases appears as whole words (accents and case ignored).
 
@@ -23,7 +28,8 @@ import re
 from typing import Any
 
 from knowgen.errors import DataError
-from knowgen.judges.textnorm import normalize, words
+from knowgen.judges.textnorm import UPPER_SHARE, normalize, words
+from knowgen.quoting import asks_capitals
 from knowgen.types import Answer, ResolvedReference, Task, TextJudgement
 from knowgen.world.data import load_world
 
@@ -42,9 +48,19 @@ _QUOTE_RES = (
 
 def quoted_strings(text: str) -> list[str]:
     """Every string found between quotation marks in ``text`` (all quote styles)."""
-    found: list[str] = []
+    return [quote for quote, _ in drawn_quotes(text)]
+
+
+def drawn_quotes(text: str) -> list[tuple[str, bool]]:
+    """Every quoted string of ``text`` (all quote styles) with whether a generator would
+    draw it in capital letters: written in capitals, or followed by "in capital letters"."""
+    found: list[tuple[str, bool]] = []
     for pattern in _QUOTE_RES:
-        found.extend(m.group(1) for m in pattern.finditer(text))
+        for m in pattern.finditer(text):
+            letters = [ch for ch in m.group(1) if ch.isalpha()]
+            capitals = bool(letters) and (sum(ch.isupper() for ch in letters)
+                                          >= UPPER_SHARE * len(letters))
+            found.append((m.group(1), capitals or asks_capitals(text, m.end())))
     return found
 
 
@@ -84,14 +100,15 @@ class OfflineTextJudge:
             )
         prompt = answer.gen_prompt or ""
         chosen = {r.image_id for r in references if r.image_id}
-        quotes = {normalize(q) for q in quoted_strings(prompt)}
+        upper = facts.text_case == "upper"
+        quotes = {normalize(q) for q, capitals in drawn_quotes(prompt) if capitals or not upper}
         prompt_words = words(prompt)
         checks: list[dict[str, Any]] = []
         for ent in facts.entities:
             checks.append({"check": "reference", "entity_id": ent.entity_id,
                            "passed": ent.image_id in chosen})
         for text in facts.required_text:
-            checks.append({"check": "quoted_text", "text": text,
+            checks.append({"check": "quoted_text", "text": text, "upper": upper,
                            "passed": bool(normalize(text)) and normalize(text) in quotes})
         for ent in facts.entities:
             names = self._names(ent.entity_id, ent.name)
@@ -120,5 +137,6 @@ def _describe(check: dict[str, Any]) -> str:
     if check["check"] == "reference":
         return f"official picture of {check['entity_id']} among the references"
     if check["check"] == "quoted_text":
-        return f"quoted text {check['text']!r}"
+        case = " in capital letters" if check.get("upper") else ""
+        return f"quoted text {check['text']!r}{case}"
     return f"name of {check['entity_id']} in the prompt"

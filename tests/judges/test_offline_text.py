@@ -71,6 +71,31 @@ def test_scores_round_down_to_quarters(world):
     assert none.score == 0.0
 
 
+def test_a_caption_asked_in_capitals_must_be_drawn_in_capitals(world):
+    ents = (RequiredEntity("country/mk", world.entities["country/mk"].name, "flag/mk"),)
+    upper = Task(id="t", prompt="p", category="geography", facts=TaskFacts(
+        entities=ents, required_text=("NORTH MACEDONIA",), text_case="upper"))
+    judge, refs = OfflineTextJudge(), [ref(world, "flag/mk")]
+    flag = "The flag of North Macedonia from the first reference image, with the text "
+    for drawn_in_capitals in ('"NORTH MACEDONIA" on a banner below.',
+                              '"North Macedonia" in capital letters on a banner below.',
+                              "'North Macedonia', written in upper case, below."):
+        verdict = judge.score(upper, Answer(flag + drawn_in_capitals), refs)
+        assert verdict.score == 1.0, (drawn_in_capitals, verdict.rationale)
+    # Quoted as the sources spell it, with no word of capitals: a generator draws it in the
+    # wrong case, which the image judge reads as half right.
+    verdict = judge.score(upper, Answer(flag + '"North Macedonia" on a banner below.'), refs)
+    assert verdict.score == 0.5
+    assert "quoted text 'NORTH MACEDONIA' in capital letters" in verdict.rationale
+    assert verdict.evidence["checks"][1] == {"check": "quoted_text", "text": "NORTH MACEDONIA",
+                                             "upper": True, "passed": False}
+    # The same words pass where the request did not ask for capitals.
+    plain = Task(id="t", prompt="p", category="geography", facts=TaskFacts(
+        entities=ents, required_text=("North Macedonia",)))
+    assert judge.score(plain, Answer(flag + '"North Macedonia" on a banner below.'),
+                       refs).score == 1.0
+
+
 def test_aliases_count_as_names(world):
     ent = next(e for e in world.entities_of("country") if e.aliases and e.aliases[0] != e.name)
     t = task(world, [ent.id], [])
