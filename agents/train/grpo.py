@@ -124,11 +124,11 @@ def reworded_requests(cfg: TrainConfig, tasks: list[Any], split: str) -> dict[st
     """
     import random
 
-    from knowgen.agents.reword import Rewriter, check_rate
-
     g = cfg.grpo
     if not g.reword:
         return None
+    from knowgen.agents.reword import Rewriter, check_rate
+
     check_rate(g.reword, "grpo.reword")
     if g.data or split != "train" or any(t.facts is None for t in tasks):
         raise ConfigError("grpo.reword rewords the world benchmark's own train tasks; set "

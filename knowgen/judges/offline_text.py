@@ -28,7 +28,7 @@ import re
 from typing import Any
 
 from knowgen.errors import DataError
-from knowgen.judges.textnorm import UPPER_SHARE, normalize, words
+from knowgen.judges.textnorm import mostly_capitals, normalize, words
 from knowgen.quoting import asks_capitals
 from knowgen.types import Answer, ResolvedReference, Task, TextJudgement
 from knowgen.world.data import load_world
@@ -57,10 +57,7 @@ def drawn_quotes(text: str) -> list[tuple[str, bool]]:
     found: list[tuple[str, bool]] = []
     for pattern in _QUOTE_RES:
         for m in pattern.finditer(text):
-            letters = [ch for ch in m.group(1) if ch.isalpha()]
-            capitals = bool(letters) and (sum(ch.isupper() for ch in letters)
-                                          >= UPPER_SHARE * len(letters))
-            found.append((m.group(1), capitals or asks_capitals(text, m.end())))
+            found.append((m.group(1), mostly_capitals(m.group(1)) or asks_capitals(text, m.end())))
     return found
 
 

@@ -105,6 +105,13 @@ READING_CREDIT = {EXACT: 1.0, BURIED: 0.5, WRONG_CASE: 0.5, ABSENT: 0.0}
 UPPER_SHARE = 0.9
 
 
+def mostly_capitals(text: str) -> bool:
+    """Whether at least :data:`UPPER_SHARE` of the letters of ``text`` are capitals (True
+    for a text with no letters: there is no case to get wrong)."""
+    letters = [ch for ch in text if ch.isalpha()]
+    return not letters or sum(ch.isupper() for ch in letters) >= UPPER_SHARE * len(letters)
+
+
 def _runs(lines: list[str]) -> Iterable[tuple[int, int, set[str]]]:
     """Every run of consecutive lines, as ``(first, last, keys)``: the lines folded one by
     one and joined, and folded as one text (a confusable pair split by a break)."""
@@ -142,8 +149,7 @@ def read_text(ocr_lines: Iterable[str], required: str, upper: bool = False) -> s
     wrong_case = False
     for i, j, joined in _runs(lines):
         if joined & targets:
-            letters = [ch for ch in "".join(lines[i:j + 1]) if ch.isalpha()]
-            if upper and letters and sum(ch.isupper() for ch in letters) < UPPER_SHARE * len(letters):
+            if upper and not mostly_capitals("".join(lines[i:j + 1])):
                 # another reading may still be in capitals (a logo's own wordmark, then the banner)
                 wrong_case = True
                 continue
