@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from knowgen.envs.observations import tools_closed
-from knowgen.envs.protocol import IMG_ID_PATTERN, parse_action
+from knowgen.agents.turn_rules import repeated_tool, reply_rules
 from knowgen.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -26,8 +24,6 @@ AGENT_FILE = "knowgen_agent.json"
 """File beside a checkpoint's model files: system prompt, tool schemas, decoding settings."""
 END_OF_TURN = "<|im_end|>"
 STRIP_TOKENS = ("<|endoftext|>", "<|im_start|>")
-PICTURE_COUNT = re.compile(r"\b(\d{1,2}) of (\d{1,2}):")
-"""How the agent numbers the picture an image search looks for: ``"flag 1 of 2:"``."""
 
 
 def read_agent_file(folder: str | Path) -> dict[str, Any]:
@@ -61,83 +57,6 @@ def clean_reply(text: str) -> str:
     for token in STRIP_TOKENS:
         text = text.replace(token, "")
     return text.strip()
-
-
-def shown_image_ids(messages: Iterable[dict[str, Any]]) -> set[str]:
-    """Image ids the tool results of ``messages`` showed (the ids an answer may cite)."""
-    return {m.group(0).upper() for msg in messages if msg.get("role") == "tool"
-            for m in IMG_ID_PATTERN.finditer(str(msg.get("content", "")))}
-
-
-def answer_due(messages: Sequence[dict[str, Any]]) -> bool:
-    """Whether the latest observation in ``messages`` says the next turn must be the answer."""
-    for message in reversed(messages):
-        if message.get("role") == "assistant":
-            return False
-        if message.get("role") in ("tool", "user") and tools_closed(message.get("content", "")):
-            return True
-    return False
-
-
-def image_searches_counted(messages: Sequence[dict[str, Any]]) -> tuple[int, int]:
-    """How far the agent's own picture count has got: ``(looked for, announced)``.
-
-    The agent numbers the picture each image search looks for in its ``<think>``
-    (``"Next, flag 1 of 2: the official flag of Zambia."``). ``announced`` is the largest
-    total it has written (0 when it never counted); ``looked for`` is the larger of the
-    highest number it has reached and the image searches it has called since it first
-    counted (a search it forgot to number still counts).
-    """
-    reached = announced = searches = 0
-    counting = False
-    for message in messages:
-        if message.get("role") != "assistant":
-            continue
-        text = str(message.get("content") or "")
-        for number, total in PICTURE_COUNT.findall(text):
-            if 0 < int(number) <= int(total):
-                counting = True
-                reached, announced = max(reached, int(number)), max(announced, int(total))
-        if counting and "image_search" in _called_tools(message, text):
-            searches += 1
-    return max(reached, searches), announced
-
-
-def _called_tools(message: dict[str, Any], text: str) -> list[str]:
-    calls = [c.get("function", c).get("name") for c in message.get("tool_calls") or []
-             if isinstance(c, dict)]
-    parsed = parse_action(text)
-    if parsed.kind == "tool" and parsed.tool_call is not None:
-        calls.append(parsed.tool_call.name)
-    return [str(c) for c in calls]
-
-
-def reply_rules(messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]],
-                cite_pictures: bool, finish_count: bool = False) -> dict[str, Any]:
-    """What the next turn may be, as keyword arguments of the protocol grammars.
-
-    The result (``tools``, ``answer_ids``, ``min_references``, ``answer``) is taken by
-    :class:`~knowgen.agents.grammar.ReplyGrammar` and
-    :func:`~knowgen.agents.gbnf.reply_gbnf`. Without ``cite_pictures`` the turn may call
-    any tool or answer citing any shown picture (or none). With it an answer must
-    cite a picture: while none has been shown and tools remain, the turn must call a
-    tool; once one has, an answer cites at least one; once the environment says tools
-    are closed, the turn must be the answer (citing none only when none was shown).
-
-    ``finish_count`` (with ``cite_pictures``) holds the agent to its own count (see
-    :func:`image_searches_counted`): after "flag 1 of 2" the turn must call a tool while
-    tools remain, and the answer cites as many pictures as it counted (at most as many
-    as were shown). A closed toolbox still lets it answer.
-    """
-    ids = sorted(shown_image_ids(messages))
-    if not cite_pictures:
-        return {"tools": tools, "answer_ids": ids, "min_references": 0, "answer": True}
-    looked_for, announced = image_searches_counted(messages) if finish_count else (0, 0)
-    cite = max(1, min(announced, len(ids)))
-    if answer_due(messages) or not tools:
-        return {"tools": (), "answer_ids": ids, "min_references": cite, "answer": True}
-    return {"tools": tools, "answer_ids": ids, "min_references": cite,
-            "answer": bool(ids) and looked_for >= announced}
 
 
 def pack_checkpoint(source: str | Path, target: str | Path, dtype: str = "float16") -> Path:
@@ -196,8 +115,8 @@ class CheckpointChatBackend:
                        seed: int) -> dict[str, Any]:
         """Read ``knowgen_agent.json``: prompt, tools, view and decoding (``given`` wins).
 
-        ``cite_pictures`` and ``finish_count`` (see :func:`reply_rules`) apply only with
-        the grammar on.
+        ``cite_pictures``, ``finish_count`` and ``fresh_calls`` (see :func:`reply_rules`)
+        apply only with the grammar on.
         """
         settings = read_agent_file(path)
         self.system_prompt: str | None = settings.get("system_prompt")
@@ -212,6 +131,8 @@ class CheckpointChatBackend:
         self.grammar = bool(gen.get("grammar", False) if grammar is None else grammar)
         self.cite_pictures = bool(gen.get("cite_pictures", False))
         self.finish_count = bool(gen.get("finish_count", False))
+        self.fresh_calls = bool(gen.get("fresh_calls", False))
+        self._closed: tuple[str, ...] = ()
         self._seed, self._calls = int(seed), 0
         self.last_new_tokens = 0
         return settings
@@ -220,7 +141,7 @@ class CheckpointChatBackend:
                     tools: Sequence[dict[str, Any]] | None) -> dict[str, Any]:
         """What the next turn may be under this backend's settings (:func:`reply_rules`)."""
         return reply_rules(messages, tools or self.tools or (), self.cite_pictures,
-                           self.finish_count)
+                           self.finish_count, self._closed)
 
     def reseed(self, seed: int) -> None:
         """Restart the sampling sequence from ``seed``."""
@@ -236,7 +157,7 @@ class CheckpointChatBackend:
     def complete(self, messages: list[dict[str, Any]],
                  tools: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
         """Generate the assistant's reply (text up to ``<|im_end|>``)."""
-        return self._generate(messages, tools, bool(self.generation["do_sample"]))
+        return self._decode(messages, tools, bool(self.generation["do_sample"]))
 
     def resample(self, messages: list[dict[str, Any]],
                  tools: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -245,7 +166,24 @@ class CheckpointChatBackend:
         Uses the folder's temperature and top-p (0.6 and 0.9 when it has none); the
         agent asks for it when a reply breaks the protocol.
         """
-        return self._generate(messages, tools, True)
+        return self._decode(messages, tools, True)
+
+    def _decode(self, messages: list[dict[str, Any]],
+                tools: Sequence[dict[str, Any]] | None, sample: bool) -> dict[str, Any]:
+        """One reply; with ``fresh_calls`` (and the grammar), a reply that would make an
+        earlier call a third time (:func:`repeated_tool`) is decoded again with that
+        tool closed."""
+        reply = self._generate(messages, tools, sample)
+        tool = (repeated_tool(messages, str(reply.get("content") or ""))
+                if self.grammar and self.fresh_calls else None)
+        if tool is None:
+            return reply
+        logger.debug("The reply repeats an earlier %s call; decoding the turn without it", tool)
+        self._closed = (tool,)
+        try:
+            return self._generate(messages, tools, sample)
+        finally:
+            self._closed = ()
 
     def _generate(self, messages: list[dict[str, Any]],
                   tools: Sequence[dict[str, Any]] | None, sample: bool) -> dict[str, Any]:

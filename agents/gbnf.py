@@ -9,7 +9,10 @@ same schemas :mod:`knowgen.agents.grammar` checks character by character
 schema's order (the order the chat template renders them); the ``unique``
 constraint of the answer's references is not expressible in GBNF and is left to
 the environment, which reports a repeated reference like any other mistake. Strings
-may not hold ``<`` (a tag inside a value is always a mistake of the model).
+may not hold ``<`` (a tag inside a value is always a mistake of the model). A string's
+``not_in`` values are refused case aside (a trie of rules), but not with other spacing
+as :class:`~knowgen.agents.json_grammar.JsonGrammar` refuses them; a value holding a
+quote, a backslash or ``<`` is not refused (it could only be written escaped).
 
 Example:
     >>> print(reply_gbnf([], ["IMG_001"]).splitlines()[0])
@@ -27,7 +30,8 @@ from knowgen.agents.grammar import answer_schema, tool_call_schema
 
 _COMMON = r'''ws ::= [ \t\n]? [ \t\n]?
 think ::= "<think>" [^<]* "</think>" ws
-char ::= [^"\\<\x00-\x1F\x7F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F])
+char ::= [^"\\<\x00-\x1F\x7F] | escape
+escape ::= "\\" (["\\/bfnrt] | "u" [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F])
 string ::= "\"" char* "\""
 nonempty-string ::= "\"" char+ "\""
 number ::= "-"? [0-9]+ ("." [0-9]+)? ([eE] [-+]? [0-9]+)?
@@ -68,6 +72,22 @@ def _literal(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
+def _plain(text: str) -> bool:
+    """Whether ``text`` is written in JSON as it is (no character a string must escape)."""
+    return bool(text) and not any(c in '"\\<' or ord(c) < 0x20 or ord(c) == 0x7F
+                                  for c in text)
+
+
+def _cases(char: str) -> list[str]:
+    """``char`` in lower and upper case (one character each, where there are two)."""
+    return sorted({c for c in (char, char.lower(), char.upper()) if len(c) == 1})
+
+
+def _class_char(char: str) -> str:
+    """``char`` written inside a GBNF character class."""
+    return "\\" + char if char in "]^-\\[" else char
+
+
 class _Writer:
     """Collects the rules of a schema's values, one named rule per object and array."""
 
@@ -91,6 +111,10 @@ class _Writer:
         if "enum" in schema:
             return "(" + " | ".join(_literal(json.dumps(v)) for v in schema["enum"]) + ")"
         if kind == "string":
+            banned = {v.lower() for v in schema.get("not_in", ()) if _plain(v)}
+            if banned:
+                return '"\\"" ' + self._fresh(sorted(banned), "", name,
+                                              schema.get("minLength", 0) >= 1)
             return "nonempty-string" if schema.get("minLength", 0) >= 1 else "string"
         if kind in ("integer", "number"):
             return "number"
@@ -101,6 +125,21 @@ class _Writer:
         if kind == "object":
             return self._object(schema, name)
         raise ValueError(f"No GBNF for a schema of type {kind!r}")
+
+    def _fresh(self, banned: list[str], prefix: str, name: str, nonempty: bool) -> str:
+        """The rest of a string (closing quote included) that began with ``prefix`` and
+        may not end as one of ``banned`` (lower case), whatever the case it is written in."""
+        nexts = sorted({b[len(prefix)] for b in banned
+                        if b.startswith(prefix) and len(b) > len(prefix)})
+        options = []
+        if (prefix or not nonempty) and prefix not in banned:
+            options.append('"\\""')
+        others = "".join(_class_char(c) for n in nexts for c in _cases(n))
+        options.append(f'([^"\\\\<\\x00-\\x1F\\x7F{others}] | escape) char* "\\""')
+        for n in nexts:
+            head = "[" + "".join(_class_char(c) for c in _cases(n)) + "]"
+            options.append(f"{head} {self._fresh(banned, prefix + n, name, nonempty)}")
+        return self._rule(f"{name}-fresh", " | ".join(options))
 
     def _array(self, schema: dict[str, Any], name: str) -> str:
         item = self.value(schema.get("items") or {"type": "string"}, f"{name}-item")

@@ -7,8 +7,9 @@ value that follows the schema could continue with it. The protocol grammar
 The schemas are a subset of JSON Schema: ``type``, ``properties`` (no other key
 allowed), ``required``, ``items``, ``minItems``, ``maxItems``, ``minLength``,
 ``enum``; plus ``cases`` (an object whose schema depends on the string value of
-a sibling key, used for a tool's arguments) and ``unique`` (a key whose value an
-array item may not repeat).
+a sibling key, used for a tool's arguments), ``unique`` (a key whose value an
+array item may not repeat) and ``not_in`` (strings a string value may not be, compared
+by :func:`same_text`: case and surrounding or repeated whitespace aside).
 
 Example:
     >>> g = JsonGrammar({"type": "object", "properties": {"q": {"type": "string"}},
@@ -169,6 +170,8 @@ class JsonGrammar:
             return False
         if "enum" in schema and self.buf not in self._enum_left(schema):
             return False
+        if any(same_text(self.buf, used) for used in schema.get("not_in", ())):
+            return False
         if self.frames and self._unique_key() == self.frames[-1].key:
             self.frames[-2].used.add(self.buf)
         return self._value_done(self.buf)
@@ -246,6 +249,11 @@ class JsonGrammar:
         if self.frames and self._unique_key() == self.frames[-1].key:
             values = [v for v in values if v not in self.frames[-2].used]
         return values
+
+
+def same_text(a: str, b: str) -> bool:
+    """Whether two strings say the same, case and surrounding or repeated whitespace aside."""
+    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
 
 
 def _types(schema: dict[str, Any]) -> set[str]:

@@ -183,11 +183,15 @@ class LlamaCppBackend(CheckpointChatBackend):
             ``generation.grammar``, else off.
         cite_pictures: With the grammar, an answer must cite a shown picture, and a
             turn before any picture was shown must call a tool
-            (:func:`~knowgen.agents.checkpoint_format.reply_rules`). ``None``: the
+            (:func:`~knowgen.agents.turn_rules.reply_rules`). ``None``: the
             folder's ``generation.cite_pictures``, else off.
         finish_count: With ``cite_pictures``, no answer before the model has looked for
             every picture it numbered ("flag 1 of 2:"). ``None``: the folder's
             ``generation.finish_count``, else off.
+        fresh_calls: With the grammar, a reply that would make a tool call a third
+            time word for word (case and spacing aside) is decoded again with that tool
+            closed for the turn (:func:`~knowgen.agents.turn_rules.repeated_tool`).
+            ``None``: the folder's ``generation.fresh_calls``, else off.
         cache_dir: Folder of converted adapters (default ``~/.cache/knowgen/lora-gguf``).
 
     Raises:
@@ -199,7 +203,8 @@ class LlamaCppBackend(CheckpointChatBackend):
                  max_new_tokens: int | None = None, temperature: float | None = None,
                  top_p: float | None = None, do_sample: bool | None = None, seed: int = 0,
                  grammar: bool | None = None, cite_pictures: bool | None = None,
-                 finish_count: bool | None = None, cache_dir: str | None = None):
+                 finish_count: bool | None = None,
+                 fresh_calls: bool | None = None, cache_dir: str | None = None):
         llama_cpp = _import_llama_cpp()
         from transformers import PreTrainedTokenizerFast
 
@@ -209,7 +214,8 @@ class LlamaCppBackend(CheckpointChatBackend):
         settings = self._read_settings(
             self.path, {"max_new_tokens": max_new_tokens, "temperature": temperature,
                         "top_p": top_p, "do_sample": do_sample,
-                        "cite_pictures": cite_pictures, "finish_count": finish_count},
+                        "cite_pictures": cite_pictures, "finish_count": finish_count,
+                        "fresh_calls": fresh_calls},
             grammar, seed)
         base = base_gguf_of(self.path, settings)
         lora = cached_lora_gguf(self.path, base, cache_dir)

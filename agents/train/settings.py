@@ -396,12 +396,17 @@ class GenerationSettings:
     cite_pictures: bool = False
     """With ``grammar``: an answer must cite a picture a tool result showed, and a turn
     before any was shown must call a tool (unless the environment has closed the tools;
-    :func:`knowgen.agents.checkpoint_format.reply_rules`)."""
+    :func:`knowgen.agents.turn_rules.reply_rules`)."""
 
     finish_count: bool = False
     """With ``cite_pictures``: once the model has numbered the picture it looks for
     ("flag 1 of 2:"), it may not answer before it has looked for all it counted, and the
     answer cites as many (unless the environment has closed the tools)."""
+
+    fresh_calls: bool = False
+    """With ``grammar``: a reply that would make a tool call a third time word for word
+    (case and spacing aside) is decoded again with that tool closed for the turn
+    (:func:`knowgen.agents.turn_rules.reply_rules`)."""
 
     resample_repeats: bool = False
     """Resample (up to ``format_retries`` times) a tool call that repeats an earlier call

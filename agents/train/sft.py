@@ -46,8 +46,8 @@ def save_agent(model: Any, tokenizer: Any, out_dir: str | Path, system_prompt: s
     The folder holds the Hugging Face model and tokenizer (with the Qwen3 chat
     template) and ``knowgen_agent.json``:
     ``{"system_prompt", "tools", "view", "generation": {max_new_tokens, temperature, top_p,
-    do_sample, format_retries, grammar, cite_pictures, finish_count, resample_repeats,
-    drop_invalid_turns}}`` (``view``: the context view of tool results,
+    do_sample, format_retries, grammar, cite_pictures, finish_count, fresh_calls,
+    resample_repeats, drop_invalid_turns}}`` (``view``: the context view of tool results,
     :mod:`knowgen.envs.views`). A peft model is saved as its adapter alone; ``base`` (the
     model it adapts, as ``sft.init`` named it) is then recorded for inference to load.
     """
@@ -68,6 +68,7 @@ def save_agent(model: Any, tokenizer: Any, out_dir: str | Path, system_prompt: s
                        "grammar": generation.grammar,
                        "cite_pictures": generation.cite_pictures,
                        "finish_count": generation.finish_count,
+                       "fresh_calls": generation.fresh_calls,
                        "resample_repeats": generation.resample_repeats,
                        "drop_invalid_turns": generation.drop_invalid_turns},
         "stop": tokenizer.eos_token,

@@ -16,9 +16,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from knowgen.agents.checkpoint_format import shown_image_ids
 from knowgen.agents.expert_data import generate_expert_data, read_jsonl, write_jsonl
 from knowgen.agents.train.config import TrainConfig
+from knowgen.agents.turn_rules import shown_image_ids
 from knowgen.envs.protocol import parse_action
 from knowgen.envs.trl_env import adapter_class, tool_schemas
 from knowgen.envs.views import apply_view, uses_browse

@@ -204,3 +204,54 @@ def test_finish_count_makes_the_model_look_for_the_next_counted_picture(tiny_age
         replies.append(backend.resample(messages)["content"])
     assert not any("<answer>" in reply for reply in replies)
     assert any("<tool_call>" in reply for reply in replies)
+
+
+@pytest.mark.slow
+def test_fresh_calls_decode_a_repeating_turn_again_without_its_tool(tiny_agent_dir, env_like):
+    """``fresh_calls`` (given, or from ``knowgen_agent.json``): a reply that would make the
+    episode's earlier call a third time is decoded again with that tool closed. Here the
+    turn must call a tool (the agent counted "flag 1 of 3" and has looked twice) and the
+    only tool offered can only repeat the image search made twice, so the plain backend
+    repeats it and the fresh one, its tool closed, calls nothing (the random model's
+    answer may be cut short inside its think block)."""
+    import json
+
+    from knowgen.agents.transformers_backend import TransformersBackend
+    from knowgen.agents.turn_rules import repeated_tool
+    from knowgen.envs.prompt import TOOL_SCHEMAS
+    from knowgen.envs.protocol import format_tool_call
+
+    env = env_like(max_tool_calls=4)
+    task = next(t for t in env.tasks if t.id.startswith("two_flags"))
+    env.reset(options={"task_id": task.id})
+    env.step(format_tool_call("image_search", {"query": "Flag of Peru"},
+                              think="Next, flag 1 of 3: the official flag of Peru."))
+    env.step(format_tool_call("image_search", {"query": "Flag of Peru"}))
+    messages = env.messages()
+    schema = json.loads(json.dumps(next(t for t in TOOL_SCHEMAS
+                                        if t["function"]["name"] == "image_search")))
+    schema["function"]["parameters"]["properties"] = {
+        "query": {"type": "string", "enum": ["Flag of Peru"]}}
+    meta_path = tiny_agent_dir / "knowgen_agent.json"
+    meta = json.loads(meta_path.read_text())
+    settings = {"device": "cpu", "grammar": True, "cite_pictures": True, "finish_count": True,
+                "max_new_tokens": 128}
+    plain = TransformersBackend(tiny_agent_dir, **settings)
+    try:
+        meta_path.write_text(json.dumps({**meta, "generation": {
+            **meta.get("generation", {}), "fresh_calls": True}}))
+        fresh = TransformersBackend(tiny_agent_dir, **settings)
+    finally:
+        meta_path.write_text(json.dumps(meta))
+    assert fresh.fresh_calls and not plain.fresh_calls
+    repeats = 0
+    for seed in range(6):
+        plain.reseed(seed)
+        fresh.reseed(seed)
+        again = plain.resample(messages, [schema])["content"]
+        reply = fresh.resample(messages, [schema])["content"]
+        assert repeated_tool(messages, reply) is None, reply
+        if repeated_tool(messages, again) == "image_search":  # the same first draw
+            repeats += 1
+            assert "<tool_call>" not in reply, reply  # its tool closed: only an answer
+    assert repeats  # some draws of the random model finish their call within 128 tokens

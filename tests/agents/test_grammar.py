@@ -4,12 +4,19 @@ import json
 
 import pytest
 
-from knowgen.agents.checkpoint_format import answer_due, image_searches_counted, reply_rules
 from knowgen.agents.grammar import ReplyGrammar, allowed_tokens, answer_schema, tool_call_schema
+from knowgen.agents.turn_rules import (
+    answer_due,
+    earlier_arguments,
+    image_searches_counted,
+    repeated_tool,
+    reply_rules,
+)
 from knowgen.envs.observations import tools_closed
 from knowgen.envs.prompt import TOOL_SCHEMAS
 from knowgen.envs.protocol import MAX_REFERENCES, format_answer, format_tool_call, parse_action
 from knowgen.envs.views import compact_observation
+from knowgen.errors import ConfigError
 from knowgen.types import Answer, ReferenceImage
 
 IDS = ["IMG_001", "IMG_002", "IMG_003"]
@@ -272,3 +279,102 @@ def test_picture_counts_are_read_only_from_the_agents_own_turns():
     messages.append({"role": "assistant", "content": format_tool_call(
         "image_search", {"query": "y logo"}, think="Next, the official logo of y.")})
     assert image_searches_counted(messages) == (2, 3)
+
+
+def test_a_repeated_call_is_found_and_its_tool_closed_for_the_turn(env_like):
+    """On a real episode: after a web search for "Solana logo" (with "capital Lima") and an
+    image search for "Flag of Peru", a reply that gives only queries its tool was given
+    before (``times`` times; twice by default) is a repeat, case and spacing aside. With
+    that tool closed the turn may call another, but not with one of its own earlier
+    queries either."""
+    env = env_like(max_tool_calls=6)
+    env.reset(options={"task_index": 0})
+    env.step(format_tool_call("search", {"queries": ["Solana logo", "capital Lima"]}))
+    env.step(format_tool_call("image_search", {"query": "Flag of Peru"}))
+    messages = env.messages()
+    assert earlier_arguments(messages) == {
+        "search": {"queries": ["Solana logo", "capital Lima"]},
+        "image_search": {"query": ["Flag of Peru"]}}
+
+    def call(name, args):
+        return format_tool_call(name, args, think="Look it up.")
+
+    once = {"times": 1}
+    assert repeated_tool(messages, call("search", {"queries": ["solana  LOGO"]}), **once) \
+        == "search"
+    assert repeated_tool(messages, call("search", {"queries": ["Capital Lima ", "Solana logo"]}),
+                         **once) == "search"
+    assert repeated_tool(messages, call("image_search", {"query": "flag of peru"}), **once) \
+        == "image_search"
+    for fresh in (call("search", {"queries": ["Solana logo", "Solana logo variants"]}),
+                  call("image_search", {"query": "Solana logo"}),
+                  call("search", {"queries": ["Flag of Peru"]}),
+                  format_answer(Answer("x", (ReferenceImage("IMG_001", "flag"),)))):
+        assert repeated_tool(messages, fresh, **once) is None, fresh
+    # by default a call may be made twice; the third time is the repeat
+    assert repeated_tool(messages, call("image_search", {"query": "Flag of Peru"})) is None
+    env.step(call("image_search", {"query": "Flag of Peru"}))
+    assert repeated_tool(env.messages(), call("image_search", {"query": "Flag of Peru"})) \
+        == "image_search"
+
+    free = reply_rules(messages, TOOL_SCHEMAS, True)
+    rules = reply_rules(messages, TOOL_SCHEMAS, True, closed=("search",))
+    assert "search" not in [t["function"]["name"] for t in rules["tools"]]
+    assert reads_under(free, call("search", {"queries": ["Solana logo variants"]}))
+    assert not reads_under(rules, call("search", {"queries": ["Solana logo variants"]}))
+    assert reads_under(free, call("image_search", {"query": "FLAG of Peru"}))
+    assert not reads_under(rules, call("image_search", {"query": "FLAG of Peru"}))
+    assert reads_under(rules, call("image_search", {"query": "Solana logo"}))
+    # a refused query is refused at its closing quote: it may still go on
+    g = ReplyGrammar(**rules)
+    assert g.feed('<tool_call>{"name": "image_search", "arguments": {"query": "Flag of Peru')
+    assert not g.accepts('"') and g.accepts(' 1985"')
+    # with every tool closed the turn is the answer
+    every = [t["function"]["name"] for t in TOOL_SCHEMAS]
+    assert reply_rules(messages, TOOL_SCHEMAS, True, closed=every)["tools"] == ()
+    assert "not_in" not in json.dumps(TOOL_SCHEMAS)  # the schemas given are left alone
+
+
+def test_fresh_calls_refuse_the_same_queries_in_gbnf_as_llama_cpp_reads_it():
+    """The GBNF of ``fresh_calls``, run by llama.cpp's own grammar sampler over the
+    bundled base model's vocabulary, token by token."""
+    import ctypes
+    import math
+
+    from knowgen.agents.base_models import preset_path
+    from knowgen.agents.gbnf import reply_gbnf
+    from knowgen.agents.turn_rules import fresh_tools
+
+    llama_cpp = pytest.importorskip("llama_cpp")
+    try:
+        model_path = preset_path("smollm2-135m")
+    except ConfigError as exc:  # the base model's package is not installed
+        pytest.skip(str(exc))
+    llm = llama_cpp.Llama(model_path=str(model_path), vocab_only=True, verbose=False)
+    vocab = llama_cpp.llama_model_get_vocab(llm._model.model)
+    tools = fresh_tools(TOOL_SCHEMAS, {"search": {"queries": ["Solana logo", "Sol-ana]"]},
+                                       "image_search": {"query": ["Flag of Peru"]}})
+    grammar = reply_gbnf(tools, [], answer=False).encode()
+
+    def accepts(name, args):
+        text = format_tool_call(name, args).replace("\n", "")
+        sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar, b"root")
+        try:
+            for token in llm.tokenize(text.encode(), add_bos=False, special=False):
+                data = (llama_cpp.llama_token_data * 1)(llama_cpp.llama_token_data(token, 0.0, 0.0))
+                candidates = llama_cpp.llama_token_data_array(data, 1, -1, False)
+                llama_cpp.llama_sampler_apply(sampler, ctypes.byref(candidates))
+                if math.isinf(data[0].logit):
+                    return False
+                llama_cpp.llama_sampler_accept(sampler, token)
+            return True
+        finally:
+            llama_cpp.llama_sampler_free(sampler)
+
+    assert not accepts("search", {"queries": ["solana LOGO"]})
+    assert not accepts("search", {"queries": ["Sol-ana]"]})
+    assert not accepts("image_search", {"query": "Flag of Peru"})
+    assert accepts("search", {"queries": ["Solana logo variants", "Sol-ana"]})
+    assert accepts("search", {"queries": ["Flag of Peru"]})
+    assert accepts("image_search", {"query": "Solana logo"})
+    assert accepts("image_search", {"query": "Flag of Perus"})

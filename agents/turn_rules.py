@@ -1,0 +1,194 @@
+"""What the agent's next turn may be: rules read from the conversation so far.
+
+The local backends decode under the protocol grammar (:mod:`knowgen.agents.grammar`,
+:mod:`knowgen.agents.gbnf`); :func:`reply_rules` says, before each turn, which tools the
+turn may call, which pictures an answer may cite and how many it must, and whether it
+may answer at all. The settings that switch the rules on (``cite_pictures``,
+``finish_count``, ``fresh_calls``) live in a checkpoint's ``knowgen_agent.json``
+(:mod:`knowgen.agents.checkpoint_format`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from knowgen.agents.json_grammar import same_text
+from knowgen.envs.observations import tools_closed
+from knowgen.envs.protocol import IMG_ID_PATTERN, parse_action
+
+PICTURE_COUNT = re.compile(r"\b(\d{1,2}) of (\d{1,2}):")
+"""How the agent numbers the picture an image search looks for: ``"flag 1 of 2:"``."""
+
+
+def shown_image_ids(messages: Iterable[dict[str, Any]]) -> set[str]:
+    """Image ids the tool results of ``messages`` showed (the ids an answer may cite)."""
+    return {m.group(0).upper() for msg in messages if msg.get("role") == "tool"
+            for m in IMG_ID_PATTERN.finditer(str(msg.get("content", "")))}
+
+
+def answer_due(messages: Sequence[dict[str, Any]]) -> bool:
+    """Whether the latest observation in ``messages`` says the next turn must be the answer."""
+    for message in reversed(messages):
+        if message.get("role") == "assistant":
+            return False
+        if message.get("role") in ("tool", "user") and tools_closed(message.get("content", "")):
+            return True
+    return False
+
+
+def image_searches_counted(messages: Sequence[dict[str, Any]]) -> tuple[int, int]:
+    """How far the agent's own picture count has got: ``(looked for, announced)``.
+
+    The agent numbers the picture each image search looks for in its ``<think>``
+    (``"Next, flag 1 of 2: the official flag of Zambia."``). ``announced`` is the largest
+    total it has written (0 when it never counted); ``looked for`` is the larger of the
+    highest number it has reached and the image searches it has called since it first
+    counted (a search it forgot to number still counts).
+    """
+    reached = announced = searches = 0
+    counting = False
+    for message in messages:
+        if message.get("role") != "assistant":
+            continue
+        text = str(message.get("content") or "")
+        for number, total in PICTURE_COUNT.findall(text):
+            if 0 < int(number) <= int(total):
+                counting = True
+                reached, announced = max(reached, int(number)), max(announced, int(total))
+        if counting and "image_search" in _called_tools(message, text):
+            searches += 1
+    return max(reached, searches), announced
+
+
+def _called_tools(message: dict[str, Any], text: str) -> list[str]:
+    calls = [c.get("function", c).get("name") for c in message.get("tool_calls") or []
+             if isinstance(c, dict)]
+    parsed = parse_action(text)
+    if parsed.kind == "tool" and parsed.tool_call is not None:
+        calls.append(parsed.tool_call.name)
+    return [str(c) for c in calls]
+
+
+def earlier_arguments(messages: Sequence[dict[str, Any]]) -> dict[str, dict[str, list[str]]]:
+    """The text arguments of the agent's earlier tool calls: ``{tool: {argument: [values]}}``.
+
+    A list of strings (a search's ``queries``) gives each of its items.
+    """
+    used: dict[str, dict[str, list[str]]] = {}
+    for message in messages:
+        if message.get("role") != "assistant":
+            continue
+        calls = [c.get("function", c) for c in message.get("tool_calls") or []
+                 if isinstance(c, dict)]
+        parsed = parse_action(str(message.get("content") or ""))
+        if parsed.kind == "tool" and parsed.tool_call is not None:
+            calls.append({"name": parsed.tool_call.name,
+                          "arguments": parsed.tool_call.arguments})
+        for call in calls:
+            arguments = call.get("arguments")
+            if isinstance(arguments, str):
+                try:
+                    arguments = json.loads(arguments)
+                except ValueError:
+                    continue
+            if not isinstance(arguments, dict):
+                continue
+            for key, value in arguments.items():
+                values = value if isinstance(value, list) else [value]
+                used.setdefault(str(call.get("name")), {}).setdefault(str(key), []).extend(
+                    v for v in values if isinstance(v, str))
+    return used
+
+
+def fresh_tools(tools: Sequence[dict[str, Any]],
+                used: dict[str, dict[str, list[str]]]) -> list[dict[str, Any]]:
+    """Copies of ``tools`` whose text arguments may not take a value ``used`` already gave.
+
+    Each string argument (and each item of a list of strings) of a tool gets the schema
+    keyword ``not_in`` (see :mod:`knowgen.agents.json_grammar`) with the values the
+    agent's earlier calls of that tool gave it, so a call cannot repeat an earlier one's
+    query word for word (case and spacing aside). Refused only at its closing quote, a
+    repeated query leads a model on to stray words; :func:`reply_rules` therefore closes
+    the repeated tool itself and keeps this for the tools left.
+    """
+    fresh = []
+    for tool in tools:
+        spec = tool.get("function", tool)
+        taken = used.get(spec.get("name"), {})
+        params = dict(spec.get("parameters") or {})
+        props = {key: dict(value) for key, value in (params.get("properties") or {}).items()}
+        for key, value in props.items():
+            if not taken.get(key):
+                continue
+            if value.get("type") == "string":
+                value["not_in"] = sorted(set(taken[key]))
+            elif value.get("type") == "array" and value.get("items", {}).get("type") == "string":
+                value["items"] = {**value["items"], "not_in": sorted(set(taken[key]))}
+        spec = {**spec, "parameters": {**params, "properties": props}}
+        fresh.append({**tool, "function": spec} if "function" in tool else spec)
+    return fresh
+
+
+REPEATS_ALLOWED = 1
+"""How many times a backend with ``fresh_calls`` lets a tool call be repeated word for word
+before it closes the tool for the turn: a model may look a result up again (to count a
+second picture, say), but a third identical call is a loop."""
+
+
+def repeated_tool(messages: Sequence[dict[str, Any]], text: str,
+                  times: int = REPEATS_ALLOWED + 1) -> str | None:
+    """The tool ``text`` calls when each text argument it gives was given to at least
+    ``times`` earlier calls of that tool in ``messages`` (case and spacing aside); else None."""
+    parsed = parse_action(text)
+    if parsed.kind != "tool" or parsed.tool_call is None:
+        return None
+    name = parsed.tool_call.name
+    used = earlier_arguments(messages).get(name, {})
+    values = [(key, v) for key, value in parsed.tool_call.arguments.items()
+              for v in (value if isinstance(value, list) else [value]) if isinstance(v, str)]
+    if values and all(sum(same_text(v, old) for old in used.get(key, ())) >= times
+                      for key, v in values):
+        return name
+    return None
+
+
+def reply_rules(messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]],
+                cite_pictures: bool, finish_count: bool = False,
+                closed: Iterable[str] = ()) -> dict[str, Any]:
+    """What the next turn may be, as keyword arguments of the protocol grammars.
+
+    The result (``tools``, ``answer_ids``, ``min_references``, ``answer``) is taken by
+    :class:`~knowgen.agents.grammar.ReplyGrammar` and
+    :func:`~knowgen.agents.gbnf.reply_gbnf`. Without ``cite_pictures`` the turn may call
+    any tool or answer citing any shown picture (or none). With it an answer must
+    cite a picture: while none has been shown and tools remain, the turn must call a
+    tool; once one has, an answer cites at least one; once the environment says tools
+    are closed, the turn must be the answer (citing none only when none was shown).
+
+    ``finish_count`` (with ``cite_pictures``) holds the agent to its own count (see
+    :func:`image_searches_counted`): after "flag 1 of 2" the turn must call a tool while
+    tools remain, and the answer cites as many pictures as it counted (at most as many
+    as were shown). A closed toolbox still lets it answer.
+
+    ``closed`` names tools the turn may not call (a backend with ``fresh_calls`` closes
+    the tool of a reply that would make an earlier call a third time, and decodes the
+    turn again); the
+    tools left may not repeat an earlier query either (:func:`fresh_tools`). When no
+    tool is left the turn is the answer.
+    """
+    closed = set(closed)
+    if closed:
+        tools = fresh_tools([t for t in tools if t.get("function", t).get("name") not in closed],
+                            earlier_arguments(messages))
+    ids = sorted(shown_image_ids(messages))
+    if not cite_pictures:
+        return {"tools": tools, "answer_ids": ids, "min_references": 0, "answer": True}
+    looked_for, announced = image_searches_counted(messages) if finish_count else (0, 0)
+    cite = max(1, min(announced, len(ids)))
+    if answer_due(messages) or not tools:
+        return {"tools": (), "answer_ids": ids, "min_references": cite, "answer": True}
+    return {"tools": tools, "answer_ids": ids, "min_references": cite,
+            "answer": bool(ids) and looked_for >= announced}
