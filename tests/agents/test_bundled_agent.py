@@ -37,6 +37,7 @@ def test_the_shipped_checkpoint_is_a_small_adapter_over_smollm2():
     assert meta["view"] == "compact" and meta["generation"]["grammar"] is True
     assert meta["generation"]["cite_pictures"] is True
     assert meta["generation"]["finish_count"] is True
+    assert meta["generation"]["fresh_calls"] is True
     size = sum(p.stat().st_size for p in FOLDER.iterdir())
     assert size < 20 * 2**20
     assert not (FOLDER / "model.safetensors").exists()
