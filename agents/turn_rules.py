@@ -53,23 +53,40 @@ def image_searches_counted(messages: Sequence[dict[str, Any]]) -> tuple[int, int
     for message in messages:
         if message.get("role") != "assistant":
             continue
-        text = str(message.get("content") or "")
-        for number, total in PICTURE_COUNT.findall(text):
+        for number, total in PICTURE_COUNT.findall(str(message.get("content") or "")):
             if 0 < int(number) <= int(total):
                 counting = True
                 reached, announced = max(reached, int(number)), max(announced, int(total))
-        if counting and "image_search" in _called_tools(message, text):
+        if counting and any(name == "image_search" for name, _ in _message_calls(message)):
             searches += 1
     return max(reached, searches), announced
 
 
-def _called_tools(message: dict[str, Any], text: str) -> list[str]:
-    calls = [c.get("function", c).get("name") for c in message.get("tool_calls") or []
-             if isinstance(c, dict)]
-    parsed = parse_action(text)
+def _message_calls(message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The tool calls of an assistant message, as ``(name, arguments)``: its structured
+    ``tool_calls`` (arguments as a dict or a JSON string) and the one its text makes."""
+    calls = []
+    for call in message.get("tool_calls") or []:
+        if not isinstance(call, dict):
+            continue
+        spec = call.get("function", call)
+        arguments = spec.get("arguments")
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments)
+            except ValueError:
+                arguments = None
+        calls.append((str(spec.get("name")), arguments if isinstance(arguments, dict) else {}))
+    parsed = parse_action(str(message.get("content") or ""))
     if parsed.kind == "tool" and parsed.tool_call is not None:
-        calls.append(parsed.tool_call.name)
-    return [str(c) for c in calls]
+        calls.append((parsed.tool_call.name, dict(parsed.tool_call.arguments)))
+    return calls
+
+
+def _text_values(arguments: dict[str, Any]) -> list[tuple[str, str]]:
+    """Each text argument as ``(key, value)``; a list of strings gives each of its items."""
+    return [(str(key), v) for key, value in arguments.items()
+            for v in (value if isinstance(value, list) else [value]) if isinstance(v, str)]
 
 
 def earlier_arguments(messages: Sequence[dict[str, Any]]) -> dict[str, dict[str, list[str]]]:
@@ -81,25 +98,9 @@ def earlier_arguments(messages: Sequence[dict[str, Any]]) -> dict[str, dict[str,
     for message in messages:
         if message.get("role") != "assistant":
             continue
-        calls = [c.get("function", c) for c in message.get("tool_calls") or []
-                 if isinstance(c, dict)]
-        parsed = parse_action(str(message.get("content") or ""))
-        if parsed.kind == "tool" and parsed.tool_call is not None:
-            calls.append({"name": parsed.tool_call.name,
-                          "arguments": parsed.tool_call.arguments})
-        for call in calls:
-            arguments = call.get("arguments")
-            if isinstance(arguments, str):
-                try:
-                    arguments = json.loads(arguments)
-                except ValueError:
-                    continue
-            if not isinstance(arguments, dict):
-                continue
-            for key, value in arguments.items():
-                values = value if isinstance(value, list) else [value]
-                used.setdefault(str(call.get("name")), {}).setdefault(str(key), []).extend(
-                    v for v in values if isinstance(v, str))
+        for name, arguments in _message_calls(message):
+            for key, value in _text_values(arguments):
+                used.setdefault(name, {}).setdefault(key, []).append(value)
     return used
 
 
@@ -147,8 +148,7 @@ def repeated_tool(messages: Sequence[dict[str, Any]], text: str,
         return None
     name = parsed.tool_call.name
     used = earlier_arguments(messages).get(name, {})
-    values = [(key, v) for key, value in parsed.tool_call.arguments.items()
-              for v in (value if isinstance(value, list) else [value]) if isinstance(v, str)]
+    values = _text_values(parsed.tool_call.arguments)
     if values and all(sum(same_text(v, old) for old in used.get(key, ())) >= times
                       for key, v in values):
         return name
