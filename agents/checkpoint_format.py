@@ -105,7 +105,9 @@ def pack_checkpoint(source: str | Path, target: str | Path, dtype: str = "float1
 class CheckpointChatBackend:
     """What every local backend of a checkpoint folder shares: its settings and chat calls.
 
-    Subclasses load the model and implement ``_generate(messages, tools, sample)``.
+    Subclasses load the model and implement ``_generate(messages, tools, sample, closed)``.
+    Every call carries its own state, so one backend object keeps no per-reply state
+    between the first decode of a turn and a second one.
     """
 
     fmt = "hf"
@@ -132,16 +134,22 @@ class CheckpointChatBackend:
         self.cite_pictures = bool(gen.get("cite_pictures", False))
         self.finish_count = bool(gen.get("finish_count", False))
         self.fresh_calls = bool(gen.get("fresh_calls", False))
-        self._closed: tuple[str, ...] = ()
         self._seed, self._calls = int(seed), 0
         self.last_new_tokens = 0
         return settings
 
     def reply_rules(self, messages: Sequence[dict[str, Any]],
-                    tools: Sequence[dict[str, Any]] | None) -> dict[str, Any]:
-        """What the next turn may be under this backend's settings (:func:`reply_rules`)."""
+                    tools: Sequence[dict[str, Any]] | None,
+                    closed: Sequence[str] = ()) -> dict[str, Any]:
+        """What the next turn may be under this backend's settings (:func:`reply_rules`).
+
+        Args:
+            messages: The conversation so far.
+            tools: The tool schemas offered (the folder's when ``None``).
+            closed: Tools this decode may not call (``fresh_calls``'s second decode).
+        """
         return reply_rules(messages, tools or self.tools or (), self.cite_pictures,
-                           self.finish_count, self._closed)
+                           self.finish_count, tuple(closed))
 
     def reseed(self, seed: int) -> None:
         """Restart the sampling sequence from ``seed``."""
@@ -173,18 +181,23 @@ class CheckpointChatBackend:
         """One reply; with ``fresh_calls`` (and the grammar), a reply that would make an
         earlier call a third time (:func:`repeated_tool`) is decoded again with that
         tool closed."""
-        reply = self._generate(messages, tools, sample)
+        reply = self._generate(messages, tools, sample, ())
         tool = (repeated_tool(messages, str(reply.get("content") or ""))
                 if self.grammar and self.fresh_calls else None)
         if tool is None:
             return reply
         logger.debug("The reply repeats an earlier %s call; decoding the turn without it", tool)
-        self._closed = (tool,)
-        try:
-            return self._generate(messages, tools, sample)
-        finally:
-            self._closed = ()
+        return self._generate(messages, tools, sample, (tool,))
 
     def _generate(self, messages: list[dict[str, Any]],
-                  tools: Sequence[dict[str, Any]] | None, sample: bool) -> dict[str, Any]:
+                  tools: Sequence[dict[str, Any]] | None, sample: bool,
+                  closed: tuple[str, ...]) -> dict[str, Any]:
+        """One decode of the next reply.
+
+        Args:
+            messages: The conversation so far.
+            tools: The tool schemas offered (the folder's when ``None``).
+            sample: Sample at the folder's temperature; greedy when ``False``.
+            closed: Tools the grammar refuses in this decode (empty for a first decode).
+        """
         raise NotImplementedError

@@ -231,7 +231,8 @@ class LlamaCppBackend(CheckpointChatBackend):
         return f"LlamaCppBackend(path={str(self.path)!r})"
 
     def _generate(self, messages: list[dict[str, Any]],
-                  tools: Sequence[dict[str, Any]] | None, sample: bool) -> dict[str, Any]:
+                  tools: Sequence[dict[str, Any]] | None, sample: bool,
+                  closed: tuple[str, ...] = ()) -> dict[str, Any]:
         prompt = self.model.tokenize(self.render(messages, tools).encode("utf-8"),
                                      add_bos=False, special=True)
         options: dict[str, Any] = {"temp": 0.0, "top_k": 1, "top_p": 1.0, "min_p": 0.0}
@@ -241,7 +242,7 @@ class LlamaCppBackend(CheckpointChatBackend):
                        "top_p": float(self.generation["top_p"]), "min_p": 0.0}
             self.model.set_seed(self._seed * 1_000_003 + self._calls)
         if self.grammar:
-            text = reply_gbnf(**self.reply_rules(messages, tools))
+            text = reply_gbnf(**self.reply_rules(messages, tools, closed))
             options["grammar"] = self._llama_cpp.LlamaGrammar.from_string(text, verbose=False)
         new: list[int] = []
         for token in self.model.generate(prompt, **options):

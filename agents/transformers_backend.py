@@ -156,7 +156,8 @@ class TransformersBackend(CheckpointChatBackend):
         return f"TransformersBackend(path={str(self.path)!r}, device={self.device!r})"
 
     def _generate(self, messages: list[dict[str, Any]],
-                  tools: Sequence[dict[str, Any]] | None, sample: bool) -> dict[str, Any]:
+                  tools: Sequence[dict[str, Any]] | None, sample: bool,
+                  closed: tuple[str, ...] = ()) -> dict[str, Any]:
         torch = self._torch
         prompt = self.render(messages, tools)
         encoded = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
@@ -171,7 +172,8 @@ class TransformersBackend(CheckpointChatBackend):
             sampling["stopping_criteria"] = _loop_stop(torch, ids.shape[1])
         if self.grammar:
             sampling["logits_processor"] = self._grammar_processor(
-                messages, tools, ids.shape[1], keep=_SAMPLED_KEEP if sample else 1)
+                messages, tools, ids.shape[1], keep=_SAMPLED_KEEP if sample else 1,
+                closed=closed)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.end_id
         devices = [self.device] if self.device.startswith("cuda") else []
         with torch.random.fork_rng(devices=devices), torch.inference_mode():
@@ -189,12 +191,13 @@ class TransformersBackend(CheckpointChatBackend):
 
     def _grammar_processor(self, messages: list[dict[str, Any]],
                            tools: Sequence[dict[str, Any]] | None, prompt_length: int,
-                           keep: int) -> Any:
-        """Logits processor that keeps the reply inside :class:`ReplyGrammar`."""
+                           keep: int, closed: tuple[str, ...] = ()) -> Any:
+        """Logits processor that keeps the reply inside :class:`ReplyGrammar`, with the
+        ``closed`` tools refused."""
         if self._token_texts is None:
             self._token_texts = [self.tokenizer.decode([i], clean_up_tokenization_spaces=False)
                                  for i in range(len(self.tokenizer))]
-        start = ReplyGrammar(**self.reply_rules(messages, tools))
+        start = ReplyGrammar(**self.reply_rules(messages, tools, closed))
         return _grammar_logits(self._torch, start, self._token_texts, self.end_id, prompt_length,
                                keep)
 
