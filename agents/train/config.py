@@ -55,7 +55,8 @@ class TrainConfig:
 
     precision: str = "auto"
     """Arithmetic of SFT and GRPO: ``auto`` (bf16 mixed precision on a GPU that supports
-    it, float32 elsewhere), ``bf16`` (mixed precision wherever it runs; a CPU with
+    it and on a CPU with AVX512-BF16, AMX or Arm BF16, float32 elsewhere), ``bf16``
+    (mixed precision wherever it runs; a CPU with
     AVX512-BF16 or AMX trains faster in it: 1.35 times the tokens/s of float32 on the
     2-core CPU of ``perf/RESULTS_train.md``) or ``fp32``. The trained weights stay
     float32 either way."""

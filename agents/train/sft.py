@@ -290,8 +290,9 @@ PRECISIONS = ("auto", "bf16", "fp32")
 def use_bf16(precision: str) -> bool:
     """Whether a run in ``precision`` trains in bf16 mixed precision.
 
-    ``auto`` is bf16 on a GPU that supports it and float32 on a CPU; ``bf16`` asks for
-    it wherever the run is (a CPU emulates it slowly without AVX512-BF16 or AMX).
+    ``auto`` is bf16 on a GPU that supports it and on a CPU that computes in bf16
+    natively (:func:`cpu_has_bf16`), float32 elsewhere; ``bf16`` asks for it wherever
+    the run is (a CPU emulates it slowly without AVX512-BF16 or AMX).
 
     Raises:
         ConfigError: for a value not in :data:`PRECISIONS`, or ``bf16`` on a GPU
@@ -302,11 +303,12 @@ def use_bf16(precision: str) -> bool:
     if precision == "fp32":
         return False
     if not _has_cuda():
-        if precision == "bf16" and cpu_has_bf16() is False:
+        native = cpu_has_bf16()
+        if precision == "bf16" and native is False:
             logger.warning("precision=bf16 on a CPU without AVX512-BF16 or AMX: its bf16 "
                            "arithmetic is emulated and far slower than float32; add "
-                           "`--set precision=fp32`.")
-        return precision == "bf16"
+                           "`--set precision=fp32` (or `auto`).")
+        return precision == "bf16" or native is True
     import torch
 
     supported = bool(torch.cuda.is_bf16_supported())

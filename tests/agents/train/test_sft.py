@@ -363,14 +363,16 @@ def test_gradient_checkpointing_reaches_the_trainers(tmp_path):
     assert sft_arguments(cfg, tmp_path).gradient_checkpointing is False
     assert grpo_arguments(cfg, tmp_path).gradient_checkpointing is True  # 4 rollouts at once
     assert sft_arguments(load_train_config("smoke"), tmp_path).gradient_checkpointing is True
-    assert cfg.precision == "bf16" and sft_arguments(cfg, tmp_path).bf16 is True
+    assert cfg.precision == "auto"  # bf16 where the CPU computes in it (test below)
 
 
 def test_precision_reaches_the_trainers(tmp_path):
     from knowgen.agents.train.grpo import grpo_arguments
+    from knowgen.agents.train.sft import cpu_has_bf16
 
-    gpu_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    for precision, bf16 in (("auto", gpu_bf16), ("fp32", False), ("bf16", True)):
+    native = (torch.cuda.is_bf16_supported() if torch.cuda.is_available()
+              else cpu_has_bf16() is True)
+    for precision, bf16 in (("auto", native), ("fp32", False), ("bf16", True)):
         cfg = load_train_config("smollm2", {"output_dir": str(tmp_path), "precision": precision})
         assert sft_arguments(cfg, tmp_path).bf16 is bf16
         assert grpo_arguments(cfg, tmp_path).bf16 is bf16
@@ -404,6 +406,9 @@ def test_bf16_on_a_cpu_without_it_warns_and_names_fp32(tmp_path, monkeypatch, ca
     monkeypatch.setattr(sft, "cpu_has_bf16", lambda: True)
     caplog.clear()
     assert sft.use_bf16("bf16") is True and "precision=fp32" not in caplog.text
+    assert sft.use_bf16("auto") is True and sft.use_bf16("fp32") is False  # native: auto picks it
+    monkeypatch.setattr(sft, "cpu_has_bf16", lambda: None)  # flags unknown: auto stays float32
+    assert sft.use_bf16("auto") is False
 
 
 @pytest.mark.slow
