@@ -10,9 +10,11 @@ schema's order (the order the chat template renders them); the ``unique``
 constraint of the answer's references is not expressible in GBNF and is left to
 the environment, which reports a repeated reference like any other mistake. Strings
 may not hold ``<`` (a tag inside a value is always a mistake of the model). A string's
-``not_in`` values are refused case aside (a trie of rules), but not with other spacing
-as :class:`~knowgen.agents.json_grammar.JsonGrammar` refuses them; a value holding a
-quote, a backslash or ``<`` is not refused (it could only be written escaped).
+``not_in`` values are refused as :class:`~knowgen.agents.json_grammar.JsonGrammar`
+refuses them: case, leading and trailing whitespace and runs of whitespace aside (an
+automaton of rules over the values' prefixes). Whitespace written as a JSON escape
+(``\t``) counts as other characters, in both grammars; a value holding a quote, a
+backslash or ``<`` is not refused (it could only be written escaped).
 
 Example:
     >>> print(reply_gbnf([], ["IMG_001"]).splitlines()[0])
@@ -88,6 +90,12 @@ def _class_char(char: str) -> str:
     return "\\" + char if char in "]^-\\[" else char
 
 
+#: The whitespace characters a JSON string may hold as they are (``str.split`` splits at
+#: them): what :func:`~knowgen.agents.json_grammar.same_text` sets aside.
+_SPACES = "".join(chr(i) for i in range(0x20, 0x3001) if chr(i).isspace())
+_SPACE_CLASS = "".join(c if c == " " else f"\\u{ord(c):04X}" for c in _SPACES)
+
+
 class _Writer:
     """Collects the rules of a schema's values, one named rule per object and array."""
 
@@ -96,13 +104,18 @@ class _Writer:
         self._names: set[str] = set()
 
     def _rule(self, name: str, body: str) -> str:
+        name = self._reserve(name)
+        self.rules.append(f"{name} ::= {body}")
+        return name
+
+    def _reserve(self, name: str) -> str:
+        """A rule name not yet taken, made from ``name`` (its body is written later)."""
         name = re.sub(r"[^a-zA-Z0-9-]+", "-", name)
         base, n = name, 1
         while name in self._names:
             n += 1
             name = f"{base}-{n}"
         self._names.add(name)
-        self.rules.append(f"{name} ::= {body}")
         return name
 
     def value(self, schema: dict[str, Any], name: str) -> str:
@@ -111,10 +124,10 @@ class _Writer:
         if "enum" in schema:
             return "(" + " | ".join(_literal(json.dumps(v)) for v in schema["enum"]) + ")"
         if kind == "string":
-            banned = {v.lower() for v in schema.get("not_in", ()) if _plain(v)}
+            banned = {" ".join(v.split()).lower() for v in schema.get("not_in", ())
+                      if _plain(v) and v.strip()}
             if banned:
-                return '"\\"" ' + self._fresh(sorted(banned), "", name,
-                                              schema.get("minLength", 0) >= 1)
+                return '"\\"" ' + self._fresh(banned, name, schema.get("minLength", 0) >= 1)
             return "nonempty-string" if schema.get("minLength", 0) >= 1 else "string"
         if kind in ("integer", "number"):
             return "number"
@@ -126,20 +139,41 @@ class _Writer:
             return self._object(schema, name)
         raise ValueError(f"No GBNF for a schema of type {kind!r}")
 
-    def _fresh(self, banned: list[str], prefix: str, name: str, nonempty: bool) -> str:
-        """The rest of a string (closing quote included) that began with ``prefix`` and
-        may not end as one of ``banned`` (lower case), whatever the case it is written in."""
-        nexts = sorted({b[len(prefix)] for b in banned
-                        if b.startswith(prefix) and len(b) > len(prefix)})
-        options = []
-        if (prefix or not nonempty) and prefix not in banned:
-            options.append('"\\""')
-        others = "".join(_class_char(c) for n in nexts for c in _cases(n))
-        options.append(f'([^"\\\\<\\x00-\\x1F\\x7F{others}] | escape) char* "\\""')
-        for n in nexts:
-            head = "[" + "".join(_class_char(c) for c in _cases(n)) + "]"
-            options.append(f"{head} {self._fresh(banned, prefix + n, name, nonempty)}")
-        return self._rule(f"{name}-fresh", " | ".join(options))
+    def _fresh(self, banned: set[str], name: str, nonempty: bool) -> str:
+        """The rest of a string (closing quote included) that may not be one of ``banned``
+        (lower case, single-spaced) whatever its case and spacing: one rule per state
+        (the value read so far, whitespace dropped at its start and run together, and
+        whether whitespace follows it). A character that leaves every banned prefix leads
+        to the free rest of the string."""
+        prefixes = {b[:i] for b in banned for i in range(len(b) + 1)}
+        names: dict[tuple[str, bool], str] = {}
+        bodies: list[tuple[str, str]] = []
+
+        def state(prefix: str, spaced: bool) -> str:
+            if (prefix, spaced) in names:
+                return names[(prefix, spaced)]
+            rule = names[(prefix, spaced)] = self._reserve(f"{name}-fresh")
+            read = prefix + " " if spaced and prefix else prefix
+            nexts = sorted({b[len(read)] for b in banned
+                            if b.startswith(read) and len(b) > len(read)} - {" "})
+            options = []
+            if prefix not in banned and (prefix or not nonempty):
+                options.append('"\\""')
+            if not prefix or prefix in banned or prefix + " " in prefixes:
+                options.append(f"[{_SPACE_CLASS}] {state(prefix, True)}")
+            else:  # no banned value goes on from here with whitespace: the rest is free
+                options.append(f'[{_SPACE_CLASS}] char* "\\""')
+            others = "".join(_class_char(c) for n in nexts for c in _cases(n)) + _SPACE_CLASS
+            options.append(f'([^"\\\\<\\x00-\\x1F\\x7F{others}] | escape) char* "\\""')
+            for n in nexts:
+                head = "[" + "".join(_class_char(c) for c in _cases(n)) + "]"
+                options.append(f"{head} {state(read + n, False)}")
+            bodies.append((rule, " | ".join(options)))
+            return rule
+
+        start = state("", False)
+        self.rules.extend(f"{rule} ::= {body}" for rule, body in bodies)
+        return start
 
     def _array(self, schema: dict[str, Any], name: str) -> str:
         item = self.value(schema.get("items") or {"type": "string"}, f"{name}-item")

@@ -378,3 +378,15 @@ def test_fresh_calls_refuse_the_same_queries_in_gbnf_as_llama_cpp_reads_it():
     assert accepts("search", {"queries": ["Flag of Peru"]})
     assert accepts("image_search", {"query": "Solana logo"})
     assert accepts("image_search", {"query": "Flag of Perus"})
+    # case and spacing aside, with the verdict of the transformers grammar on each
+    rules = {"tools": tools, "answer_ids": (), "answer": False}
+    for query, refused in (("Flag  of Peru", True), (" flag of PERU ", True),
+                           ("Flag\u00a0of\u2003Peru", True), ("  Flag of  Peru  ", True),
+                           ("Flag of Peru x", False), ("Flag ofPeru", False),
+                           ("Flag of Pe ru", False), ("  Flag of", False), ("  ", True),  # blank: minLength
+                           ("Sol ana logo", False)):
+        text = format_tool_call("image_search", {"query": query}).replace("\n", "")
+        assert accepts("image_search", {"query": query}) is not refused, query
+        assert reads_under(rules, text) is not refused, query
+    assert not accepts("search", {"queries": ["Solana   logo"]})
+    assert accepts("search", {"queries": ["Solana logo 2"]})
