@@ -133,6 +133,40 @@ def fresh_tools(tools: Sequence[dict[str, Any]],
     return fresh
 
 
+EXAMPLE = re.compile(r'"([^"]+)"')
+"""A quoted example in the description of a tool's argument: ``e.g. "Flag of Peru".``"""
+
+
+def description_examples(tool: dict[str, Any]) -> dict[str, list[str]]:
+    """The quoted examples in the descriptions of a tool's text arguments (a string, or a
+    list of strings): ``{argument: [examples]}``."""
+    spec = tool.get("function", tool)
+    found: dict[str, list[str]] = {}
+    for key, value in ((spec.get("parameters") or {}).get("properties") or {}).items():
+        text = value.get("type") == "string" or (
+            value.get("type") == "array" and (value.get("items") or {}).get("type") == "string")
+        examples = EXAMPLE.findall(str(value.get("description") or "")) if text else []
+        if examples:
+            found[str(key)] = examples
+    return found
+
+
+def unread_examples(messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]]
+                    ) -> dict[str, dict[str, list[str]]]:
+    """The examples of ``tools``' descriptions (:func:`description_examples`) that neither
+    the request nor a tool result in ``messages`` holds (case and spacing aside):
+    ``{tool: {argument: [examples]}}``."""
+    read = " ".join(" ".join(str(m.get("content") or "").split()) for m in messages
+                    if m.get("role") in ("user", "tool")).casefold()
+    unread: dict[str, dict[str, list[str]]] = {}
+    for tool in tools:
+        for key, examples in description_examples(tool).items():
+            left = [e for e in examples if " ".join(e.split()).casefold() not in read]
+            if left:
+                unread.setdefault(str(tool.get("function", tool).get("name")), {})[key] = left
+    return unread
+
+
 REPEATS_ALLOWED = 1
 """How many times a backend with ``fresh_calls`` lets a tool call be repeated word for word
 before it closes the tool for the turn: a model may look a result up again (to count a
@@ -175,14 +209,20 @@ def reply_rules(messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, An
 
     ``closed`` names tools the turn may not call (a backend with ``fresh_calls`` closes
     the tool of a reply that would make an earlier call a third time, and decodes the
-    turn again); the
-    tools left may not repeat an earlier query either (:func:`fresh_tools`). When no
-    tool is left the turn is the answer.
+    turn again); the tools left may not repeat an earlier query either
+    (:func:`fresh_tools`), nor take the example of their own description where the
+    conversation has not shown it (:func:`unread_examples`: a model pushed off its
+    repeated call copied ``"Flag of Peru"`` into a request about a logo). When no tool
+    is left the turn is the answer.
     """
     closed = set(closed)
     if closed:
-        tools = fresh_tools([t for t in tools if t.get("function", t).get("name") not in closed],
-                            earlier_arguments(messages))
+        left = [t for t in tools if t.get("function", t).get("name") not in closed]
+        taken = earlier_arguments(messages)
+        for name, examples in unread_examples(messages, left).items():
+            for key, values in examples.items():
+                taken.setdefault(name, {}).setdefault(key, []).extend(values)
+        tools = fresh_tools(left, taken)
     ids = sorted(shown_image_ids(messages))
     if not cite_pictures:
         return {"tools": tools, "answer_ids": ids, "min_references": 0, "answer": True}

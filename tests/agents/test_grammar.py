@@ -7,6 +7,7 @@ import pytest
 from knowgen.agents.grammar import ReplyGrammar, allowed_tokens, answer_schema, tool_call_schema
 from knowgen.agents.turn_rules import (
     answer_due,
+    description_examples,
     earlier_arguments,
     image_searches_counted,
     repeated_tool,
@@ -333,6 +334,40 @@ def test_a_repeated_call_is_found_and_its_tool_closed_for_the_turn(env_like):
     every = [t["function"]["name"] for t in TOOL_SCHEMAS]
     assert reply_rules(messages, TOOL_SCHEMAS, True, closed=every)["tools"] == ()
     assert "not_in" not in json.dumps(TOOL_SCHEMAS)  # the schemas given are left alone
+
+
+def test_a_fresh_decode_may_not_copy_its_tools_example_unread(env_like):
+    """On a real episode with the compact tools the bundled agent is trained on: with the
+    web search closed, the image search may not be the example of its own description
+    ("Flag of Peru") while neither the request nor a result has shown it; a first decode
+    may, and so may a fresh one once a result shows it."""
+    from knowgen.envs.trl_env import adapter_class, tool_schemas
+
+    tools = tool_schemas(adapter_class("compact"))
+    image_search = next(t for t in tools if t["function"]["name"] == "image_search")
+    assert description_examples(image_search) == {"query": ["Flag of Peru"]}
+    env = env_like(max_tool_calls=6)
+    task = next(t for t in env.tasks if "peru" not in t.prompt.lower())
+    env.reset(options={"task_id": task.id})
+    env.step(format_tool_call("search", {"queries": ["Solana logo"]}))
+    messages = env.messages()
+    read = [m for m in messages if m["role"] in ("user", "tool")]  # not the system prompt
+    assert "flag of peru" not in json.dumps(read).lower()
+
+    def call(query):
+        return format_tool_call("image_search", {"query": query}, think="Look.")
+
+    fresh = reply_rules(messages, tools, True, closed=("search",))
+    assert not reads_under(fresh, call("Flag of Peru"))
+    assert not reads_under(fresh, call(" flag of  PERU"))
+    assert reads_under(fresh, call("Flag of Peru of Solana"))  # refused only as a whole
+    assert reads_under(fresh, call("Solana logo"))  # another tool's earlier query
+    assert reads_under(reply_rules(messages, tools, True), call("Flag of Peru"))
+    env.step(format_tool_call("search", {"queries": ["Flag of Peru"]}))
+    shown = env.messages()
+    assert "flag of peru" in json.dumps(shown[-1]).lower()
+    assert reads_under(reply_rules(shown, tools, True, closed=("search",)),
+                       call("Flag of Peru"))
 
 
 def test_fresh_calls_refuse_the_same_queries_in_gbnf_as_llama_cpp_reads_it():
