@@ -190,7 +190,9 @@ class LlamaCppBackend(CheckpointChatBackend):
             ``generation.finish_count``, else off.
         fresh_calls: With the grammar, a reply that would make a tool call a third
             time word for word (case and spacing aside) is decoded again with that tool
-            closed for the turn (:func:`~knowgen.agents.turn_rules.repeated_tool`).
+            closed for the turn (:func:`~knowgen.agents.turn_rules.repeated_tool`); the
+            tools left may not repeat an earlier query or copy their description's
+            example unread (:func:`~knowgen.agents.turn_rules.reply_rules`).
             ``None``: the folder's ``generation.fresh_calls``, else off.
         cache_dir: Folder of converted adapters (default ``~/.cache/knowgen/lora-gguf``).
 
