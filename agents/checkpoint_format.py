@@ -149,7 +149,7 @@ class CheckpointChatBackend:
             closed: Tools this decode may not call (``fresh_calls``'s second decode).
         """
         return reply_rules(messages, tools or self.tools or (), self.cite_pictures,
-                           self.finish_count, tuple(closed))
+                           self.finish_count, closed)
 
     def reseed(self, seed: int) -> None:
         """Restart the sampling sequence from ``seed``."""

@@ -251,9 +251,15 @@ class JsonGrammar:
         return values
 
 
+def folded(text: str) -> str:
+    """``text`` single-spaced, without surrounding whitespace, case folded: the form in
+    which :func:`same_text` compares strings."""
+    return " ".join(text.split()).casefold()
+
+
 def same_text(a: str, b: str) -> bool:
     """Whether two strings say the same, case and surrounding or repeated whitespace aside."""
-    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+    return folded(a) == folded(b)
 
 
 def _types(schema: dict[str, Any]) -> set[str]:

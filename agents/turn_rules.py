@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from knowgen.agents.json_grammar import same_text
+from knowgen.agents.json_grammar import folded, same_text
 from knowgen.envs.observations import tools_closed
 from knowgen.envs.protocol import IMG_ID_PATTERN, parse_action
 
@@ -156,12 +156,12 @@ def unread_examples(messages: Sequence[dict[str, Any]], tools: Sequence[dict[str
     """The examples of ``tools``' descriptions (:func:`description_examples`) that neither
     the request nor a tool result in ``messages`` holds (case and spacing aside):
     ``{tool: {argument: [examples]}}``."""
-    read = " ".join(" ".join(str(m.get("content") or "").split()) for m in messages
-                    if m.get("role") in ("user", "tool")).casefold()
+    read = " ".join(folded(str(m.get("content") or "")) for m in messages
+                    if m.get("role") in ("user", "tool"))
     unread: dict[str, dict[str, list[str]]] = {}
     for tool in tools:
         for key, examples in description_examples(tool).items():
-            left = [e for e in examples if " ".join(e.split()).casefold() not in read]
+            left = [e for e in examples if folded(e) not in read]
             if left:
                 unread.setdefault(str(tool.get("function", tool).get("name")), {})[key] = left
     return unread
