@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 _SAMPLED_KEEP = 20
 """Allowed tokens a sampled step chooses among under the grammar."""
 _FIRST_CANDIDATES = 64
+_TAIL_MASS = 1e-5
+"""A sampled step looks for allowed tokens only among the likeliest ones that, together,
+leave less than this probability to the rest of the vocabulary."""
 
 
 def _import_torch_stack() -> tuple[Any, Any]:
@@ -115,6 +118,15 @@ class TransformersBackend(CheckpointChatBackend):
             tools left may not repeat an earlier query or copy their description's
             example unread (:func:`~knowgen.agents.turn_rules.reply_rules`).
             ``None``: the folder's ``generation.fresh_calls``, else off.
+        model: A model already in memory to decode with instead of the folder's (the
+            one a trainer is updating); the folder then gives only its settings. It is
+            used as it is: not moved, merged or switched to eval mode.
+        tokenizer: The tokenizer of ``model`` (with ``model`` only).
+
+    Attributes:
+        last_prompt_ids: The token ids of the last decode's prompt.
+        last_new_ids: The token ids that decode wrote (its end-of-turn token included
+            when it wrote one).
 
     Raises:
         MissingDependencyError: without torch or transformers (install ``knowgen[train]``).
@@ -126,7 +138,8 @@ class TransformersBackend(CheckpointChatBackend):
                  top_p: float | None = None, do_sample: bool | None = None, seed: int = 0,
                  stop_loops: bool = True, grammar: bool | None = None,
                  cite_pictures: bool | None = None, finish_count: bool | None = None,
-                 fresh_calls: bool | None = None):
+                 fresh_calls: bool | None = None, *, model: Any = None,
+                 tokenizer: Any = None):
         torch, transformers = _import_torch_stack()
         self.stop_loops = bool(stop_loops)
         self.path = Path(path).expanduser()
@@ -143,15 +156,20 @@ class TransformersBackend(CheckpointChatBackend):
         self._token_texts: list[str] | None = None
         self.device = _pick_device(torch, device)
         self._torch = torch
-        self.tokenizer = transformers.PreTrainedTokenizerFast.from_pretrained(str(self.path))
-        self.model = load_checkpoint_model(self.path, settings,
-                                           _pick_dtype(torch, dtype, self.device)).to(self.device)
-        self.model.eval()
+        if (model is None) != (tokenizer is None):
+            raise ConfigError("Pass model and tokenizer together, or neither to load the folder's.")
+        if model is None:
+            tokenizer = transformers.PreTrainedTokenizerFast.from_pretrained(str(self.path))
+            model = load_checkpoint_model(self.path, settings,
+                                          _pick_dtype(torch, dtype, self.device)).to(self.device)
+            model.eval()
+        self.tokenizer, self.model = tokenizer, model
         self.end_id = self.tokenizer.convert_tokens_to_ids(END_OF_TURN)
         if self.end_id is None or self.end_id == self.tokenizer.unk_token_id:
             raise DataError(f"The tokenizer in {self.path} has no {END_OF_TURN} token; it was not "
                             "written by `knowgen train`.")
         self.last_new_ids: list[int] = []
+        self.last_prompt_ids: list[int] = []
         logger.info("Loaded agent model %s on %s (%s)", self.path, self.device, self.model.dtype)
 
     def __repr__(self) -> str:
@@ -187,6 +205,7 @@ class TransformersBackend(CheckpointChatBackend):
         self._calls += 1
         new = out[0, ids.shape[1]:].tolist()
         self.last_new_tokens, self.last_new_ids = len(new), new
+        self.last_prompt_ids = ids[0].tolist()
         text = self.tokenizer.decode(new, skip_special_tokens=False)
         return {"role": "assistant", "content": clean_reply(text)}
 
@@ -209,9 +228,14 @@ def _grammar_logits(torch: Any, start: ReplyGrammar, texts: Sequence[str], end_i
     """Logits processor list: all but the ``keep`` likeliest allowed tokens get ``-inf``.
 
     ``keep`` is 1 for greedy decoding. Candidates are checked likeliest first: the
-    top 64, then the rest of the vocabulary while fewer than ``keep`` were allowed.
-    Each row keeps its own reading of the reply; a row whose reply left the grammar
-    anyway (no token of the vocabulary was allowed) is not constrained further.
+    top 64, then, while fewer than ``keep`` were allowed, the likeliest tokens that
+    leave the rest of the vocabulary less than ``_TAIL_MASS`` of the probability (the
+    tokens past them could almost never be drawn; checking each against the grammar
+    made a sampled reply cost seconds a token), and when none of those is allowed, the
+    whole vocabulary until one is (so a greedy decode takes the likeliest allowed token
+    wherever it ranks). Each row keeps its own reading of the reply; a row whose reply
+    left the grammar anyway (no token of the vocabulary was allowed) is not
+    constrained further.
     """
     from transformers import LogitsProcessor, LogitsProcessorList
 
@@ -233,8 +257,14 @@ def _grammar_logits(torch: Any, start: ReplyGrammar, texts: Sequence[str], end_i
                 top = torch.topk(scores[row], min(_FIRST_CANDIDATES, scores.shape[1])).indices
                 allowed = allowed_tokens(reading, top.tolist(), texts, end_id, keep)
                 if len(allowed) < keep:
-                    ranked = torch.argsort(scores[row], descending=True).tolist()
-                    allowed = allowed_tokens(reading, ranked, texts, end_id, keep)
+                    order = torch.argsort(scores[row], descending=True)
+                    left = 1 - torch.cumsum(torch.softmax(scores[row].float(), -1)[order], 0)
+                    reach = int((left >= _TAIL_MASS).sum()) + 1
+                    allowed = allowed_tokens(reading, order[:reach].tolist(), texts, end_id,
+                                             keep)
+                    if not allowed:
+                        allowed = allowed_tokens(reading, order[reach:].tolist(), texts,
+                                                 end_id, 1)
                 if allowed:
                     keep_ids = torch.tensor(allowed, device=scores.device)
                     masked = torch.full_like(scores[row], float("-inf"))

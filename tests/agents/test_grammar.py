@@ -151,6 +151,39 @@ def test_the_logits_processor_masks_what_breaks_the_turn():
     assert done[0].argmax().item() == 4 and torch.isinf(done[0, :4]).all()
 
 
+def test_a_sampled_step_skips_allowed_tokens_it_could_almost_never_draw():
+    """Past the top 64, a sampled step looks only as far as the probability reaches;
+    greedy, and a step with nothing allowed there, still find the likeliest allowed token
+    wherever it ranks."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from knowgen.agents.transformers_backend import _TAIL_MASS, _grammar_logits
+
+    filler = 80  # '"}}' would close the query wrongly: never allowed
+    texts = ['"}}'] * filler + [" Lima", " Cusco", "<think>x</think>",
+                                '<tool_call>{"name": "search", "arguments": {"queries": ["Peru']
+    ids = torch.tensor([[9, len(texts) - 2, len(texts) - 1]])
+    lima, cusco = filler, filler + 1
+    scores = torch.full((1, len(texts)), -40.0)
+    scores[0, :filler], scores[0, lima], scores[0, cusco] = 10.0, 3.0, -30.0
+    probs = torch.softmax(scores[0], -1)
+    assert probs[lima] > _TAIL_MASS > probs[cusco]
+
+    def step(keep, logits):
+        start = grammar()
+        return _grammar_logits(torch, start, texts, end_id=len(texts), prompt_length=1,
+                               keep=keep)(ids, logits.clone())[0]
+
+    sampled = step(20, scores)
+    assert sampled[lima] == 3.0 and torch.isinf(sampled[cusco])
+    assert torch.isinf(sampled[:filler]).all()
+    assert step(1, scores).argmax().item() == lima
+    scores[0, lima] = -40.0  # only ' Cusco' is left, far in the tail
+    for keep in (1, 20):
+        out = step(keep, scores)
+        assert out.argmax().item() == cusco and torch.isinf(out[:filler]).all()
+
+
 def test_the_gbnf_grammar_defines_every_rule_it_uses():
     import re
 
