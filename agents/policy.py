@@ -114,12 +114,12 @@ def transformers_policy(path: str | None = None, device: str = "auto", dtype: st
                                   seed=seed, stop_loops=stop_loops, grammar=grammar,
                                   cite_pictures=cite_pictures, finish_count=finish_count,
                                   fresh_calls=fresh_calls)
-    return _checkpoint_agent(backend, format_retries, drop_invalid_turns, resample_repeats,
+    return checkpoint_agent(backend, format_retries, drop_invalid_turns, resample_repeats,
                              system_prompt=system_prompt, system_prompt_from=system_prompt_from,
                              images=images, tools=tools, seed=seed, name=name)
 
 
-def _checkpoint_agent(backend: Any, format_retries: int | None,
+def checkpoint_agent(backend: Any, format_retries: int | None,
                       drop_invalid_turns: bool | None, resample_repeats: bool | None,
                       **kwargs: Any) -> GenSearcherAgent:
     """The agent over a checkpoint backend; unset retry settings come from its ``generation``."""
@@ -165,7 +165,7 @@ def llamacpp_policy(path: str | None = None, threads: int | None = None, context
                               top_p=top_p, do_sample=do_sample, seed=seed, grammar=grammar,
                               cite_pictures=cite_pictures, finish_count=finish_count,
                               fresh_calls=fresh_calls, cache_dir=cache_dir)
-    return _checkpoint_agent(backend, format_retries, drop_invalid_turns, resample_repeats,
+    return checkpoint_agent(backend, format_retries, drop_invalid_turns, resample_repeats,
                              system_prompt=system_prompt, system_prompt_from=system_prompt_from,
                              tools=tools, seed=seed, name=name)
 

@@ -33,6 +33,9 @@ from knowgen.fileio import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
+ROLLOUT_KINDS = ("tools", "agent")
+"""Values of ``grpo.rollouts``: TRL's tool loop, or the bundled agent's decoding."""
+
 
 def grpo_init_dir(cfg: TrainConfig) -> Path:
     """The model folder GRPO starts from.
@@ -91,14 +94,24 @@ def env_config(cfg: TrainConfig, source: tuple[str, str] | None = None) -> EnvCo
 
 
 def grpo_dataset(cfg: TrainConfig, task_ids: list[str],
-                 requests: dict[str, str] | None = None) -> Any:
+                 requests: dict[str, str] | None = None, agent: bool = False) -> Any:
     """Rows ``{"prompt": [system, user ""], "task_id"}``; reset() supplies the request.
 
     With ``requests`` (task id to request, :func:`reworded_requests`) every row also
     carries ``"request"``, the words reset() hands the model instead of the task's own.
+    With ``agent`` (agent rollouts) the user message itself holds the request (from
+    ``requests``, else empty: the task's own) and its task id
+    (:func:`~knowgen.agents.train.agent_rollouts.request_message`).
     """
     from datasets import Dataset
 
+    if agent:
+        from knowgen.agents.train.agent_rollouts import request_message
+
+        system = {"role": "system", "content": cfg.system_prompt, "task_id": None}
+        return Dataset.from_list([
+            {"prompt": [system, request_message((requests or {}).get(t, ""), t)], "task_id": t}
+            for t in task_ids])
     prompt = [{"role": "system", "content": cfg.system_prompt}, {"role": "user", "content": ""}]
     rows: list[dict[str, Any]] = [{"prompt": prompt, "task_id": t} for t in task_ids]
     if requests is not None:
@@ -237,8 +250,14 @@ def _of_templates(tasks: list[Any], templates: list[str] | str, split: str) -> l
     return kept
 
 
-def build_grpo_trainer(cfg: TrainConfig, out_dir: Path | None = None) -> Any:
-    """A ready ``GRPOTrainer`` (model from :func:`grpo_init_dir`, environments from the world)."""
+def build_grpo_trainer(cfg: TrainConfig, out_dir: Path | None = None,
+                       backends: dict[str, Any] | None = None) -> Any:
+    """A ready ``GRPOTrainer`` (model from :func:`grpo_init_dir`, environments from the world).
+
+    ``backends``: ready environment backends (``benchmark``, judges...) for the agent
+    rollouts' environment to share instead of building its own. ``grpo.rollouts`` picks TRL's tool loop or the agent's
+    (:func:`rollout_kind`).
+    """
     import warnings
 
     from trl import GRPOTrainer
@@ -250,14 +269,38 @@ def build_grpo_trainer(cfg: TrainConfig, out_dir: Path | None = None) -> Any:
     source = prompt_source(cfg)
     tasks = prompt_tasks(cfg, source)
     requests = reworded_requests(cfg, tasks, source[1])
+    ids = [t.id for t in tasks]
     with warnings.catch_warnings():
-        # environment_factory is experimental in TRL 1.16; the version is pinned for that reason.
-        warnings.filterwarnings("ignore", message=".*'environment_factory'.*experimental")
+        # environment_factory and rollout_func are experimental in TRL 1.16; the version is
+        # pinned for that reason.
+        warnings.filterwarnings("ignore", message=".*'(environment_factory|rollout_func)'.*")
+        if rollout_kind(cfg) == "agent":
+            from knowgen.agents.train.agent_rollouts import AgentRollouts, episode_reward
+
+            g = cfg.grpo
+            rollouts = AgentRollouts(init, env_config(cfg, source), temperature=g.temperature,
+                                     top_p=g.top_p, seed=g.seed, backends=backends)
+            return GRPOTrainer(
+                model=model, processing_class=tokenizer, reward_funcs=[episode_reward],
+                train_dataset=grpo_dataset(cfg, ids, requests, agent=True),
+                args=grpo_arguments(cfg, out_dir), rollout_func=rollouts)
         return GRPOTrainer(
             model=model, processing_class=tokenizer, reward_funcs=[searchgen_reward],
-            train_dataset=grpo_dataset(cfg, [t.id for t in tasks], requests),
+            train_dataset=grpo_dataset(cfg, ids, requests),
             args=grpo_arguments(cfg, out_dir),
             environment_factory=make_env_factory(env_config(cfg, source), view=cfg.view))
+
+
+def rollout_kind(cfg: TrainConfig) -> str:
+    """``grpo.rollouts``, checked: ``"tools"`` or ``"agent"``.
+
+    Raises:
+        UnknownNameError: for another value.
+    """
+    kind = str(cfg.grpo.rollouts)
+    if kind not in ROLLOUT_KINDS:
+        raise UnknownNameError("grpo.rollouts", kind, ROLLOUT_KINDS)
+    return kind
 
 
 def run_grpo(cfg: TrainConfig) -> Path:

@@ -291,6 +291,13 @@ class GRPOSettings:
     alpha: float = 0.5
     """Text reward weight: 0 pays the image judge only, 1 the text judge only."""
 
+    rollouts: str = "tools"
+    """Who plays the episodes. ``tools``: TRL's own tool loop samples each turn from the
+    bare model. ``agent``: the bundled agent plays them on the model being trained, with
+    the start checkpoint's decoding rules (grammar, ``cite_pictures``, ``finish_count``,
+    ``fresh_calls``, retries) at ``temperature``, so the rollouts are the episodes the
+    shipped agent could play (:mod:`knowgen.agents.train.agent_rollouts`)."""
+
     num_generations: int = 6
     """Group size: rollouts per prompt."""
 
