@@ -9,11 +9,17 @@ from knowgen.errors import ConfigError, UnknownNameError
 from knowgen.registry import BENCHMARKS
 
 
-def test_vllm_fields_reach_grpo_config_only_when_asked(tmp_path):
+def test_vllm_fields_reach_grpo_config_only_when_asked(tmp_path, monkeypatch):
+    from knowgen.agents.train import sft
+
     cfg = load_train_config("smoke", {})
     assert _vllm_arguments(cfg.grpo) == {}
+    monkeypatch.setattr(sft, "_has_cuda", lambda: False)
+    monkeypatch.setattr(sft, "cpu_has_bf16", lambda: False)
     args = grpo_arguments(cfg, tmp_path)
-    assert args.use_vllm is False and args.bf16 is False  # CPU: full precision, no vLLM
+    assert args.use_vllm is False and args.bf16 is False  # CPU without bf16: float32, no vLLM
+    monkeypatch.setattr(sft, "cpu_has_bf16", lambda: True)
+    assert grpo_arguments(cfg, tmp_path).bf16 is (cfg.precision in ("auto", "bf16"))
     cfg = load_train_config("paper", {"grpo.use_vllm": True,
                                       "grpo.vllm_server_base_url": "http://10.0.0.2:8000"})
     assert _vllm_arguments(cfg.grpo) == {"use_vllm": True, "vllm_mode": "server",
