@@ -115,13 +115,13 @@ def transformers_policy(path: str | None = None, device: str = "auto", dtype: st
                                   cite_pictures=cite_pictures, finish_count=finish_count,
                                   fresh_calls=fresh_calls)
     return checkpoint_agent(backend, format_retries, drop_invalid_turns, resample_repeats,
-                             system_prompt=system_prompt, system_prompt_from=system_prompt_from,
-                             images=images, tools=tools, seed=seed, name=name)
+                            system_prompt=system_prompt, system_prompt_from=system_prompt_from,
+                            images=images, tools=tools, seed=seed, name=name)
 
 
 def checkpoint_agent(backend: Any, format_retries: int | None,
-                      drop_invalid_turns: bool | None, resample_repeats: bool | None,
-                      **kwargs: Any) -> GenSearcherAgent:
+                     drop_invalid_turns: bool | None, resample_repeats: bool | None,
+                     **kwargs: Any) -> GenSearcherAgent:
     """The agent over a checkpoint backend; unset retry settings come from its ``generation``."""
     if format_retries is None:
         format_retries = int(backend.generation.get("format_retries", 0))
@@ -166,8 +166,8 @@ def llamacpp_policy(path: str | None = None, threads: int | None = None, context
                               cite_pictures=cite_pictures, finish_count=finish_count,
                               fresh_calls=fresh_calls, cache_dir=cache_dir)
     return checkpoint_agent(backend, format_retries, drop_invalid_turns, resample_repeats,
-                             system_prompt=system_prompt, system_prompt_from=system_prompt_from,
-                             tools=tools, seed=seed, name=name)
+                            system_prompt=system_prompt, system_prompt_from=system_prompt_from,
+                            tools=tools, seed=seed, name=name)
 
 
 def bundled_checkpoint_dir(name: str = "gen-searcher") -> Path:

@@ -187,7 +187,7 @@ class AgentRollouts:
                                "rollouts then differ from TRL's only in the agent's retries.",
                                self.init_dir)
             self._agent = checkpoint_agent(backend, None, None, None, seed=self.seed,
-                                            name="grpo-rollouts")
+                                           name="grpo-rollouts")
         return self._agent
 
     def _environment(self) -> Any:

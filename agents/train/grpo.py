@@ -255,8 +255,8 @@ def build_grpo_trainer(cfg: TrainConfig, out_dir: Path | None = None,
     """A ready ``GRPOTrainer`` (model from :func:`grpo_init_dir`, environments from the world).
 
     ``backends``: ready environment backends (``benchmark``, judges...) for the agent
-    rollouts' environment to share instead of building its own. ``grpo.rollouts`` picks TRL's tool loop or the agent's
-    (:func:`rollout_kind`).
+    rollouts' environment to share instead of building its own. ``grpo.rollouts`` picks
+    TRL's tool loop or the agent's (:func:`rollout_kind`).
     """
     import warnings
 
