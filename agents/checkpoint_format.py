@@ -51,6 +51,17 @@ def is_adapter_folder(path: Path) -> bool:
     return (Path(path) / "adapter_config.json").is_file()
 
 
+def name_base_in_adapter_config(folder: str | Path, base: str) -> None:
+    """Record ``base`` as the model the LoRA adapter in ``folder`` adapts (peft's
+    ``base_model_name_or_path``); a folder without an adapter is left as it is."""
+    path = Path(folder) / "adapter_config.json"
+    if not path.is_file():
+        return
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = base
+    path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
 def clean_reply(text: str) -> str:
     """The reply up to its first ``<|im_end|>``, without other chat control tokens."""
     text = text.split(END_OF_TURN, 1)[0]
@@ -86,11 +97,10 @@ def pack_checkpoint(source: str | Path, target: str | Path, dtype: str = "float1
         if path.name == "adapter_config.json":
             # the base is loaded from knowgen_agent.json's "base"; a path of the training
             # machine would only leak into the shipped file
-            config = json.loads(path.read_text(encoding="utf-8"))
+            shutil.copy2(path, dst / path.name)
             base = read_agent_file(src).get("base")
-            if base and config.get("base_model_name_or_path"):
-                config["base_model_name_or_path"] = base
-            (dst / path.name).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+            if base:
+                name_base_in_adapter_config(dst, base)
         elif path.name == "adapter_model.safetensors":
             from safetensors.numpy import load_file, save_file
 

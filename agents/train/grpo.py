@@ -22,6 +22,7 @@ from typing import Any
 from knowgen.agents.checkpoint_format import is_adapter_folder
 from knowgen.agents.tiny import load_tokenizer
 from knowgen.agents.train.config import TrainConfig
+from knowgen.agents.train.hub import no_usage_report
 from knowgen.agents.train.models import adapter_base, load_trainable
 from knowgen.agents.train.resume import keep_schedule_on_resume, last_checkpoint
 from knowgen.agents.train.sft import _has_cuda, save_agent, use_bf16
@@ -164,13 +165,15 @@ def reworded_requests(cfg: TrainConfig, tasks: list[Any], split: str) -> dict[st
 
 
 def grpo_arguments(cfg: TrainConfig, out_dir: Path) -> Any:
-    """TRL ``GRPOConfig`` for the run.
+    """TRL ``GRPOConfig`` for the run; the trainer built with it reports nothing to the hub
+    (:func:`~knowgen.agents.train.hub.no_usage_report`).
 
     Raises:
         ConfigError: when the batch is not a multiple of the group size.
     """
     from trl import GRPOConfig
 
+    no_usage_report()
     g = cfg.grpo
     if (g.batch_size * g.grad_accum) % g.num_generations:
         raise ConfigError(f"grpo.batch_size x grpo.grad_accum ({g.batch_size * g.grad_accum}) must "

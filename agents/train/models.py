@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from knowgen.agents.checkpoint_format import is_adapter_folder, read_agent_file
+from knowgen.agents.train.hub import without_hub_lookup
 from knowgen.errors import ConfigError
 
 
@@ -46,4 +47,6 @@ def load_trainable(init: str | Path) -> Any:
 
     from knowgen.agents.base_models import load_base_model
 
-    return PeftModel.from_pretrained(load_base_model(base), str(init), is_trainable=True)
+    model = PeftModel.from_pretrained(load_base_model(base), str(init), is_trainable=True)
+    return without_hub_lookup(model)
+

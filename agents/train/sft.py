@@ -19,7 +19,11 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from knowgen.agents.checkpoint_format import AGENT_FILE, is_adapter_folder
+from knowgen.agents.checkpoint_format import (
+    AGENT_FILE,
+    is_adapter_folder,
+    name_base_in_adapter_config,
+)
 from knowgen.agents.tiny import (
     build_tiny_model,
     count_parameters,
@@ -27,6 +31,7 @@ from knowgen.agents.tiny import (
     qwen3_chat_template,
 )
 from knowgen.agents.train.config import GenerationSettings, TrainConfig
+from knowgen.agents.train.hub import no_usage_report, without_hub_lookup
 from knowgen.agents.train.models import adapter_base, load_trainable
 from knowgen.agents.train.resume import keep_schedule_on_resume, last_checkpoint
 from knowgen.agents.train.sft_data import training_records
@@ -76,6 +81,7 @@ def save_agent(model: Any, tokenizer: Any, out_dir: str | Path, system_prompt: s
     }
     if base:
         meta["base"] = base
+        name_base_in_adapter_config(out, base)
     if hasattr(model, "peft_config"):
         meta["adapter"] = "lora"
         meta["trainable_parameters"] = sum(p.numel() for p in model.parameters()
@@ -218,7 +224,7 @@ def with_lora(cfg: TrainConfig, model: Any) -> Any:
                           "sft.init=smollm2-135m), or sft.lora.r=0 to train a tiny model whole.")
     from peft import get_peft_model
 
-    model = get_peft_model(model, peft_config)
+    model = without_hub_lookup(get_peft_model(model, peft_config))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     logger.info("LoRA r=%d: %d trainable parameters of %d", cfg.sft.lora.r, trainable,
                 sum(p.numel() for p in model.parameters()))
@@ -238,9 +244,13 @@ def saved_base(cfg: TrainConfig) -> str | None:
 
 
 def sft_arguments(cfg: TrainConfig, out_dir: Path, lm_warmup: bool = False) -> Any:
-    """TRL ``SFTConfig`` for the run (``lm_warmup``: the every-token warm-up stage)."""
+    """TRL ``SFTConfig`` for the run (``lm_warmup``: the every-token warm-up stage).
+
+    The trainer built with it reports nothing to the hub (:func:`no_usage_report`).
+    """
     from trl import SFTConfig
 
+    no_usage_report()
     s = cfg.sft
     return SFTConfig(
         output_dir=str(out_dir), assistant_only_loss=not lm_warmup, max_length=s.max_length,
