@@ -17,6 +17,7 @@ from typing import Any
 
 from knowgen.agents.turn_rules import repeated_tool, reply_rules
 from knowgen.errors import DataError
+from knowgen.fileio import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def name_base_in_adapter_config(folder: str | Path, base: str) -> None:
         return
     config = json.loads(path.read_text(encoding="utf-8"))
     config["base_model_name_or_path"] = base
-    path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(path, json.dumps(config, indent=2) + "\n")
 
 
 def clean_reply(text: str) -> str:

@@ -1,4 +1,9 @@
-"""Options of the test suite."""
+"""Options of the test suite, and the network rule every test runs under."""
+
+import ipaddress
+import socket
+
+import pytest
 
 
 def pytest_addoption(parser):
@@ -7,3 +12,60 @@ def pytest_addoption(parser):
                      "ViT-B-32 checkpoint); without it they are skipped")
     parser.addoption("--clip-model", default="ViT-B-32",
                      help="open_clip model name of --clip-weights (default: ViT-B-32)")
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def is_local(host) -> bool:
+    """Whether ``host`` names this machine: a loopback name or address, or the unspecified
+    address of a server that binds (``None``, ``""``, ``0.0.0.0``, ``::``)."""
+    if host is None:
+        return True
+    name = host.decode() if isinstance(host, bytes) else str(host)
+    if name in LOOPBACK_NAMES or name == "":
+        return True
+    try:
+        address = ipaddress.ip_address(name.split("%", 1)[0])
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch):
+    """Tests reach 127.0.0.0/8 and ::1 only. A lookup of any other name and a TCP
+    connection to any other address are refused before anything leaves the machine, and
+    the test that tried fails, whichever thread tried (a library's background report
+    included). Tests of refusing other addresses inject their own resolver instead."""
+    tried = []
+    resolve = socket.getaddrinfo
+    connect, connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def refuse(host):
+        tried.append(host)
+        return f"tests reach loopback addresses only, not {host!r}"
+
+    def getaddrinfo(host, *args, **kwargs):
+        if not is_local(host):
+            raise socket.gaierror(socket.EAI_NONAME, refuse(host))
+        return resolve(host, *args, **kwargs)
+
+    def checked(sock, address):
+        if (sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM
+                and not is_local(address[0])):
+            raise ConnectionRefusedError(refuse(address[0]))
+
+    def guarded_connect(sock, address):
+        checked(sock, address)
+        return connect(sock, address)
+
+    def guarded_connect_ex(sock, address):
+        checked(sock, address)
+        return connect_ex(sock, address)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", guarded_connect_ex)
+    yield
+    assert not tried, f"the test tried to reach {tried}: tests send traffic to 127.0.0.0/8 only"

@@ -162,9 +162,10 @@ def test_a_second_sft_stage_trains_the_saved_adapter_on(lora_run, base_folder, t
 def test_a_stage_from_a_shipped_folder_asks_no_server_about_its_base(lora_run, base_folder,
                                                                      tmp_path, monkeypatch):
     """A shipped folder names its base by preset ("smollm2-135m"), which reads as a hub id:
-    saving the next stage's adapter must not look that name up on the Hugging Face Hub."""
+    saving the next stage's adapter must not look that name up on the Hugging Face Hub, and
+    building the trainer must not report to it (the suite's ``loopback_only`` rule fails a
+    test whose process tries either)."""
     import copy
-    import socket
 
     from knowgen.agents.checkpoint_format import pack_checkpoint
     from knowgen.agents.train.sft import run_sft
@@ -174,22 +175,12 @@ def test_a_stage_from_a_shipped_folder_asks_no_server_about_its_base(lora_run, b
     adapter = json.loads((shipped / "adapter_config.json").read_text())
     adapter["base_model_name_or_path"] = "smollm2-135m"  # as the bundled agent's file says
     (shipped / "adapter_config.json").write_text(json.dumps(adapter))
-    looked_up = []
-    resolve = socket.getaddrinfo
-
-    def loopback_only(host, *args, **kwargs):
-        if host not in ("localhost", "127.0.0.1", "::1"):
-            looked_up.append(host)
-            raise socket.gaierror(f"this test resolves loopback names only, not {host!r}")
-        return resolve(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", loopback_only)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("CI", raising=False)  # TRL does not report from CI runs
     cfg = copy.deepcopy(cfg)
     cfg.output_dir = str(tmp_path / "stage2")
     cfg.sft.init, cfg.sft.stride_offset, cfg.sft.max_records = str(shipped), 1, 4
     final = run_sft(cfg)
-    assert looked_up == []
     # the saved adapter names the base its knowgen_agent.json records, as a packed one does
     saved = json.loads((final / "adapter_config.json").read_text())
     assert saved["base_model_name_or_path"] == str(base_folder / "base.gguf")
