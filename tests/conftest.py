@@ -69,3 +69,16 @@ def loopback_only(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect_ex", guarded_connect_ex)
     yield
     assert not tried, f"the test tried to reach {tried}: tests send traffic to 127.0.0.0/8 only"
+
+
+@pytest.fixture
+def hub_offline(monkeypatch):
+    """The Hugging Face Hub's offline mode, as a user gets it with ``HF_HUB_OFFLINE=1``.
+
+    huggingface_hub reads that variable once, when it is imported, so setting it during
+    the session changes nothing: the read value is replaced as well.
+    """
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)

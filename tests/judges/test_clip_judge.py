@@ -209,8 +209,7 @@ def test_unknown_model_suggests_a_name(tiny_config, fitted):
         judge.embed_texts(["a flag"])
 
 
-def test_unreachable_pretrained_tag_says_to_pass_a_file(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def test_unreachable_pretrained_tag_says_to_pass_a_file(hub_offline):
     judge = ClipImageJudge(model="RN50", pretrained="openai", require_thresholds=False)
     with pytest.raises(ConfigError, match="pretrained=/path/to/weights"):
         judge.embed_texts(["a flag"])

@@ -114,10 +114,9 @@ def test_a_folder_without_a_model_is_refused(tmp_path):
         resolve_base(str(tmp_path))
 
 
-def test_a_hub_id_offline_says_how_to_go_on(monkeypatch):
+def test_a_hub_id_offline_says_how_to_go_on(hub_offline):
     source = resolve_base("HuggingFaceTB/SmolLM2-135M-Instruct")
     assert source.kind == "hub"
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ConfigError, match="local folder"):
         load_base_tokenizer(source)
 
