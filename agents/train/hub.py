@@ -10,18 +10,16 @@ waits on the network nor sends anything.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 
 def no_usage_report() -> None:
     """Stop TRL's trainers (and anything else through ``huggingface_hub``) from reporting
-    their use to the hub, in this process and in processes it starts.
+    their use to the hub from this process.
 
-    huggingface_hub reads ``HF_HUB_DISABLE_TELEMETRY`` once, when it is imported, so the
-    setting it already read is changed as well as the environment.
+    huggingface_hub decides that from its own setting, which it takes from the
+    environment once, at import; that setting is turned off here.
     """
-    os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
     from huggingface_hub import constants
 
     constants.HF_HUB_DISABLE_TELEMETRY = True

@@ -49,4 +49,3 @@ def load_trainable(init: str | Path) -> Any:
 
     model = PeftModel.from_pretrained(load_base_model(base), str(init), is_trainable=True)
     return without_hub_lookup(model)
-
