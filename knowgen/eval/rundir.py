@@ -246,8 +246,13 @@ def read_run_meta(run_dir: Path) -> dict[str, Any]:
     return old
 
 
-def check_resumable(run_dir: Path, run_meta: dict[str, Any]) -> dict[str, Any]:
+def check_resumable(run_dir: Path, run_meta: dict[str, Any],
+                    grows: Callable[[Any], bool] | None = None) -> dict[str, Any]:
     """Refuse to resume a run folder that was started with other settings.
+
+    A larger ``limit`` is the one difference allowed, and only where ``grows(old_limit)``
+    says the folder's tasks are all among the new selection: the run then goes on to the
+    tasks it has not played (see :func:`open_identity`).
 
     Returns:
         The folder's ``run.json`` content.
@@ -257,6 +262,14 @@ def check_resumable(run_dir: Path, run_meta: dict[str, Any]) -> dict[str, Any]:
     """
     old = read_run_meta(run_dir)
     diff = [k for k in IDENTITY_KEYS if old.get(k) != run_meta.get(k)]
+    if diff == ["limit"] and grows is not None and grows(old.get("limit")):
+        diff = []
+    elif diff == ["limit"]:
+        raise RunError(
+            f"Cannot resume {run_dir} with --limit {run_meta.get('limit')}: it ran "
+            f"{_limit_words(old.get('limit'))}, and a run folder can only grow to a selection "
+            "that holds every task it has (a larger --limit, or none for the whole split). "
+            "Use a new --run-dir for a smaller selection.")
     if diff:
         raise RunError(
             f"Cannot resume {run_dir}: it was started with different settings "
@@ -271,6 +284,10 @@ def check_resumable(run_dir: Path, run_meta: dict[str, Any]) -> dict[str, Any]:
             "(knowgen compare, report, judge); start a new --run-dir to run this version."
         )
     return old
+
+
+def _limit_words(limit: Any) -> str:
+    return "every task of its split" if limit is None else f"--limit {limit}"
 
 
 def folder_benchmark_version(run_dir: Path, meta: dict[str, Any]) -> str | None:
@@ -289,11 +306,14 @@ def folder_benchmark_version(run_dir: Path, meta: dict[str, Any]) -> str | None:
 
 
 def open_identity(run_dir: Path, meta: dict[str, Any], *, resume: bool = False,
-                  adopt: bool = False) -> dict[str, Any]:
+                  adopt: bool = False, grows: Callable[[Any], bool] | None = None
+                  ) -> dict[str, Any]:
     """Check (or write) the identity of ``run_dir`` before any sample is written.
 
     * ``run.json`` present: its settings must equal ``meta``'s (a run id is added
-      to a folder written before run ids existed).
+      to a folder written before run ids existed), except for a ``limit`` that
+      ``grows`` accepts (:func:`check_resumable`); the folder then takes the new
+      limit, keeps its run id and lists the limits it had under ``grown_from``.
     * no ``run.json`` but samples: refused, since their settings are unknown,
       unless ``adopt`` is set; the folder then takes ``meta`` with a new run id
       and its readable samples are tagged with it.
@@ -309,9 +329,18 @@ def open_identity(run_dir: Path, meta: dict[str, Any], *, resume: bool = False,
     path = run_dir / "run.json"
     samples = run_dir / "samples.jsonl"
     if path.exists():
-        old = check_resumable(run_dir, meta)
-        if not isinstance(old.get("run_id"), str):
+        old = check_resumable(run_dir, meta, grows)
+        changed = not isinstance(old.get("run_id"), str)
+        if changed:
             old["run_id"] = new_run_id()
+        if old.get("limit") != meta.get("limit"):
+            logger.info("Growing %s from %s to %s.", run_dir, _limit_words(old.get("limit")),
+                        _limit_words(meta.get("limit")))
+            before = old.get("grown_from")
+            old["grown_from"] = [*(before if isinstance(before, list) else []), old.get("limit")]
+            old["limit"] = meta.get("limit")
+            changed = True
+        if changed:
             atomic_write_json(path, old)
         return old
     has_samples = samples.is_file() and samples.stat().st_size > 0

@@ -21,6 +21,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,20 +185,22 @@ def run_eval(cfg: EvalConfig, run_dir: str | Path | None = None, progress: bool 
     meta = _run_meta(cfg)
     benchmark = BENCHMARKS.create(cfg.env.benchmark)
     meta["benchmark_version"] = str(getattr(benchmark, "version", ""))
+    with progress_bars(progress and progress_enabled()):  # a benchmark's own bars too
+        split_tasks = benchmark.tasks(cfg.env.split)
+    tasks = select_tasks(split_tasks, cfg.limit)
+    grows = _grows_to(split_tasks, tasks)
     if (target / "run.json").exists():
-        check_resumable(target, meta)
+        check_resumable(target, meta, grows)
     wise_judge = make_wise_judge(cfg.env.image_judge, benchmark.variant) if is_wise(
         benchmark) else None
     if wise_judge is not None and cfg.env.text_judge != "offline":
         logger.warning("WISE has no ground truth and no text reward: text judge %r is not used.",
                        cfg.env.text_judge)
-    with progress_bars(progress and progress_enabled()):  # a benchmark's own bars too
-        tasks = select_tasks(benchmark.tasks(cfg.env.split), cfg.limit)
     created = _make_folder(target)
     try:
         with FolderLock(target, "run folder"):
             return _run_in(cfg, target, meta, benchmark, wise_judge, tasks, progress,
-                           write_html, adopt)
+                           write_html, adopt, grows)
     except BaseException as exc:
         log = target / "samples.jsonl"
         if created is not None and not (log.is_file() and log.stat().st_size):
@@ -223,11 +226,28 @@ def _make_folder(target: Path) -> Path | None:
     return top
 
 
+def _grows_to(split_tasks: list[Task], tasks: list[Task]) -> Callable[[Any], bool]:
+    """``grows(old_limit)``: whether every task an old ``--limit`` chose is among ``tasks``.
+
+    A run folder may be resumed with a larger ``--limit`` (or none) when this holds:
+    the samples it has stay valid, and the run plays only the tasks it lacks.
+    """
+    chosen = {t.id for t in tasks}
+
+    def grows(old_limit: Any) -> bool:
+        if old_limit is not None and (isinstance(old_limit, bool)
+                                      or not isinstance(old_limit, int) or old_limit < 1):
+            return False
+        return {t.id for t in select_tasks(split_tasks, old_limit)} <= chosen
+
+    return grows
+
+
 def _run_in(cfg: EvalConfig, target: Path, meta: dict[str, Any], benchmark: Any,
             wise_judge: Any, tasks: list[Task], progress: bool, write_html: bool,
-            adopt: bool) -> RunOutcome:
+            adopt: bool, grows: Callable[[Any], bool] | None = None) -> RunOutcome:
     """The run, once its folder exists and is locked."""
-    identity = open_identity(target, meta, resume=bool(cfg.resume), adopt=adopt)
+    identity = open_identity(target, meta, resume=bool(cfg.resume), adopt=adopt, grows=grows)
     run_id = identity["run_id"]
     try:
         (target / "images").mkdir(exist_ok=True)

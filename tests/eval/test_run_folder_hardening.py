@@ -123,6 +123,36 @@ def test_resume_takes_the_settings_from_run_json(finished_run, tmp_path):
     assert outcome.run_dir == run and outcome.n_resumed == LIMIT
 
 
+def test_a_run_grows_to_a_larger_limit_playing_only_the_tasks_it_lacks(finished_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    before = _lines(run)
+    identity = json.loads((run / "run.json").read_text())
+    cfg = resume_config(run, {"limit": 2 * LIMIT})  # knowgen eval --resume RUN --limit 8
+    outcome = run_eval(cfg, progress=False, write_html=False)
+    assert (outcome.n_resumed, outcome.n_new) == (LIMIT, LIMIT)
+    assert _lines(run)[:LIMIT] == before  # the samples it had are kept as written
+    results, lines = _counts(run)
+    assert len(results) == len(lines) == 2 * LIMIT and set(results.values()) == {1}
+    grown = json.loads((run / "run.json").read_text())
+    assert grown["limit"] == 2 * LIMIT and grown["grown_from"] == [LIMIT]
+    assert grown["run_id"] == identity["run_id"]
+    assert json.loads((run / "summary.json").read_text())["n_samples"] == 2 * LIMIT
+    again = run_eval(resume_config(run), progress=False, write_html=False)
+    assert (again.n_resumed, again.n_new) == (2 * LIMIT, 0)
+
+
+@pytest.mark.parametrize("limit", [LIMIT // 2, LIMIT + 2])
+def test_a_run_does_not_shrink_or_move_to_other_tasks(finished_run, tmp_path, limit):
+    # --limit 2 keeps two of the four tasks, --limit 6 a spread that misses some of them
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    before = (run / "run.json").read_bytes(), _lines(run)
+    with pytest.raises(RunError, match=f"--limit {limit}: it ran --limit {LIMIT}.*new --run-dir"):
+        run_eval(resume_config(run, {"limit": limit}), progress=False, write_html=False)
+    assert ((run / "run.json").read_bytes(), _lines(run)) == before
+
+
 @pytest.mark.parametrize("where", ["run.json", "summary.json"])
 def test_a_folder_of_another_benchmark_version_is_not_resumed(finished_run, tmp_path, where):
     run = tmp_path / "run"
