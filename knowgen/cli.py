@@ -24,7 +24,7 @@ from rich.logging import RichHandler
 from rich.table import Table
 from rich.text import Text
 
-from knowgen.errors import ConfigError, KnowgenError
+from knowgen.errors import ConfigError, KnowgenError, RunError
 from knowgen.progress import progress_bars
 
 # Piped output (make demo, CI logs) would be cut to 80 columns; tables need more.
@@ -144,6 +144,9 @@ def _with_arg(spec: str, key: str, value: str) -> str:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from knowgen.eval.report import comparison_table, load_summary, task_set_warning
 
+    if args.resamples and args.resamples < 100:
+        raise ConfigError(f"--resamples must be 0 (no paired comparison) or at least 100, got "
+                          f"{args.resamples}.")
     summaries = [load_summary(d) for d in args.run_dirs]
     warning = task_set_warning(args.run_dirs, summaries)
     if warning:
@@ -152,6 +155,19 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     wise_runs = [s for s in summaries if s.get("rubric") == "wise"]
     if knowgen_runs:
         console.print(comparison_table(knowgen_runs, title=args.title))
+    paired = [d for d, s in zip(args.run_dirs, summaries, strict=True) if s.get("rubric") != "wise"]
+    if args.resamples and len(paired) > 1:
+        from knowgen.eval.paired import paired_comparison
+        from knowgen.eval.report import paired_table
+
+        try:
+            results = [(d, paired_comparison(paired[0], d, resamples=args.resamples))
+                       for d in paired[1:]]
+        except RunError as exc:  # the score table stands; only the pairing is left out
+            err_console.print(Text.assemble(("warning:", "bold yellow"),
+                                            f" no paired comparison: {exc}"))
+        else:
+            console.print(paired_table(paired[0], results))
     if wise_runs:
         from knowgen.eval.wise_run import wise_comparison_table
 
@@ -318,6 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="print one table comparing finished runs")
     p.add_argument("run_dirs", nargs="+", help="run folders written by 'knowgen eval'")
     p.add_argument("--title", default="knowgen results", help="title printed above the table")
+    p.add_argument("--resamples", type=int, default=2000,
+                   help="bootstrap resamples of the paired comparison with the first run "
+                        "(0: leave it out)")
     p = sub.add_parser("list", help="list registered backends")
     p.add_argument("kind", nargs="?", help="only this kind (e.g. policies, generators)")
     p = sub.add_parser("tasks", help="show tasks of a benchmark split")

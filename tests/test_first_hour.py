@@ -176,10 +176,13 @@ def _fake_run(folder: Path, policy: str, ids: list[str], split: str = "test") ->
 def test_compare_labels_runs_and_warns_on_different_task_sets(tmp_path, capsys):
     a = _fake_run(tmp_path / "a", "direct", ["t1", "t2"])
     b = _fake_run(tmp_path / "b", "oracle", ["t1", "t2"])
-    assert main(["compare", str(a), str(b)]) == 0
+    assert main(["compare", str(a), str(b), "--resamples", "0"]) == 0
     out, err = capsys.readouterr()
     assert "direct · world/test · 0" in out and "2/2" in out
     assert "warning" not in err
+    assert main(["compare", str(a), str(b)]) == 0  # folders with a summary but no samples
+    out, err = capsys.readouterr()
+    assert "2/2" in out and "no paired comparison: Cannot pair the tasks" in " ".join(err.split())
     c = _fake_run(tmp_path / "c", "scripted", ["t1", "t2", "t3"])
     assert main(["compare", str(a), str(c)]) == 0
     err = " ".join(capsys.readouterr().err.split())

@@ -62,10 +62,10 @@ def comparison_table(summaries: list[dict[str, Any]], title: str = "knowgen resu
         "F faithfulness, V visual correctness, T text accuracy (text in the image), "
         "A aesthetics (0-1); answer: text-judge score of the agent's answer (0-1); "
         "R: mean reward"))
-    table.add_column("run", justify="left", no_wrap=True)
+    table.add_column("run", justify="left", overflow="fold", ratio=1)  # a long policy folds
     for col in ("tasks", "K-Score", "science", "pop", "F", "V", "T", "A", "answer", "R",
                 "turns"):
-        table.add_column(col, justify="right", no_wrap=True)
+        table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
     for s in summaries:
         groups = s["scores"]["groups"]
         overall = s["scores"]["overall_avg"]["avg_scores"]
@@ -124,3 +124,20 @@ def category_table(summary: dict[str, Any]) -> Table:
                       *(f"{a[d]:.3f}" for d in
                         ("faithfulness", "visual_correctness", "text_accuracy", "aesthetics")))
     return table
+
+
+def paired_table(base_dir: str | Path, results: list[tuple[str | Path, Any]]) -> Table:
+    """Each run against ``base_dir`` on their shared tasks (:mod:`knowgen.eval.paired`)."""
+    table = Table(title=f"against {base_dir}", caption=(
+        "on the tasks both runs evaluated; delta: K-Score difference (this run minus the "
+        "first), 95% interval from a paired bootstrap over the tasks; better/worse: tasks "
+        "whose overall score moved by 0.005 or more; an interval holding 0: not separated"))
+    table.add_column("run", justify="left", overflow="fold", ratio=1)
+    for col in ("tasks", "K first", "K run", "delta", "95% interval", "better", "worse"):
+        table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
+    for run_dir, r in results:
+        table.add_row(str(run_dir), str(r.n_tasks), f"{r.k_base:.2f}", f"{r.k_other:.2f}",
+                      f"{r.delta:+.2f}", f"[{r.low:+.2f}, {r.high:+.2f}]", str(r.better),
+                      str(r.worse))
+    return table
+

@@ -64,6 +64,11 @@ def normalize_category(category: Any) -> str:
     return category.strip().lower() if isinstance(category, str) else ""
 
 
+def group_of(category: Any) -> str | None:
+    """The KnowGen group a category counts in (``None``: in none, so not scored)."""
+    return _CATEGORY_TO_GROUP.get(normalize_category(category))
+
+
 def weighted_overall(means: Mapping[str, float]) -> float:
     """Overall from per-dimension values with the KnowGen weights, rounded to 4 decimals."""
     return round(sum(KNOWGEN_WEIGHTS[d] * means[d] for d in DIMENSIONS), 4)
@@ -141,7 +146,7 @@ def aggregate_knowgen(samples: Iterable[SampleScore]) -> KnowGenSummary:
     skipped: dict[str, int] = {}
     for s in samples:
         cat = normalize_category(s.category)
-        group = _CATEGORY_TO_GROUP.get(cat)
+        group = group_of(cat)
         if group is None:
             skipped[cat or "(none)"] = skipped.get(cat or "(none)", 0) + 1
             continue

@@ -1,0 +1,168 @@
+"""Paired comparison of two runs over the same tasks: the K-Score difference and its spread.
+
+Two agents scored on the same 40 tasks differ by a few points as soon as two or three
+tasks flip, so a difference alone does not say whether one agent is better. This module
+pairs the runs task by task and resamples the tasks (a paired bootstrap, within each
+KnowGen group so that both groups stay in every resample), recomputing both K-Scores
+each time with the official aggregation. The 2.5th and 97.5th percentiles of the
+differences give a 95% interval; an interval that holds 0 means the runs are not
+separated on these tasks.
+
+Example:
+    >>> result = paired_comparison("runs/sft", "runs/grpo")
+    >>> result.delta, result.low, result.high
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from knowgen.errors import RunError
+from knowgen.eval.scoring import SampleScore, aggregate_knowgen, group_of
+
+#: A task whose overall score moved by less than this counts as unchanged.
+SAME = 0.005
+
+
+@dataclass(frozen=True)
+class TaskScore:
+    """One evaluated task of a run: its judged dimensions and its overall score (0-1)."""
+
+    score: SampleScore
+    overall: float
+
+
+@dataclass(frozen=True)
+class PairedResult:
+    """``other`` against ``base`` on the tasks both evaluated.
+
+    Attributes:
+        n_tasks: Tasks evaluated in both runs (the pairs).
+        k_base: K-Score of ``base`` on those tasks.
+        k_other: K-Score of ``other`` on those tasks.
+        delta: ``k_other - k_base``.
+        low: 2.5th percentile of the resampled differences.
+        high: 97.5th percentile of the resampled differences.
+        better: Tasks whose overall score rose by ``SAME`` or more.
+        worse: Tasks whose overall score fell by ``SAME`` or more.
+        resamples: Bootstrap resamples drawn.
+    """
+
+    n_tasks: int
+    k_base: float
+    k_other: float
+    delta: float
+    low: float
+    high: float
+    better: int
+    worse: int
+    resamples: int
+
+    @property
+    def separated(self) -> bool:
+        """Whether the 95% interval leaves out 0."""
+        return self.low > 0 or self.high < 0
+
+
+def run_scores(run_dir: str | Path) -> dict[str, TaskScore]:
+    """The evaluated tasks of a finished run folder, by task id.
+
+    Reads the samples of the run's own ``run_id`` (the last line per id, as a resume
+    does) for the tasks its ``results.json`` lists.
+
+    Raises:
+        RunError: when the folder's ``run.json``, ``results.json`` or ``samples.jsonl``
+            is missing or cannot be read.
+    """
+    folder = Path(run_dir)
+    try:
+        run_id = json.loads((folder / "run.json").read_text(encoding="utf-8")).get("run_id")
+        listed = {str(item["id"]) for item in
+                  json.loads((folder / "results.json").read_text(encoding="utf-8"))}
+        lines = (folder / "samples.jsonl").read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise RunError(f"Cannot pair the tasks of {run_dir} ({exc}); pass folders of finished "
+                       f"'knowgen eval' runs (finish one with 'knowgen eval --resume "
+                       f"{run_dir}').") from None
+    records: dict[str, dict[str, Any]] = {}
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            raise RunError(f"{folder / 'samples.jsonl'} line {number} is not JSON; "
+                           f"'knowgen eval --resume {run_dir}' sets such lines aside "
+                           "(samples.quarantine.jsonl) and plays their tasks again.") from None
+        if isinstance(record, dict) and record.get("id") in listed and (
+                run_id is None or record.get("run_id") == run_id):
+            records[str(record["id"])] = record
+    return {sid: score for sid, r in records.items() if (score := _task_score(sid, r))}
+
+
+def _task_score(sid: str, record: dict[str, Any]) -> TaskScore | None:
+    judgement = record.get("image_judgement")
+    meta = record.get("meta")
+    if not record.get("success") or not isinstance(judgement, dict) or not isinstance(meta, dict):
+        return None
+    try:
+        return TaskScore(SampleScore.from_mapping(sid, meta.get("category"), judgement),
+                         float(judgement["overall"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def paired_comparison(base_dir: str | Path, other_dir: str | Path, resamples: int = 2000,
+                      seed: int = 0) -> PairedResult:
+    """Compare ``other_dir`` with ``base_dir`` on the tasks both runs evaluated.
+
+    Args:
+        base_dir: The run compared against.
+        other_dir: The run compared.
+        resamples: Bootstrap resamples (at least 100).
+        seed: Seed of the resampling, so the interval is the same on every call.
+
+    Raises:
+        RunError: for unreadable folders, fewer than 100 resamples, or when the runs
+            share no task of a KnowGen group.
+    """
+    if resamples < 100:
+        raise RunError(f"--resamples must be at least 100, got {resamples}.")
+    base, other = run_scores(base_dir), run_scores(other_dir)
+    ids = sorted(i for i in set(base) & set(other) if group_of(base[i].score.category))
+    if not ids:
+        raise RunError(f"{base_dir} and {other_dir} share no evaluated task; compare runs of "
+                       "the same benchmark and split.")
+    strata: dict[str, list[str]] = {}
+    for i in ids:
+        strata.setdefault(str(group_of(base[i].score.category)), []).append(i)
+    rng = random.Random(seed)
+    deltas = []
+    for _ in range(resamples):
+        drawn = [rng.choice(members) for members in strata.values() for _ in members]
+        deltas.append(_k(other, drawn) - _k(base, drawn))
+    deltas.sort()
+    moves = [other[i].overall - base[i].overall for i in ids]
+    k_base, k_other = _k(base, ids), _k(other, ids)
+    return PairedResult(
+        n_tasks=len(ids), k_base=k_base, k_other=k_other, delta=round(k_other - k_base, 2),
+        low=round(_percentile(deltas, 0.025), 2), high=round(_percentile(deltas, 0.975), 2),
+        better=sum(m >= SAME for m in moves), worse=sum(m <= -SAME for m in moves),
+        resamples=resamples)
+
+
+def _k(scores: dict[str, TaskScore], ids: Sequence[str]) -> float:
+    return aggregate_knowgen(scores[i].score for i in ids).k_score
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    """The ``q`` quantile of ``sorted_values``, interpolated between neighbours."""
+    at = q * (len(sorted_values) - 1)
+    lo = int(at)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (at - lo)

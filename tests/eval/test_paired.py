@@ -1,0 +1,97 @@
+"""Paired comparison of two real runs of the offline world over the same tasks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from knowgen.cli import main
+from knowgen.config import EvalConfig
+from knowgen.errors import RunError
+from knowgen.eval.paired import paired_comparison, run_scores
+from knowgen.eval.runner import run_eval
+
+LIMIT = 6
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("paired")
+    out = {}
+    for policy in ("direct", "oracle"):
+        out[policy] = root / policy
+        run_eval(EvalConfig(policy=policy, limit=LIMIT, seed=0), run_dir=out[policy],
+                 progress=False, write_html=False)
+    return out
+
+
+def _k(run: Path) -> float:
+    return json.loads((run / "summary.json").read_text())["k_score"]
+
+
+def test_a_run_against_itself_differs_by_nothing(runs):
+    r = paired_comparison(runs["oracle"], runs["oracle"], resamples=200)
+    assert (r.n_tasks, r.delta, r.low, r.high, r.better, r.worse) == (LIMIT, 0, 0, 0, 0, 0)
+    assert not r.separated
+
+
+def test_the_scores_paired_are_the_official_ones_and_a_clear_gap_is_separated(runs):
+    r = paired_comparison(runs["direct"], runs["oracle"], resamples=500)
+    assert (r.k_base, r.k_other) == (_k(runs["direct"]), _k(runs["oracle"]))
+    assert r.delta == pytest.approx(_k(runs["oracle"]) - _k(runs["direct"]), abs=0.01)
+    assert r.better == LIMIT and r.worse == 0
+    assert 0 < r.low <= r.delta <= r.high and r.separated
+
+
+def test_one_task_lost_is_not_separated(runs, tmp_path):
+    # the oracle's run with one task's judgement made the direct run's for that task
+    worse = tmp_path / "worse"
+    shutil.copytree(runs["oracle"], worse)
+    direct = {json.loads(x)["id"]: json.loads(x)
+              for x in (runs["direct"] / "samples.jsonl").read_text().splitlines()}
+    lines = (worse / "samples.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    first["image_judgement"] = direct[first["id"]]["image_judgement"]
+    (worse / "samples.jsonl").write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    r = paired_comparison(runs["oracle"], worse, resamples=500, seed=3)
+    assert (r.better, r.worse) == (0, 1) and r.delta < 0
+    assert r.low < 0 and r.high == 0 and not r.separated  # resamples without it move nothing
+    assert paired_comparison(runs["oracle"], worse, resamples=500, seed=3) == r
+
+
+def test_only_the_samples_of_the_runs_own_id_count(runs, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(runs["oracle"], run)
+    lines = (run / "samples.jsonl").read_text().splitlines()
+    stray = {**json.loads(lines[0]), "run_id": "feedfacecafe", "success": False}
+    (run / "samples.jsonl").write_text("\n".join([*lines, json.dumps(stray)]) + "\n")
+    assert run_scores(run) == run_scores(runs["oracle"])
+
+
+def test_unreadable_folders_and_too_few_resamples_are_refused(runs, tmp_path):
+    with pytest.raises(RunError, match="at least 100"):
+        paired_comparison(runs["direct"], runs["oracle"], resamples=10)
+    with pytest.raises(RunError, match="Cannot pair the tasks of .*knowgen eval --resume"):
+        paired_comparison(runs["direct"], tmp_path)
+    torn = tmp_path / "torn"
+    shutil.copytree(runs["oracle"], torn)
+    with (torn / "samples.jsonl").open("a") as fh:
+        fh.write('{"id": "half')
+    with pytest.raises(RunError, match="line 7 is not JSON.*quarantine"):
+        paired_comparison(runs["direct"], torn)
+
+
+def test_compare_prints_the_paired_interval_unless_told_not_to(runs, capsys):
+    assert main(["compare", str(runs["direct"]), str(runs["oracle"]),
+                 "--resamples", "200"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    r = paired_comparison(runs["direct"], runs["oracle"], resamples=200)
+    assert f"against {runs['direct']}" in out
+    assert f"[{r.low:+.2f}, {r.high:+.2f}]" in out and f"{r.delta:+.2f}" in out
+    assert main(["compare", str(runs["direct"]), str(runs["oracle"]), "--resamples", "0"]) == 0
+    assert "against" not in capsys.readouterr().out
+    assert main(["compare", str(runs["direct"]), str(runs["oracle"]), "--resamples", "5"]) == 2
+    assert "at least 100" in " ".join(capsys.readouterr().err.split())
