@@ -157,17 +157,18 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         console.print(comparison_table(knowgen_runs, title=args.title))
     paired = [d for d, s in zip(args.run_dirs, summaries, strict=True) if s.get("rubric") != "wise"]
     if args.resamples and len(paired) > 1:
-        from knowgen.eval.paired import paired_comparison
+        from knowgen.eval.paired import k_interval, paired_comparison
         from knowgen.eval.report import paired_table
 
         try:
-            results = [(d, paired_comparison(paired[0], d, resamples=args.resamples))
-                       for d in paired[1:]]
+            first = k_interval(paired[0], resamples=args.resamples)
+            results = [(d, paired_comparison(paired[0], d, resamples=args.resamples),
+                        k_interval(d, resamples=args.resamples)) for d in paired[1:]]
         except RunError as exc:  # the score table stands; only the pairing is left out
             err_console.print(Text.assemble(("warning:", "bold yellow"),
                                             f" no paired comparison: {exc}"))
         else:
-            console.print(paired_table(paired[0], results))
+            console.print(paired_table(paired[0], first, results))
     if wise_runs:
         from knowgen.eval.wise_run import wise_comparison_table
 

@@ -117,6 +117,23 @@ def _task_score(sid: str, record: dict[str, Any]) -> TaskScore | None:
         return None
 
 
+def k_interval(run_dir: str | Path, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """A 95% interval for the K-Score of one run: its tasks resampled within each group.
+
+    Raises:
+        RunError: for an unreadable folder, fewer than 100 resamples, or no scored task.
+    """
+    if resamples < 100:
+        raise RunError(f"--resamples must be at least 100, got {resamples}.")
+    scores = run_scores(run_dir)
+    strata = _strata(scores, sorted(i for i in scores if group_of(scores[i].score.category)))
+    if not strata:
+        raise RunError(f"{run_dir} has no evaluated task of a KnowGen group to resample.")
+    rng = random.Random(seed)
+    ks = sorted(_k(scores, _draw(rng, strata)) for _ in range(resamples))
+    return round(_percentile(ks, 0.025), 2), round(_percentile(ks, 0.975), 2)
+
+
 def paired_comparison(base_dir: str | Path, other_dir: str | Path, resamples: int = 2000,
                       seed: int = 0) -> PairedResult:
     """Compare ``other_dir`` with ``base_dir`` on the tasks both runs evaluated.
@@ -138,13 +155,11 @@ def paired_comparison(base_dir: str | Path, other_dir: str | Path, resamples: in
     if not ids:
         raise RunError(f"{base_dir} and {other_dir} share no evaluated task; compare runs of "
                        "the same benchmark and split.")
-    strata: dict[str, list[str]] = {}
-    for i in ids:
-        strata.setdefault(str(group_of(base[i].score.category)), []).append(i)
+    strata = _strata(base, ids)
     rng = random.Random(seed)
     deltas = []
     for _ in range(resamples):
-        drawn = [rng.choice(members) for members in strata.values() for _ in members]
+        drawn = _draw(rng, strata)
         deltas.append(_k(other, drawn) - _k(base, drawn))
     deltas.sort()
     moves = [other[i].overall - base[i].overall for i in ids]
@@ -154,6 +169,18 @@ def paired_comparison(base_dir: str | Path, other_dir: str | Path, resamples: in
         low=round(_percentile(deltas, 0.025), 2), high=round(_percentile(deltas, 0.975), 2),
         better=sum(m >= SAME for m in moves), worse=sum(m <= -SAME for m in moves),
         resamples=resamples)
+
+
+def _strata(scores: dict[str, TaskScore], ids: Sequence[str]) -> list[list[str]]:
+    """``ids`` by KnowGen group, so that every resample keeps each group's size."""
+    by_group: dict[str, list[str]] = {}
+    for i in ids:
+        by_group.setdefault(str(group_of(scores[i].score.category)), []).append(i)
+    return list(by_group.values())
+
+
+def _draw(rng: random.Random, strata: list[list[str]]) -> list[str]:
+    return [rng.choice(members) for members in strata for _ in members]
 
 
 def _k(scores: dict[str, TaskScore], ids: Sequence[str]) -> float:

@@ -126,18 +126,26 @@ def category_table(summary: dict[str, Any]) -> Table:
     return table
 
 
-def paired_table(base_dir: str | Path, results: list[tuple[str | Path, Any]]) -> Table:
-    """Each run against ``base_dir`` on their shared tasks (:mod:`knowgen.eval.paired`)."""
-    table = Table(title=f"against {base_dir}", caption=(
-        "on the tasks both runs evaluated; delta: K-Score difference (this run minus the "
-        "first), 95% interval from a paired bootstrap over the tasks; better/worse: tasks "
-        "whose overall score moved by 0.005 or more; an interval holding 0: not separated"))
-    table.add_column("run", justify="left", overflow="fold", ratio=1)
-    for col in ("tasks", "K first", "K run", "delta", "95% interval", "better", "worse"):
-        table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
-    for run_dir, r in results:
-        table.add_row(str(run_dir), str(r.n_tasks), f"{r.k_base:.2f}", f"{r.k_other:.2f}",
-                      f"{r.delta:+.2f}", f"[{r.low:+.2f}, {r.high:+.2f}]", str(r.better),
-                      str(r.worse))
-    return table
+def paired_table(base_dir: str | Path, base_interval: tuple[float, float],
+                 results: list[tuple[str | Path, Any, tuple[float, float]]]) -> Table:
+    """Each run's K-Score interval, and each later run against ``base_dir`` task by task.
 
+    ``results``: ``(run folder, PairedResult, its K interval)`` per later run
+    (:mod:`knowgen.eval.paired`).
+    """
+    table = Table(title="the same tasks, resampled", caption=(
+        "K 95%: interval of the run's K-Score; delta: K-Score minus the first run's on the "
+        "tasks both evaluated, with its paired interval; better/worse: tasks whose overall "
+        "score moved by 0.005 or more; an interval of delta holding 0: not separated"))
+    table.add_column("run", justify="left", overflow="fold", ratio=1)
+    for col in ("K 95%", "tasks", "delta", "delta 95%", "better", "worse"):
+        table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
+
+    def span(low: float, high: float, sign: str = "") -> str:
+        return f"[{low:{sign}.2f}, {high:{sign}.2f}]"
+
+    table.add_row(f"{base_dir} (first)", span(*base_interval), "", "", "", "", "")
+    for run_dir, r, interval in results:
+        table.add_row(str(run_dir), span(*interval), str(r.n_tasks), f"{r.delta:+.2f}",
+                      span(r.low, r.high, "+"), str(r.better), str(r.worse))
+    return table

@@ -11,7 +11,7 @@ import pytest
 from knowgen.cli import main
 from knowgen.config import EvalConfig
 from knowgen.errors import RunError
-from knowgen.eval.paired import paired_comparison, run_scores
+from knowgen.eval.paired import k_interval, paired_comparison, run_scores
 from knowgen.eval.runner import run_eval
 
 LIMIT = 6
@@ -46,6 +46,13 @@ def test_the_scores_paired_are_the_official_ones_and_a_clear_gap_is_separated(ru
     assert 0 < r.low <= r.delta <= r.high and r.separated
 
 
+def test_a_runs_own_interval_holds_its_score_and_is_reproducible(runs):
+    low, high = k_interval(runs["direct"], resamples=300)
+    assert low <= _k(runs["direct"]) <= high and low < high
+    assert k_interval(runs["direct"], resamples=300) == (low, high)
+    assert k_interval(runs["oracle"], resamples=300) == (_k(runs["oracle"]),) * 2
+
+
 def test_one_task_lost_is_not_separated(runs, tmp_path):
     # the oracle's run with one task's judgement made the direct run's for that task
     worse = tmp_path / "worse"
@@ -74,6 +81,8 @@ def test_only_the_samples_of_the_runs_own_id_count(runs, tmp_path):
 def test_unreadable_folders_and_too_few_resamples_are_refused(runs, tmp_path):
     with pytest.raises(RunError, match="at least 100"):
         paired_comparison(runs["direct"], runs["oracle"], resamples=10)
+    with pytest.raises(RunError, match="at least 100"):
+        k_interval(runs["direct"], resamples=99)
     with pytest.raises(RunError, match="Cannot pair the tasks of .*knowgen eval --resume"):
         paired_comparison(runs["direct"], tmp_path)
     torn = tmp_path / "torn"
@@ -89,9 +98,11 @@ def test_compare_prints_the_paired_interval_unless_told_not_to(runs, capsys):
                  "--resamples", "200"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     r = paired_comparison(runs["direct"], runs["oracle"], resamples=200)
-    assert f"against {runs['direct']}" in out
+    low, high = k_interval(runs["direct"], resamples=200)
+    assert "the same tasks, resampled" in out and "(first)" in out  # long paths fold
+    assert f"[{low:.2f}, {high:.2f}]" in out
     assert f"[{r.low:+.2f}, {r.high:+.2f}]" in out and f"{r.delta:+.2f}" in out
     assert main(["compare", str(runs["direct"]), str(runs["oracle"]), "--resamples", "0"]) == 0
-    assert "against" not in capsys.readouterr().out
+    assert "resampled" not in capsys.readouterr().out
     assert main(["compare", str(runs["direct"]), str(runs["oracle"]), "--resamples", "5"]) == 2
     assert "at least 100" in " ".join(capsys.readouterr().err.split())
