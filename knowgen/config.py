@@ -119,7 +119,7 @@ class EvalConfig:
     """Policy spec, ``name[:key=value,...]`` (see ``knowgen list policies``)."""
 
     limit: int | None = None
-    """Run only N tasks, spread evenly over the split (all tasks when unset)."""
+    """Run only N tasks, spread evenly over the split (all tasks when unset); with --resume, a larger N grows the run to the tasks it lacks."""
 
     seed: int = 0
     """Seed for the policy and the environment."""
