@@ -157,13 +157,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         console.print(comparison_table(knowgen_runs, title=args.title))
     paired = [d for d, s in zip(args.run_dirs, summaries, strict=True) if s.get("rubric") != "wise"]
     if args.resamples and len(paired) > 1:
-        from knowgen.eval.paired import k_interval, paired_comparison
+        from knowgen.eval.paired import compare_runs
         from knowgen.eval.report import paired_table
 
         try:
-            first = k_interval(paired[0], resamples=args.resamples)
-            results = [(d, paired_comparison(paired[0], d, resamples=args.resamples),
-                        k_interval(d, resamples=args.resamples)) for d in paired[1:]]
+            first, results = compare_runs(paired, resamples=args.resamples)
         except RunError as exc:  # the score table stands; only the pairing is left out
             err_console.print(Text.assemble(("warning:", "bold yellow"),
                                             f" no paired comparison: {exc}"))

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from knowgen.errors import RunError
+from knowgen.eval.results import sample_scores
 from knowgen.eval.scoring import SampleScore, aggregate_knowgen, group_of
 
 #: A task whose overall score moved by less than this counts as unchanged.
@@ -102,19 +103,12 @@ def run_scores(run_dir: str | Path) -> dict[str, TaskScore]:
         if isinstance(record, dict) and record.get("id") in listed and (
                 run_id is None or record.get("run_id") == run_id):
             records[str(record["id"])] = record
-    return {sid: score for sid, r in records.items() if (score := _task_score(sid, r))}
-
-
-def _task_score(sid: str, record: dict[str, Any]) -> TaskScore | None:
-    judgement = record.get("image_judgement")
-    meta = record.get("meta")
-    if not record.get("success") or not isinstance(judgement, dict) or not isinstance(meta, dict):
-        return None
-    try:
-        return TaskScore(SampleScore.from_mapping(sid, meta.get("category"), judgement),
-                         float(judgement["overall"]))
-    except (KeyError, TypeError, ValueError):
-        return None
+    try:  # scored as the run's summary was
+        return {s.id: TaskScore(s, float(records[s.id]["image_judgement"]["overall"]))
+                for s in sample_scores(list(records.values()))}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RunError(f"A sample of {run_dir} lacks what its score needs ({exc!r}); "
+                       f"rerun 'knowgen eval --resume {run_dir}' after moving it aside.") from None
 
 
 def k_interval(run_dir: str | Path, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -123,12 +117,15 @@ def k_interval(run_dir: str | Path, resamples: int = 2000, seed: int = 0) -> tup
     Raises:
         RunError: for an unreadable folder, fewer than 100 resamples, or no scored task.
     """
-    if resamples < 100:
-        raise RunError(f"--resamples must be at least 100, got {resamples}.")
-    scores = run_scores(run_dir)
+    _check_resamples(resamples)
+    return _interval(run_scores(run_dir), str(run_dir), resamples, seed)
+
+
+def _interval(scores: dict[str, TaskScore], name: str, resamples: int,
+              seed: int) -> tuple[float, float]:
     strata = _strata(scores, sorted(i for i in scores if group_of(scores[i].score.category)))
     if not strata:
-        raise RunError(f"{run_dir} has no evaluated task of a KnowGen group to resample.")
+        raise RunError(f"{name} has no evaluated task of a KnowGen group to resample.")
     rng = random.Random(seed)
     ks = sorted(_k(scores, _draw(rng, strata)) for _ in range(resamples))
     return round(_percentile(ks, 0.025), 2), round(_percentile(ks, 0.975), 2)
@@ -148,12 +145,36 @@ def paired_comparison(base_dir: str | Path, other_dir: str | Path, resamples: in
         RunError: for unreadable folders, fewer than 100 resamples, or when the runs
             share no task of a KnowGen group.
     """
+    _check_resamples(resamples)
+    return _paired(run_scores(base_dir), run_scores(other_dir), str(base_dir), str(other_dir),
+                   resamples, seed)
+
+
+def compare_runs(run_dirs: Sequence[str | Path], resamples: int = 2000, seed: int = 0
+                 ) -> tuple[tuple[float, float], list[tuple[str | Path, PairedResult,
+                                                        tuple[float, float]]]]:
+    """The first run's K interval, and each later run's comparison with it and own interval.
+
+    Each folder is read once. Raises ``RunError`` as :func:`paired_comparison` does.
+    """
+    _check_resamples(resamples)
+    scores = [run_scores(d) for d in run_dirs]
+    first = _interval(scores[0], str(run_dirs[0]), resamples, seed)
+    return first, [(d, _paired(scores[0], s, str(run_dirs[0]), str(d), resamples, seed),
+                    _interval(s, str(d), resamples, seed))
+                   for d, s in zip(run_dirs[1:], scores[1:], strict=True)]
+
+
+def _check_resamples(resamples: int) -> None:
     if resamples < 100:
         raise RunError(f"--resamples must be at least 100, got {resamples}.")
-    base, other = run_scores(base_dir), run_scores(other_dir)
+
+
+def _paired(base: dict[str, TaskScore], other: dict[str, TaskScore], base_name: str,
+            other_name: str, resamples: int, seed: int) -> PairedResult:
     ids = sorted(i for i in set(base) & set(other) if group_of(base[i].score.category))
     if not ids:
-        raise RunError(f"{base_dir} and {other_dir} share no evaluated task; compare runs of "
+        raise RunError(f"{base_name} and {other_name} share no evaluated task; compare runs of "
                        "the same benchmark and split.")
     strata = _strata(base, ids)
     rng = random.Random(seed)

@@ -17,6 +17,7 @@ image-judge setting (see :mod:`knowgen.eval.wise_run`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import shutil
@@ -185,10 +186,13 @@ def run_eval(cfg: EvalConfig, run_dir: str | Path | None = None, progress: bool 
     meta = _run_meta(cfg)
     benchmark = BENCHMARKS.create(cfg.env.benchmark)
     meta["benchmark_version"] = str(getattr(benchmark, "version", ""))
-    with progress_bars(progress and progress_enabled()):  # a benchmark's own bars too
-        split_tasks = benchmark.tasks(cfg.env.split)
-    tasks = select_tasks(split_tasks, cfg.limit)
-    grows = _grows_to(split_tasks, tasks)
+
+    @functools.cache
+    def split_tasks() -> list[Task]:
+        with progress_bars(progress and progress_enabled()):  # a benchmark's own bars too
+            return benchmark.tasks(cfg.env.split)
+
+    grows = _grows_to(split_tasks, cfg.limit)  # loads the split only for a larger --limit
     if (target / "run.json").exists():
         check_resumable(target, meta, grows)
     wise_judge = make_wise_judge(cfg.env.image_judge, benchmark.variant) if is_wise(
@@ -196,6 +200,7 @@ def run_eval(cfg: EvalConfig, run_dir: str | Path | None = None, progress: bool 
     if wise_judge is not None and cfg.env.text_judge != "offline":
         logger.warning("WISE has no ground truth and no text reward: text judge %r is not used.",
                        cfg.env.text_judge)
+    tasks = select_tasks(split_tasks(), cfg.limit)
     created = _make_folder(target)
     try:
         with FolderLock(target, "run folder"):
@@ -226,19 +231,20 @@ def _make_folder(target: Path) -> Path | None:
     return top
 
 
-def _grows_to(split_tasks: list[Task], tasks: list[Task]) -> Callable[[Any], bool]:
-    """``grows(old_limit)``: whether every task an old ``--limit`` chose is among ``tasks``.
+def _grows_to(split_tasks: Callable[[], list[Task]], limit: int | None
+              ) -> Callable[[Any], bool]:
+    """``grows(old_limit)``: whether every task an old ``--limit`` chose is among ``limit``'s.
 
     A run folder may be resumed with a larger ``--limit`` (or none) when this holds:
     the samples it has stay valid, and the run plays only the tasks it lacks.
     """
-    chosen = {t.id for t in tasks}
 
     def grows(old_limit: Any) -> bool:
         if old_limit is not None and (isinstance(old_limit, bool)
                                       or not isinstance(old_limit, int) or old_limit < 1):
             return False
-        return {t.id for t in select_tasks(split_tasks, old_limit)} <= chosen
+        chosen = {t.id for t in select_tasks(split_tasks(), limit)}
+        return {t.id for t in select_tasks(split_tasks(), old_limit)} <= chosen
 
     return grows
 
