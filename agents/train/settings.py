@@ -141,6 +141,14 @@ class SFTSettings:
     families the earlier adapter still fails. ``--set sft.templates=a,b`` names several;
     an unknown name is refused with the data's templates listed. All when unset."""
 
+    per_template: int | None = None
+    """Keep at most this many records of each world template (task family), taken at an
+    even stride within it, after ``sft.templates`` and before everything else: the expert's
+    data follows the sizes of the families' candidate pools (a family of rare facts, such as
+    countries with exactly one land neighbour, has a tenth of another's records), and a
+    stage with a cap weighs every family alike. Records with no world task id are refused.
+    All when unset."""
+
     singles_per_several: float | None = None
     """Keep every record whose answer cites several pictures and this many single-picture
     records for each (at an even stride), before ``max_records``: a stage that weighs the

@@ -1,9 +1,9 @@
 """The records SFT trains on, in order: read or generated, in the run's context view,
 those an earlier stage took left out (``sft.exclude_stride``), those of chosen task
-families (``sft.templates``), several-picture transcripts
-balanced against single ones (``sft.singles_per_several``), at an even stride
-(``sft.max_records``), several-picture transcripts repeated (``sft.several_copies``) and
-requests reworded (``sft.reword``).
+families (``sft.templates``), at most so many of each family (``sft.per_template``),
+several-picture transcripts balanced against single ones (``sft.singles_per_several``),
+at an even stride (``sft.max_records``), several-picture transcripts repeated
+(``sft.several_copies``) and requests reworded (``sft.reword``).
 
 :func:`training_records` gives them; the name augmentation that needs the run's tokenizer
 stays with the trainer in :mod:`knowgen.agents.train.sft`.
@@ -35,9 +35,9 @@ def training_records(cfg: TrainConfig) -> list[dict[str, Any]]:
 
 def sft_records(cfg: TrainConfig) -> list[dict[str, Any]]:
     """The SFT records in the run's context view (see :func:`expert_records`): those an
-    earlier stage took left out (``sft.exclude_stride``), those of ``sft.templates``,
-    several-picture ones balanced (``sft.singles_per_several``), then at most
-    ``sft.max_records`` at an even stride."""
+    earlier stage took left out (``sft.exclude_stride``), those of ``sft.templates``, at
+    most ``sft.per_template`` of each family, several-picture ones balanced
+    (``sft.singles_per_several``), then at most ``sft.max_records`` at an even stride."""
     records = expert_records(cfg)
     if cfg.view != "full":
         kept = [r for r in records if not uses_browse(r)]
@@ -50,6 +50,7 @@ def sft_records(cfg: TrainConfig) -> list[dict[str, Any]]:
             record["tools"] = tools
     records = of_templates(not_taken_by(records, cfg.sft.exclude_stride), cfg.sft.templates,
                            among=records)
+    records = per_template(records, cfg.sft.per_template)
     records = balanced(records, cfg.sft.singles_per_several)
     return spread(records, cfg.sft.max_records, cfg.sft.stride_offset)
 
@@ -114,6 +115,31 @@ def of_templates(records: list[dict[str, Any]], templates: list[str] | str | Non
     logger.info("Kept the %d of %d records of templates %s", len(kept), len(records),
                 ", ".join(sorted(chosen)))
     return kept
+
+
+def per_template(records: list[dict[str, Any]], cap: int | None) -> list[dict[str, Any]]:
+    """At most ``cap`` records of each world template, at an even stride within each, order
+    kept; all when unset.
+
+    Raises:
+        ConfigError: for a cap below 1, or records that carry no world task id.
+    """
+    if cap is None:
+        return records
+    if cap < 1:
+        raise ConfigError(f"sft.per_template must be at least 1 (or unset), got {cap}.")
+    families: dict[str, list[int]] = {}
+    for i, record in enumerate(records):
+        name = record_template(record)
+        if name is None:
+            raise ConfigError("sft.per_template needs records with a world task id; these "
+                              "(upstream transcripts?) have none, so unset it.")
+        families.setdefault(name, []).append(i)
+    keep = {i for indices in families.values() for i in spread(indices, cap)}
+    logger.info("Kept %d of %d records, at most %d of each of %d families (%s)", len(keep),
+                len(records), cap, len(families), ", ".join(
+                    f"{name} {min(cap, len(ix))}" for name, ix in sorted(families.items())))
+    return [r for i, r in enumerate(records) if i in keep]
 
 
 def balanced(records: list[dict[str, Any]], singles_per_several: float | None

@@ -354,6 +354,34 @@ def test_a_stage_can_keep_to_chosen_task_families(tmp_path, pictures_records):
         of_templates([{"messages": []}], ["two_flags"])
 
 
+def test_a_stage_can_weigh_every_family_alike(tmp_path, pictures_records):
+    """sft.per_template keeps at most that many records of each task family, at an even
+    stride within it and in the data's order, so that a family with a small candidate pool
+    weighs as much as the others; records without a world task id are refused."""
+    from knowgen.agents.train.sft_data import per_template, record_template
+
+    # 12 records of pictures_records[0]'s family, 3 of pictures_records[1]'s, interleaved
+    big = [dict(pictures_records[0], i=i) for i in range(12)]
+    small = [dict(pictures_records[1], i=100 + i) for i in range(3)]
+    records = big[:6] + small + big[6:]
+    kept = per_template(records, 4)
+    by_family = {}
+    for record in kept:
+        by_family.setdefault(record_template(record), []).append(record["i"])
+    assert by_family == {record_template(big[0]): [0, 3, 6, 9],
+                         record_template(small[0]): [100, 101, 102]}
+    assert [r["i"] for r in kept] == [0, 3, 100, 101, 102, 6, 9]  # the data's order
+    assert per_template(records, None) == records
+    assert per_template(records, 50) == records
+    cfg = load_train_config("smoke", {"output_dir": str(tmp_path), "sft.per_template": 1})
+    staged = sft_records_of(cfg, pictures_records, tmp_path)
+    assert len(staged) == len({record_template(r) for r in pictures_records})
+    with pytest.raises(ConfigError, match="per_template must be at least 1"):
+        per_template(records, 0)
+    with pytest.raises(ConfigError, match="unset it"):
+        per_template([{"messages": []}], 2)
+
+
 def test_gradient_checkpointing_reaches_the_trainers(tmp_path):
     from knowgen.agents.train.grpo import grpo_arguments
     from knowgen.agents.train.sft import sft_arguments
