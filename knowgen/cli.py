@@ -167,6 +167,17 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                                             f" no paired comparison: {exc}"))
         else:
             console.print(paired_table(paired[0], first, results))
+    if args.by_family and paired:
+        from knowgen.eval.paired import run_scores
+        from knowgen.eval.report import family_table
+
+        try:
+            scores = [run_scores(d) for d in paired]
+        except RunError as exc:
+            err_console.print(Text.assemble(("warning:", "bold yellow"),
+                                            f" no table by family: {exc}"))
+        else:
+            console.print(family_table(paired, scores))
     if wise_runs:
         from knowgen.eval.wise_run import wise_comparison_table
 
@@ -336,6 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resamples", type=int, default=2000,
                    help="bootstrap resamples of the paired comparison with the first run "
                         "(0: leave it out)")
+    p.add_argument("--by-family", action="store_true",
+                   help="also print each run's mean overall score per task family (the part "
+                        "of a task id before its first '-': the offline world's templates), "
+                        "weakest first")
     p = sub.add_parser("list", help="list registered backends")
     p.add_argument("kind", nargs="?", help="only this kind (e.g. policies, generators)")
     p = sub.add_parser("tasks", help="show tasks of a benchmark split")

@@ -165,6 +165,20 @@ def compare_runs(run_dirs: Sequence[str | Path], resamples: int = 2000, seed: in
                    for d, s in zip(run_dirs[1:], scores[1:], strict=True)]
 
 
+def task_family(task_id: str) -> str:
+    """The family of a task: its id up to the first ``-`` (the offline world's template,
+    ``two_flags-fr-es`` -> ``two_flags``); an id without ``-`` is its own family."""
+    return task_id.split("-", 1)[0]
+
+
+def family_means(scores: dict[str, TaskScore]) -> dict[str, tuple[int, float]]:
+    """Each task family's count of evaluated tasks and mean overall score (0-1)."""
+    by_family: dict[str, list[float]] = {}
+    for task_id, task in scores.items():
+        by_family.setdefault(task_family(task_id), []).append(task.overall)
+    return {name: (len(values), sum(values) / len(values)) for name, values in by_family.items()}
+
+
 def _check_resamples(resamples: int) -> None:
     if resamples < 100:
         raise RunError(f"--resamples must be at least 100, got {resamples}.")

@@ -149,3 +149,38 @@ def paired_table(base_dir: str | Path, base_interval: tuple[float, float],
         table.add_row(str(run_dir), span(*interval), str(r.n_tasks), f"{r.delta:+.2f}",
                       span(r.low, r.high, "+"), str(r.better), str(r.worse))
     return table
+
+
+def family_table(run_dirs: list[str | Path], scores: list[dict[str, Any]]) -> Table:
+    """Mean overall score per task family, one column per run, weakest family first.
+
+    ``scores``: each run's :func:`knowgen.eval.paired.run_scores`. A later run's cell also
+    gives its difference from the first run on the tasks of that family both evaluated.
+    """
+    from knowgen.eval.paired import family_means, task_family
+
+    table = Table(title="by task family (mean overall score, 0-1)", caption=(
+        "family: the part of a task id before its first '-' (the offline world's template); "
+        "tasks: the first run's; a later run's cell: its mean on its own tasks of that family, "
+        "then its difference from the first run on the tasks both evaluated"))
+    table.add_column("family", justify="left", overflow="fold", ratio=1)
+    table.add_column("tasks", justify="right", no_wrap=True)
+    for run_dir in run_dirs:
+        table.add_column(str(run_dir), justify="right", overflow="fold")
+    means = [family_means(s) for s in scores]
+    families = sorted(set().union(*means), key=lambda f: (means[0].get(f, (0, 2.0))[1], f))
+    for family in families:
+        row = [family, str(means[0].get(family, (0, 0))[0])]
+        for k, run in enumerate(means):
+            if family not in run:
+                row.append("-")
+                continue
+            cell = f"{run[family][1]:.2f}"
+            if k:
+                both = [i for i in scores[k] if task_family(i) == family and i in scores[0]]
+                if both:
+                    delta = sum(scores[k][i].overall - scores[0][i].overall for i in both)
+                    cell += f" ({delta / len(both):+.2f})"
+            row.append(cell)
+        table.add_row(*row)
+    return table

@@ -106,3 +106,30 @@ def test_compare_prints_the_paired_interval_unless_told_not_to(runs, capsys):
     assert "resampled" not in capsys.readouterr().out
     assert main(["compare", str(runs["direct"]), str(runs["oracle"]), "--resamples", "5"]) == 2
     assert "at least 100" in " ".join(capsys.readouterr().err.split())
+
+
+def test_family_means_group_a_runs_tasks_by_template(runs):
+    from knowgen.eval.paired import family_means, task_family
+
+    assert task_family("two_flags-fr-es") == "two_flags" and task_family("42") == "42"
+    scores = run_scores(runs["oracle"])
+    means = family_means(scores)
+    assert sum(n for n, _ in means.values()) == len(scores) == LIMIT
+    for family, (n, mean) in means.items():
+        members = [s.overall for i, s in scores.items() if i.split("-", 1)[0] == family]
+        assert n == len(members) and mean == pytest.approx(sum(members) / n)
+
+
+def test_compare_by_family_prints_each_runs_mean_and_difference(runs, capsys):
+    from knowgen.eval.paired import family_means
+
+    assert main(["compare", str(runs["direct"]), str(runs["oracle"]), "--resamples", "0",
+                 "--by-family"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "by task family" in out
+    direct, oracle = (family_means(run_scores(runs[p])) for p in ("direct", "oracle"))
+    for family, (n, mean) in direct.items():
+        delta = oracle[family][1] - mean
+        assert f"{family} │ {n} │ {mean:.2f} │ {oracle[family][1]:.2f} ({delta:+.2f})" in out
+    assert main(["compare", str(runs["direct"]), str(runs["oracle"]), "--resamples", "0"]) == 0
+    assert "by task family" not in capsys.readouterr().out
