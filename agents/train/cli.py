@@ -48,7 +48,14 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
                         "tokenizer, SFT, then GRPO")
     t.add_argument("--out", required=True, help="run folder; the agent ends in OUT/final")
     t.add_argument("--skip-grpo", action="store_true", help="stop after SFT")
-    for c in (d, *cmds.choices.values()):
+    i = cmds.add_parser("interpolate", help="interpolate two LoRA adapters of one base "
+                        "(keep part of what each stage learned)")
+    i.add_argument("first", help="folder of the first LoRA adapter (its files are copied)")
+    i.add_argument("second", help="folder of the second LoRA adapter, over the same base")
+    i.add_argument("--weight", type=float, default=0.5,
+                   help="the second adapter's share of the weight change, 0 to 1")
+    i.add_argument("--out", required=True, help="new folder for the interpolated adapter")
+    for c in (d, *[v for k, v in cmds.choices.items() if k != "interpolate"]):
         if not any(a.dest == "no_progress" for a in c._actions):
             c.add_argument("--no-progress", action="store_true", help="hide every progress bar")
         if not any(a.dest == "config" for a in c._actions):
@@ -112,6 +119,12 @@ def run_train_command(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.train_command == "interpolate":
+        from knowgen.agents.interpolate import interpolate_adapters
+
+        print_done("Interpolation", interpolate_adapters(args.first, args.second, args.weight,
+                                                         args.out))
+        return 0
     cfg = _config(args)
     if args.train_command == "data":
         return _cmd_data(args, cfg)
