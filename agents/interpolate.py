@@ -3,7 +3,10 @@
 A later fine-tuning stage learns what its data adds and forgets part of what the earlier
 adapter knew. Interpolating the two adapters' weight changes,
 ``(1 - weight) * delta_first + weight * delta_second``, is a cheap way to keep part of
-each; at ``weight`` 0 it is the first adapter, at 1 the second.
+each; at ``weight`` 0 it is the first adapter, at 1 the second. A weight above 1
+extrapolates: it goes on past the second adapter along the direction from the first to
+it, ``first + weight * (second - first)``, which amplifies what a short later stage (a few
+GRPO steps, say) changed; a weight below 0 goes the other way, past the first.
 
 Two LoRA adapters cannot be averaged matrix by matrix (``mean(B) @ mean(A)`` is not the
 mean of ``B @ A``), so the result stacks them: a rank ``r1 + r2`` adapter whose ``A`` is
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -60,19 +64,24 @@ def interpolate_adapters(first: str | Path, second: str | Path, weight: float,
     Args:
         first: Folder of the first LoRA adapter (its other files are copied).
         second: Folder of the second, over the same base model and modules.
-        weight: The second adapter's share, from 0 to 1.
+        weight: The second adapter's share: from 0 to 1 interpolates, above 1 (or
+            below 0) extrapolates along the direction from the first to the second.
         out: Folder to create; it must not exist yet.
 
     Raises:
-        ConfigError: for a weight outside [0, 1], an existing ``out``, or adapters of
-            other bases, modules or settings.
+        ConfigError: for a weight that is not a finite number, an existing ``out``, or
+            adapters of other bases, modules or settings.
         DataError: for a folder that holds no LoRA adapter, or weights that do not pair.
     """
     import torch
     from safetensors.torch import load_file, save_file
 
+    if not math.isfinite(weight):
+        raise ConfigError(f"--weight must be a finite number (0 to 1 interpolates, above 1 "
+                          f"extrapolates), got {weight}.")
     if not 0.0 <= weight <= 1.0:
-        raise ConfigError(f"--weight must be between 0 and 1, got {weight}.")
+        logger.info("Weight %s is outside [0, 1]: extrapolating along %s -> %s", weight, first,
+                    second)
     first, second, out = Path(first), Path(second), Path(out)
     if out.exists():
         raise ConfigError(f"{out} exists; choose a new --out folder.")

@@ -53,7 +53,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     i.add_argument("first", help="folder of the first LoRA adapter (its files are copied)")
     i.add_argument("second", help="folder of the second LoRA adapter, over the same base")
     i.add_argument("--weight", type=float, default=0.5,
-                   help="the second adapter's share of the weight change, 0 to 1")
+                   help="the second adapter's share of the weight change: 0 to 1 "
+                   "interpolates, above 1 extrapolates past the second adapter")
     i.add_argument("--out", required=True, help="new folder for the interpolated adapter")
     for c in (d, *[v for k, v in cmds.choices.items() if k != "interpolate"]):
         if not any(a.dest == "no_progress" for a in c._actions):

@@ -64,12 +64,24 @@ def test_the_interpolated_adapter_changes_each_weight_by_the_weighted_changes(ad
         assert torch.allclose(ends[1][key], w2[key], atol=1e-5)
 
 
+def test_a_weight_above_one_extrapolates_past_the_second_adapter(adapters):
+    from knowgen.agents.interpolate import interpolate_adapters
+
+    root, (first, second) = adapters
+    out = interpolate_adapters(first, second, 2.5, root / "past")
+    assert json.loads((out / "knowgen_agent.json").read_text())["interpolated"]["weight"] == 2.5
+    w1, w2, past = _merged(root, first), _merged(root, second), _merged(root, out)
+    for key, value in past.items():
+        expected = w1[key] + 2.5 * (w2[key] - w1[key])  # base + d1 + 2.5 (d2 - d1)
+        assert torch.allclose(value, expected, atol=1e-4), key
+
+
 def test_bad_inputs_are_refused_with_what_to_do(adapters, tmp_path):
     from knowgen.agents.interpolate import interpolate_adapters
 
     root, (first, second) = adapters
-    with pytest.raises(ConfigError, match="between 0 and 1"):
-        interpolate_adapters(first, second, 1.5, tmp_path / "a")
+    with pytest.raises(ConfigError, match="finite number"):
+        interpolate_adapters(first, second, float("nan"), tmp_path / "a")
     with pytest.raises(ConfigError, match="exists"):
         interpolate_adapters(first, second, 0.5, root)
     with pytest.raises(DataError, match="not a LoRA adapter folder"):
