@@ -49,6 +49,7 @@ _EVAL_FLAGS = {
     "max_tool_calls": "env.max_tool_calls",
     "policy": "policy",
     "limit": "limit",
+    "tasks": "tasks",
     "seed": "seed",
     "output_dir": "output_dir",
     "resume": "resume",
@@ -156,28 +157,32 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if knowgen_runs:
         console.print(comparison_table(knowgen_runs, title=args.title))
     paired = [d for d, s in zip(args.run_dirs, summaries, strict=True) if s.get("rubric") != "wise"]
-    if args.resamples and len(paired) > 1:
+    pairing = bool(args.resamples) and len(paired) > 1
+    scores = None
+    if pairing or (args.by_family and paired):
+        from knowgen.eval.paired import run_scores
+
+        try:
+            scores = [run_scores(d) for d in paired]  # each folder read once for both tables
+        except RunError as exc:  # the score table stands; only these tables are left out
+            what = " and ".join(w for w, on in (("no paired comparison", pairing),
+                                                ("no table by family", args.by_family)) if on)
+            err_console.print(Text.assemble(("warning:", "bold yellow"), f" {what}: {exc}"))
+    if pairing and scores is not None:
         from knowgen.eval.paired import compare_runs
         from knowgen.eval.report import paired_table
 
         try:
-            first, results = compare_runs(paired, resamples=args.resamples)
-        except RunError as exc:  # the score table stands; only the pairing is left out
+            first, results = compare_runs(paired, resamples=args.resamples, scores=scores)
+        except RunError as exc:
             err_console.print(Text.assemble(("warning:", "bold yellow"),
                                             f" no paired comparison: {exc}"))
         else:
             console.print(paired_table(paired[0], first, results))
-    if args.by_family and paired:
-        from knowgen.eval.paired import run_scores
+    if args.by_family and scores is not None:
         from knowgen.eval.report import family_table
 
-        try:
-            scores = [run_scores(d) for d in paired]
-        except RunError as exc:
-            err_console.print(Text.assemble(("warning:", "bold yellow"),
-                                            f" no table by family: {exc}"))
-        else:
-            console.print(family_table(paired, scores))
+        console.print(family_table(paired, scores))
     if wise_runs:
         from knowgen.eval.wise_run import wise_comparison_table
 

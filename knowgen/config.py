@@ -121,6 +121,9 @@ class EvalConfig:
     limit: int | None = None
     """Run only N tasks, spread evenly over the split (all tasks when unset); with --resume, a larger N grows the run to the tasks it lacks."""
 
+    tasks: str | None = None
+    """Run only the tasks whose id matches one of these comma-separated patterns (``*`` and ``?`` wildcards, e.g. ``flag_by_neighbours-*,capital_of_city-*``), before --limit spreads its N over them; a pattern that matches nothing is refused."""
+
     seed: int = 0
     """Seed for the policy and the environment."""
 

@@ -288,6 +288,12 @@ class TextJudgement:
         return asdict(self)
 
 
+def task_family(task_id: str) -> str:
+    """The family of a task: its id up to the first ``-`` (on the offline world the template
+    that made it, ``two_flags-fr-es`` -> ``two_flags``); an id without ``-`` is its own."""
+    return task_id.split("-", 1)[0]
+
+
 def resolve_path(path: str | Path, base: str | Path) -> Path:
     """Resolve ``path`` against ``base`` when it is relative."""
     p = Path(path)

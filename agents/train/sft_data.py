@@ -24,6 +24,7 @@ from knowgen.envs.trl_env import adapter_class, tool_schemas
 from knowgen.envs.views import apply_view, uses_browse
 from knowgen.errors import ConfigError, UnknownNameError
 from knowgen.fileio import atomic_write_text
+from knowgen.types import task_family
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +83,7 @@ def template_names(value: list[str] | str) -> list[str]:
 def record_template(record: dict[str, Any]) -> str | None:
     """The world template of a record: its ``task_id`` up to the first ``-``
     (``two_flags-fr-es`` -> ``two_flags``); None for a record without a task id."""
-    task_id = str(record.get("task_id") or "")
-    return task_id.split("-", 1)[0] or None
+    return task_family(str(record.get("task_id") or "")) or None
 
 
 def of_templates(records: list[dict[str, Any]], templates: list[str] | str | None,

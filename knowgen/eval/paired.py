@@ -25,6 +25,7 @@ from typing import Any
 from knowgen.errors import RunError
 from knowgen.eval.results import sample_scores
 from knowgen.eval.scoring import SampleScore, aggregate_knowgen, group_of
+from knowgen.types import task_family
 
 #: A task whose overall score moved by less than this counts as unchanged.
 SAME = 0.005
@@ -150,25 +151,24 @@ def paired_comparison(base_dir: str | Path, other_dir: str | Path, resamples: in
                    resamples, seed)
 
 
-def compare_runs(run_dirs: Sequence[str | Path], resamples: int = 2000, seed: int = 0
+def compare_runs(run_dirs: Sequence[str | Path], resamples: int = 2000, seed: int = 0,
+                 scores: Sequence[dict[str, TaskScore]] | None = None
                  ) -> tuple[tuple[float, float], list[tuple[str | Path, PairedResult,
                                                         tuple[float, float]]]]:
     """The first run's K interval, and each later run's comparison with it and own interval.
 
-    Each folder is read once. Raises ``RunError`` as :func:`paired_comparison` does.
+    Each folder is read once, or not at all when ``scores`` gives each run's
+    :func:`run_scores` already read. Raises ``RunError`` as :func:`paired_comparison` does.
     """
     _check_resamples(resamples)
-    scores = [run_scores(d) for d in run_dirs]
+    if scores is None:
+        scores = [run_scores(d) for d in run_dirs]
+    elif len(scores) != len(run_dirs):
+        raise ValueError(f"{len(run_dirs)} run folders but {len(scores)} score sets.")
     first = _interval(scores[0], str(run_dirs[0]), resamples, seed)
     return first, [(d, _paired(scores[0], s, str(run_dirs[0]), str(d), resamples, seed),
                     _interval(s, str(d), resamples, seed))
                    for d, s in zip(run_dirs[1:], scores[1:], strict=True)]
-
-
-def task_family(task_id: str) -> str:
-    """The family of a task: its id up to the first ``-`` (the offline world's template,
-    ``two_flags-fr-es`` -> ``two_flags``); an id without ``-`` is its own family."""
-    return task_id.split("-", 1)[0]
 
 
 def family_means(scores: dict[str, TaskScore]) -> dict[str, tuple[int, float]]:

@@ -157,7 +157,8 @@ def family_table(run_dirs: list[str | Path], scores: list[dict[str, Any]]) -> Ta
     ``scores``: each run's :func:`knowgen.eval.paired.run_scores`. A later run's cell also
     gives its difference from the first run on the tasks of that family both evaluated.
     """
-    from knowgen.eval.paired import family_means, task_family
+    from knowgen.eval.paired import family_means
+    from knowgen.types import task_family
 
     table = Table(title="by task family (mean overall score, 0-1)", caption=(
         "family: the part of a task id before its first '-' (the offline world's template); "

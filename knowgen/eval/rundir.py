@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
-IDENTITY_KEYS = ("benchmark", "split", "policy", "seed", "limit", "config")
+IDENTITY_KEYS = ("benchmark", "split", "policy", "seed", "limit", "tasks", "config")
 """Settings of ``run.json`` that must match for a run folder to be resumed."""
 
 RecordCheck = Callable[[Any], str]

@@ -50,7 +50,7 @@ from knowgen.fileio import atomic_write
 from knowgen.locking import FolderLock
 from knowgen.progress import progress_bars, progress_enabled
 from knowgen.registry import BENCHMARKS
-from knowgen.types import Task
+from knowgen.types import Task, task_family
 
 logger = logging.getLogger(__name__)
 
@@ -82,16 +82,27 @@ def _run_meta(cfg: EvalConfig) -> dict[str, Any]:
         "policy": cfg.policy,
         "seed": cfg.seed,
         "limit": cfg.limit,
+        "tasks": cfg.tasks,
         "config": to_dict(cfg.env),
     }
 
 
-def select_tasks(tasks: list[Task], limit: int | None) -> list[Task]:
-    """``limit`` tasks spread evenly over the split (all when None).
+def select_tasks(tasks: list[Task], limit: int | None, only: str | None = None) -> list[Task]:
+    """``limit`` tasks spread evenly over the split (all when None), after ``only``.
 
     Benchmarks list tasks grouped by kind, so the first N would all be alike;
     an even stride keeps a small run representative and deterministic.
+
+    Args:
+        tasks: The split's tasks, in the benchmark's order.
+        limit: How many to keep, or None for all.
+        only: Comma-separated id patterns (see :func:`match_tasks`); None keeps every task.
+
+    Raises:
+        RunError: for a limit below 1, or a pattern of ``only`` that matches no task.
     """
+    if only is not None:
+        tasks = match_tasks(tasks, only)
     if limit is None or limit >= len(tasks):
         return tasks
     if limit <= 0:
@@ -99,11 +110,51 @@ def select_tasks(tasks: list[Task], limit: int | None) -> list[Task]:
     return [tasks[(i * len(tasks)) // limit] for i in range(limit)]
 
 
+def task_patterns(only: str) -> list[str]:
+    """The patterns of a ``--tasks`` value (comma-separated, blanks dropped).
+
+    Raises:
+        RunError: when it holds no pattern.
+    """
+    patterns = [p.strip() for p in str(only).split(",") if p.strip()]
+    if not patterns:
+        raise RunError(f"--tasks {only!r} holds no pattern; give task ids or patterns such as "
+                       "'flag_by_neighbours-*', or leave it out to run every task.")
+    return patterns
+
+
+def match_tasks(tasks: list[Task], only: str) -> list[Task]:
+    """The tasks whose id matches one of ``only``'s patterns, in the split's order.
+
+    Patterns are matched case-sensitively with ``*`` and ``?`` wildcards
+    (:func:`fnmatch.fnmatchcase`); a pattern without one names a single task.
+
+    Raises:
+        RunError: for a pattern that matches no task, with the closest ids and families.
+    """
+    import difflib
+    from fnmatch import fnmatchcase
+
+    patterns = task_patterns(only)
+    ids = [t.id for t in tasks]
+    for pattern in patterns:
+        if not any(fnmatchcase(i, pattern) for i in ids):
+            families = sorted({task_family(i) + "-*" for i in ids if "-" in i})
+            close = difflib.get_close_matches(pattern, families + ids, n=3)
+            hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            shown = families or ids[:5]
+            raise RunError(f"--tasks pattern {pattern!r} matches no task of this split.{hint} "
+                           f"Its tasks: {', '.join(shown[:30])}"
+                           f"{', ...' if len(shown) > 30 else ''}.")
+    return [t for t in tasks if any(fnmatchcase(t.id, p) for p in patterns)]
+
+
 def check_settings(cfg: EvalConfig) -> None:
     """Refuse settings no run can use, before anything is created.
 
     Raises:
-        RunError: for ``workers`` below 1, ``limit`` below 1 or a negative ``seed``.
+        RunError: for ``workers`` below 1, ``limit`` below 1, a negative ``seed`` or a
+            ``tasks`` value with no pattern.
         ConfigError: for an environment setting out of range or an executor option.
         UnknownNameError: for a backend, policy, benchmark or executor name nobody registered.
         MissingDependencyError: for ``--executor ray`` without Ray installed.
@@ -116,6 +167,8 @@ def check_settings(cfg: EvalConfig) -> None:
                        "out to run every task.")
     if cfg.seed < 0:
         raise RunError(f"--seed must be 0 or more, got {cfg.seed}.")
+    if cfg.tasks is not None:
+        task_patterns(cfg.tasks)
     from knowgen import registry
     from knowgen.envs.searchgen import SearchGenEnv
 
@@ -146,7 +199,7 @@ def resume_config(run_dir: str | Path, overrides: dict[str, Any] | None = None) 
     try:
         env = from_dict(EnvConfig, meta.get("config") or {}, where="config")
         cfg = EvalConfig(env=env, policy=str(meta["policy"]), limit=meta.get("limit"),
-                         seed=int(meta.get("seed") or 0), resume=str(run_dir))
+                         tasks=meta.get("tasks"), seed=int(meta.get("seed") or 0), resume=str(run_dir))
     except (KnowgenError, TypeError, ValueError) as exc:
         raise RunError(f"Cannot take the settings of {run_dir} from its run.json ({exc}); "
                        "give them as flags instead.") from None
@@ -192,7 +245,7 @@ def run_eval(cfg: EvalConfig, run_dir: str | Path | None = None, progress: bool 
         with progress_bars(progress and progress_enabled()):  # a benchmark's own bars too
             return benchmark.tasks(cfg.env.split)
 
-    grows = _grows_to(split_tasks, cfg.limit)  # loads the split only for a larger --limit
+    grows = _grows_to(split_tasks, cfg.limit, cfg.tasks)  # loads the split for a larger --limit
     if (target / "run.json").exists():
         check_resumable(target, meta, grows)
     wise_judge = make_wise_judge(cfg.env.image_judge, benchmark.variant) if is_wise(
@@ -200,7 +253,7 @@ def run_eval(cfg: EvalConfig, run_dir: str | Path | None = None, progress: bool 
     if wise_judge is not None and cfg.env.text_judge != "offline":
         logger.warning("WISE has no ground truth and no text reward: text judge %r is not used.",
                        cfg.env.text_judge)
-    tasks = select_tasks(split_tasks(), cfg.limit)
+    tasks = select_tasks(split_tasks(), cfg.limit, cfg.tasks)
     created = _make_folder(target)
     try:
         with FolderLock(target, "run folder"):
@@ -231,8 +284,8 @@ def _make_folder(target: Path) -> Path | None:
     return top
 
 
-def _grows_to(split_tasks: Callable[[], list[Task]], limit: int | None
-              ) -> Callable[[Any], bool]:
+def _grows_to(split_tasks: Callable[[], list[Task]], limit: int | None,
+              only: str | None = None) -> Callable[[Any], bool]:
     """``grows(old_limit)``: whether every task an old ``--limit`` chose is among ``limit``'s.
 
     A run folder may be resumed with a larger ``--limit`` (or none) when this holds:
@@ -243,8 +296,8 @@ def _grows_to(split_tasks: Callable[[], list[Task]], limit: int | None
         if old_limit is not None and (isinstance(old_limit, bool)
                                       or not isinstance(old_limit, int) or old_limit < 1):
             return False
-        chosen = {t.id for t in select_tasks(split_tasks(), limit)}
-        return {t.id for t in select_tasks(split_tasks(), old_limit)} <= chosen
+        chosen = {t.id for t in select_tasks(split_tasks(), limit, only)}
+        return {t.id for t in select_tasks(split_tasks(), old_limit, only)} <= chosen
 
     return grows
 

@@ -109,7 +109,8 @@ def test_compare_prints_the_paired_interval_unless_told_not_to(runs, capsys):
 
 
 def test_family_means_group_a_runs_tasks_by_template(runs):
-    from knowgen.eval.paired import family_means, task_family
+    from knowgen.eval.paired import family_means
+    from knowgen.types import task_family
 
     assert task_family("two_flags-fr-es") == "two_flags" and task_family("42") == "42"
     scores = run_scores(runs["oracle"])
