@@ -25,7 +25,7 @@ from knowgen.agents.train.config import TrainConfig
 from knowgen.agents.train.hub import no_usage_report
 from knowgen.agents.train.models import adapter_base, load_trainable
 from knowgen.agents.train.resume import keep_schedule_on_resume, last_checkpoint
-from knowgen.agents.train.sft import _has_cuda, save_agent, use_bf16
+from knowgen.agents.train.sft import _has_cuda, save_agent, use_bf16, with_agent_file
 from knowgen.agents.train.sft_data import template_names
 from knowgen.config import EnvConfig
 from knowgen.envs.trl_env import make_env_factory, searchgen_reward
@@ -321,8 +321,9 @@ def run_grpo(cfg: TrainConfig) -> Path:
         resume = last_checkpoint(out_dir)
         if resume is None:
             raise ConfigError(f"grpo.resume is set but {out_dir} holds no checkpoint; unset it.")
-    trainer.train(resume_from_checkpoint=resume)
     init = grpo_init_dir(cfg)
     base = adapter_base(init) if is_adapter_folder(init) else None
+    with_agent_file(trainer, cfg.system_prompt, cfg.generation, cfg.view, base=base)
+    trainer.train(resume_from_checkpoint=resume)
     return save_agent(trainer.model, trainer.processing_class, out_dir / "final",
                       cfg.system_prompt, cfg.generation, cfg.view, base=base)

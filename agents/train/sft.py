@@ -62,7 +62,15 @@ def save_agent(model: Any, tokenizer: Any, out_dir: str | Path, system_prompt: s
         tokenizer.chat_template = qwen3_chat_template()
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    meta = {
+    write_agent_file(out, agent_meta(model, tokenizer, system_prompt, generation, view, base))
+    logger.info("Saved the agent to %s", out)
+    return out
+
+
+def agent_meta(model: Any, tokenizer: Any, system_prompt: str, generation: GenerationSettings,
+               view: str = "full", base: str | None = None) -> dict[str, Any]:
+    """The content of ``knowgen_agent.json`` for ``model`` (see :func:`save_agent`)."""
+    meta: dict[str, Any] = {
         "system_prompt": system_prompt,
         "tools": tool_schemas(adapter_class(view)),
         "view": view,
@@ -81,14 +89,41 @@ def save_agent(model: Any, tokenizer: Any, out_dir: str | Path, system_prompt: s
     }
     if base:
         meta["base"] = base
-        name_base_in_adapter_config(out, base)
     if hasattr(model, "peft_config"):
         meta["adapter"] = "lora"
         meta["trainable_parameters"] = sum(p.numel() for p in model.parameters()
                                            if p.requires_grad)
-    atomic_write_text(out / AGENT_FILE, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
-    logger.info("Saved the agent to %s", out)
-    return out
+    return meta
+
+
+def write_agent_file(folder: str | Path, meta: dict[str, Any]) -> None:
+    """Write ``knowgen_agent.json`` into ``folder``, and its base into the adapter's config."""
+    if meta.get("base"):
+        name_base_in_adapter_config(folder, meta["base"])
+    atomic_write_text(Path(folder) / AGENT_FILE,
+                      json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+
+
+def with_agent_file(trainer: Any, system_prompt: str, generation: GenerationSettings,
+                    view: str = "full", base: str | None = None) -> Any:
+    """Make ``trainer`` write ``knowgen_agent.json`` into each ``checkpoint-N`` it saves.
+
+    A mid-run checkpoint then loads as a policy (``--policy transformers:path=.../
+    checkpoint-N``) over the same base as the final folder, and resuming is unchanged.
+    """
+    from transformers import TrainerCallback
+
+    class AgentFileOnSave(TrainerCallback):
+        """Writes the agent file beside the weights the Trainer has just saved."""
+
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if state.is_world_process_zero and folder.is_dir():
+                write_agent_file(folder, agent_meta(trainer.model, trainer.processing_class,
+                                                    system_prompt, generation, view, base))
+
+    trainer.add_callback(AgentFileOnSave())
+    return trainer
 
 
 def tokenizer_texts(records: list[dict[str, Any]]) -> list[str]:
@@ -395,6 +430,7 @@ def run_sft(cfg: TrainConfig) -> Path:
     trainer = SFTTrainer(model=model, args=sft_arguments(cfg, out_dir), train_dataset=dataset,
                          processing_class=tokenizer)
     keep_schedule_on_resume(use_stage_progress(trainer, "SFT"))
+    with_agent_file(trainer, cfg.system_prompt, cfg.generation, cfg.view, base=saved_base(cfg))
     trainer.train(resume_from_checkpoint=resume)
     return save_agent(trainer.model, tokenizer, out_dir / "final", cfg.system_prompt,
                       cfg.generation, cfg.view,

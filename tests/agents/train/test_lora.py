@@ -109,6 +109,31 @@ def test_a_lora_agent_plays_an_episode(lora_run, shared_backends):
 
 
 @pytest.mark.slow
+def test_a_mid_run_checkpoint_loads_as_an_agent_over_its_base(lora_run, base_folder,
+                                                              shared_backends):
+    from knowgen.agents.policy import transformers_policy
+    from knowgen.config import EnvConfig
+    from knowgen.envs.searchgen import SearchGenEnv
+
+    _, final = lora_run
+    checkpoint = final.parent / "checkpoint-2"  # the last step: the final weights
+    meta = json.loads((checkpoint / "knowgen_agent.json").read_text())
+    assert meta == json.loads((final / "knowgen_agent.json").read_text())
+    assert meta["base"] == str(base_folder / "base.gguf")
+    config = json.loads((checkpoint / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == meta["base"]
+    assert (checkpoint / "optimizer.pt").is_file()  # still a checkpoint a run resumes from
+    env = SearchGenEnv(EnvConfig(split="test"), **shared_backends)
+    obs, info = env.reset(options={"task_id": env.tasks[0].id})
+    actions = []
+    for folder in (checkpoint, final):
+        policy = transformers_policy(str(folder), device="cpu", max_new_tokens=32)
+        policy.reset(obs, info)
+        actions.append(policy.act(obs, info))
+    assert actions[0] == actions[1]
+
+
+@pytest.mark.slow
 def test_grpo_goes_on_training_the_adapter(lora_run, base_folder, tmp_path):
     import copy
 
@@ -120,11 +145,13 @@ def test_grpo_goes_on_training_the_adapter(lora_run, base_folder, tmp_path):
     cfg = copy.deepcopy(cfg)
     cfg.output_dir = str(tmp_path)
     cfg.grpo.init = str(sft_final)
-    cfg.grpo.max_steps, cfg.grpo.learning_rate = 1, 1e-2
+    cfg.grpo.max_steps, cfg.grpo.learning_rate, cfg.grpo.save_steps = 1, 1e-2, 1
     final = run_grpo(cfg)
     assert (final / "adapter_config.json").is_file() and not (final / "model.safetensors").exists()
     meta = json.loads((final / "knowgen_agent.json").read_text())
     assert meta["base"] == str(base_folder / "base.gguf") and meta["adapter"] == "lora"
+    # the mid-run checkpoint names the same base, so it loads as a policy too
+    assert json.loads((final.parent / "checkpoint-1" / "knowgen_agent.json").read_text()) == meta
     before = load_file(str(sft_final / "adapter_model.safetensors"))
     assert load_file(str(final / "adapter_model.safetensors")).keys() == before.keys()
     # what GRPO optimises: the adapters only, the base frozen (one step of an untrained
