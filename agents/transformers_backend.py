@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,10 @@ from knowgen.agents.grammar import ReplyGrammar, allowed_tokens
 from knowgen.errors import ConfigError, DataError, MissingDependencyError
 
 logger = logging.getLogger(__name__)
+
+#: The warning peft's adapter loading raises by reading ``is_gradient_checkpointing``, which
+#: transformers deprecated: nothing a user of an agent checkpoint can act on.
+PEFT_DEPRECATION = r"`is_gradient_checkpointing` is deprecated"
 
 _SAMPLED_KEEP = 20
 """Allowed tokens a sampled step chooses among under the grammar."""
@@ -76,7 +81,10 @@ def load_checkpoint_model(path: Path, settings: dict[str, Any], dtype: Any) -> A
         raise MissingDependencyError("peft", "train", "A LoRA agent checkpoint") from exc
     from knowgen.agents.base_models import load_base_model
 
-    model = PeftModel.from_pretrained(load_base_model(str(base), dtype=dtype), str(path))
+    base_model = load_base_model(str(base), dtype=dtype)
+    with warnings.catch_warnings():  # peft reads an attribute transformers has deprecated
+        warnings.filterwarnings("ignore", message=PEFT_DEPRECATION, category=FutureWarning)
+        model = PeftModel.from_pretrained(base_model, str(path))
     logger.info("Merged the LoRA adapter in %s into its base model %s", path, base)
     return model.merge_and_unload()
 

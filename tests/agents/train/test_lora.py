@@ -1,6 +1,7 @@
 """LoRA SFT over a pretrained base: the checkpoint is the adapter, merged for inference."""
 
 import json
+import warnings
 
 import pytest
 
@@ -98,7 +99,11 @@ def test_a_lora_agent_plays_an_episode(lora_run, shared_backends):
 
     _, final = lora_run
     env = SearchGenEnv(EnvConfig(split="test"), **shared_backends)
-    policy = transformers_policy(str(final), device="cpu", max_new_tokens=32)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        policy = transformers_policy(str(final), device="cpu", max_new_tokens=32)
+    # loading says nothing a user of the checkpoint cannot act on
+    assert not [w for w in caught if "is_gradient_checkpointing" in str(w.message)]
     obs, info = env.reset(options={"task_id": env.tasks[0].id})
     policy.reset(obs, info)
     done, turns = False, 0
