@@ -24,7 +24,7 @@ from rich.logging import RichHandler
 from rich.table import Table
 from rich.text import Text
 
-from knowgen.errors import ConfigError, KnowgenError, RunError
+from knowgen.errors import ConfigError, KnowgenError
 from knowgen.progress import progress_bars
 
 # Piped output (make demo, CI logs) would be cut to 80 columns; tables need more.
@@ -143,51 +143,9 @@ def _with_arg(spec: str, key: str, value: str) -> str:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from knowgen.eval.report import comparison_table, load_summary, task_set_warning
+    from knowgen.eval.compare_cli import run
 
-    if args.resamples and args.resamples < 100:
-        raise ConfigError(f"--resamples must be 0 (no paired comparison) or at least 100, got "
-                          f"{args.resamples}.")
-    summaries = [load_summary(d) for d in args.run_dirs]
-    warning = task_set_warning(args.run_dirs, summaries)
-    if warning:
-        err_console.print(Text.assemble(("warning:", "bold yellow"), f" {warning}"))
-    knowgen_runs = [s for s in summaries if s.get("rubric") != "wise"]
-    wise_runs = [s for s in summaries if s.get("rubric") == "wise"]
-    if knowgen_runs:
-        console.print(comparison_table(knowgen_runs, title=args.title))
-    paired = [d for d, s in zip(args.run_dirs, summaries, strict=True) if s.get("rubric") != "wise"]
-    pairing = bool(args.resamples) and len(paired) > 1
-    scores = None
-    if pairing or (args.by_family and paired):
-        from knowgen.eval.paired import run_scores
-
-        try:
-            scores = [run_scores(d) for d in paired]  # each folder read once for both tables
-        except RunError as exc:  # the score table stands; only these tables are left out
-            what = " and ".join(w for w, on in (("no paired comparison", pairing),
-                                                ("no table by family", args.by_family)) if on)
-            err_console.print(Text.assemble(("warning:", "bold yellow"), f" {what}: {exc}"))
-    if pairing and scores is not None:
-        from knowgen.eval.paired import compare_runs
-        from knowgen.eval.report import paired_table
-
-        try:
-            first, results = compare_runs(paired, resamples=args.resamples, scores=scores)
-        except RunError as exc:
-            err_console.print(Text.assemble(("warning:", "bold yellow"),
-                                            f" no paired comparison: {exc}"))
-        else:
-            console.print(paired_table(paired[0], first, results))
-    if args.by_family and scores is not None:
-        from knowgen.eval.report import family_table
-
-        console.print(family_table(paired, scores))
-    if wise_runs:
-        from knowgen.eval.wise_run import wise_comparison_table
-
-        console.print(wise_comparison_table(wise_runs, title=args.title))
-    return 0
+    return run(args)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -346,16 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_eval(sub)
-    p = sub.add_parser("compare", help="print one table comparing finished runs")
-    p.add_argument("run_dirs", nargs="+", help="run folders written by 'knowgen eval'")
-    p.add_argument("--title", default="knowgen results", help="title printed above the table")
-    p.add_argument("--resamples", type=int, default=2000,
-                   help="bootstrap resamples of the paired comparison with the first run "
-                        "(0: leave it out)")
-    p.add_argument("--by-family", action="store_true",
-                   help="also print each run's mean overall score per task family (the part "
-                        "of a task id before its first '-': the offline world's templates), "
-                        "weakest first")
+    from knowgen.eval.compare_cli import add_parser as _add_compare
+
+    _add_compare(sub)
     p = sub.add_parser("list", help="list registered backends")
     p.add_argument("kind", nargs="?", help="only this kind (e.g. policies, generators)")
     p = sub.add_parser("tasks", help="show tasks of a benchmark split")
