@@ -171,6 +171,12 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where} must be true or false, got {value!r}.")
         return bool(value)
     if tp in (int, float, str):
+        if isinstance(value, (list, tuple, dict, set)):
+            # str() would turn a YAML list into "['a', 'b']", a value nobody wrote
+            several = " (write several values as one comma-separated string)" \
+                if tp is str and not isinstance(value, dict) else ""
+            raise ConfigError(f"{where} must be one {tp.__name__}, got a "
+                              f"{type(value).__name__} {value!r}{several}.")
         try:
             return tp(value)
         except (TypeError, ValueError) as exc:

@@ -75,6 +75,19 @@ def test_yaml_unknown_key_is_a_clear_error(tmp_path):
         load_config(EvalConfig, path)
 
 
+def test_a_yaml_list_for_a_text_setting_is_refused_not_turned_into_text(tmp_path):
+    """A list where one string is expected used to become "['a', 'b']" silently."""
+    path = tmp_path / "c.yaml"
+    path.write_text("tasks:\n  - flag_by_neighbours-*\n  - two_flags-*\n")
+    with pytest.raises(ConfigError, match="tasks must be one str, got a list .*comma-separated"):
+        load_config(EvalConfig, path)
+    path.write_text("tasks: flag_by_neighbours-*,two_flags-*\nlimit: [3]\n")
+    with pytest.raises(ConfigError, match="limit must be one int, got a list"):
+        load_config(EvalConfig, path)
+    path.write_text("tasks: flag_by_neighbours-*,two_flags-*\n")
+    assert load_config(EvalConfig, path).tasks == "flag_by_neighbours-*,two_flags-*"
+
+
 def test_import_knowgen_does_not_import_torch():
     code = ("import sys, knowgen, knowgen.envs, knowgen.registry, knowgen.cli;"
             "GENERATORS = knowgen.registry.GENERATORS;"
