@@ -21,9 +21,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,8 +200,9 @@ def load_base_model(source: BaseSource | str, dtype: Any = None) -> Any:
         kwargs["quantization_config"] = GgufConfig(gguf_file=source.gguf_file, dequantize=True)
     logger.info("Loading the base model %s (%s)", source.spec or location, source.kind)
     try:
-        model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype or torch.float32,
-                                                     **kwargs)
+        with loading_bars():
+            model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype or torch.float32,
+                                                         **kwargs)
     except OSError as exc:
         if source.kind == "hub":
             raise _hub_error(source, exc) from exc
@@ -208,6 +212,40 @@ def load_base_model(source: BaseSource | str, dtype: Any = None) -> Any:
         # the weights are plain tensors now; without this, trainers refuse a "GGUF-quantised" model
         quantizer.remove_quantization_config(model)
     return model
+
+
+@contextlib.contextmanager
+def loading_bars() -> Iterator[None]:
+    """Hide transformers' weight-loading bars inside the block where bars are off.
+
+    Bars are off inside :func:`knowgen.progress.progress_bars` ``(False)`` (a command's
+    ``--no-progress``) and where transformers' own switch is off (training output).
+    transformers draws its GGUF dequantising bar with ``tqdm`` directly, past its own
+    switch, so that one is turned off here for the duration of the block.
+    """
+    from transformers.utils import logging as hf_logging
+
+    from knowgen.progress import progress_enabled
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    if progress_enabled() and was_on:
+        yield
+        return
+    try:
+        from transformers import modeling_gguf_pytorch_utils as gguf_loading
+    except ImportError:  # an older or smaller transformers: nothing of its own to hide
+        gguf_loading = None
+    drawn = getattr(gguf_loading, "tqdm", None)
+    hf_logging.disable_progress_bar()
+    if drawn is not None:
+        gguf_loading.tqdm = functools.partial(drawn, disable=True)
+    try:
+        yield
+    finally:
+        if drawn is not None:
+            gguf_loading.tqdm = drawn
+        if was_on:
+            hf_logging.enable_progress_bar()
 
 
 #: The turn markers of ChatML templates.

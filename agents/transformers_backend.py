@@ -70,7 +70,10 @@ def load_checkpoint_model(path: Path, settings: dict[str, Any], dtype: Any) -> A
     import transformers
 
     if not is_adapter_folder(path):
-        return transformers.AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
+        from knowgen.agents.base_models import loading_bars
+
+        with loading_bars():
+            return transformers.AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
     base = settings.get("base")
     if not base:
         raise DataError(f"{path} holds a LoRA adapter but its {AGENT_FILE} names no base model "

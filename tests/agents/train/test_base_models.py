@@ -62,6 +62,27 @@ def test_a_gguf_file_loads_as_the_model_it_was_written_from(tiny):
     assert torch.allclose(want, got, atol=1e-4), (want - got).abs().max()
 
 
+def test_no_progress_hides_transformers_loading_bars(tiny, capfd):
+    """transformers draws its GGUF bar with tqdm directly, past its own switch; under
+    --no-progress (progress_bars(False)) neither it nor the weight-loading bar shows, and
+    both come back after."""
+    from transformers import modeling_gguf_pytorch_utils as gguf_loading
+    from transformers.utils import logging as hf_logging
+
+    from knowgen.progress import progress_bars
+
+    _, _, folder = tiny
+    drawn = gguf_loading.tqdm
+    load_base_model(str(folder / "tiny-llama.F32.gguf"))
+    assert "de-quantizing GGUF" in capfd.readouterr().err  # the bar this test hides
+    with progress_bars(False):
+        load_base_model(str(folder / "tiny-llama.F32.gguf"))
+        load_base_model(str(folder / "hf"))
+    err = capfd.readouterr().err
+    assert "GGUF" not in err and "Loading weights" not in err, err
+    assert gguf_loading.tqdm is drawn and hf_logging.is_progress_bar_enabled()
+
+
 def test_the_gguf_tokenizer_and_chat_template_are_the_models_own(tiny):
     _, tokenizer, folder = tiny
     loaded = load_base_tokenizer(str(folder / "tiny-llama.F32.gguf"))
