@@ -35,6 +35,10 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     d.add_argument("--expert", default=None, choices=("scripted", "oracle", "guided"),
                    help="expert policy (default: the config's, scripted)")
     d.add_argument("--limit", type=int, default=None, help="play only the first N tasks")
+    d.add_argument("--from-run", default=None, metavar="RUN_DIR",
+                   help="instead of playing an expert, keep the well-paid episodes of a "
+                   "'knowgen eval' run on the train split (the agent's own, to replay "
+                   "beside new data: sft.replay); data.min_reward and data.max_chars apply")
     d.add_argument("--executor", default="local", metavar="NAME[:ARGS]",
                    help="where episodes run: local (this process, default) or "
                    "ray[:address=auto,actors=N,...] (in parallel on a Ray cluster; needs "
@@ -147,6 +151,8 @@ def _cmd_data(args: argparse.Namespace, cfg) -> int:
     from knowgen.eval.executors import check_executor
 
     check_executor(args.executor)
+    if args.from_run:
+        return _cmd_replay(args, cfg)
     if args.expert:
         cfg.data.expert = args.expert
     if args.limit is not None:
@@ -166,6 +172,29 @@ def _cmd_data(args: argparse.Namespace, cfg) -> int:
     records, stats = generate_expert_data(cfg.data, executor=args.executor)
     out = write_jsonl(records, args.out)
     print_done("expert data", out, stats)
+    return 0
+
+
+def _cmd_replay(args: argparse.Namespace, cfg) -> int:
+    from knowgen.agents.expert_data import write_jsonl
+    from knowgen.agents.run_records import run_records
+    from knowgen.errors import ConfigError
+
+    clashes = [flag for flag, value in (("--expert", args.expert), ("--limit", args.limit),
+                                        ("--executor", args.executor != "local" or None))
+               if value]
+    if clashes:
+        raise ConfigError(f"--from-run replays a finished run, so {', '.join(clashes)} has "
+                          "nothing to set; drop it (choose the tasks when you run "
+                          "'knowgen eval').")
+    records, stats = run_records(args.from_run, cfg.data.min_reward, cfg.data.max_chars,
+                                 cfg.system_prompt)
+    if not records:
+        raise ConfigError(f"No episode of {args.from_run} is paid at least "
+                          f"data.min_reward={cfg.data.min_reward} ({stats}); lower it with "
+                          "--set data.min_reward=... or replay a longer run.")
+    out = write_jsonl(records, args.out)
+    print_done("replay data", out, stats)
     return 0
 
 

@@ -170,6 +170,13 @@ class SFTSettings:
     reword_seed: int = 0
     """Seed of the rewording."""
 
+    replay: str | None = None
+    """JSONL of records trained on beside the selected ones, as they are: the agent's own
+    well-paid episodes (``knowgen train data --from-run``), so that a stage that learns
+    new families keeps doing what the agent already did right. The selections above,
+    ``sft.reword`` and ``sft.several_copies`` leave them alone; the context view applies.
+    None when unset."""
+
     lora: LoraSettings = field(default_factory=LoraSettings)
     """LoRA adapters (``sft.lora.r`` > 0) instead of full fine-tuning; the checkpoint then
     holds the adapter, loaded over the base model ``init`` and merged for inference."""

@@ -3,7 +3,8 @@ those an earlier stage took left out (``sft.exclude_stride``), those of chosen t
 families (``sft.templates``), at most so many of each family (``sft.per_template``),
 several-picture transcripts balanced against single ones (``sft.singles_per_several``),
 at an even stride (``sft.max_records``), several-picture transcripts repeated
-(``sft.several_copies``) and requests reworded (``sft.reword``).
+(``sft.several_copies``) and requests reworded (``sft.reword``); then the replayed
+records of ``sft.replay``, as they are.
 
 :func:`training_records` gives them; the name augmentation that needs the run's tokenizer
 stays with the trainer in :mod:`knowgen.agents.train.sft`.
@@ -31,7 +32,8 @@ logger = logging.getLogger(__name__)
 
 def training_records(cfg: TrainConfig) -> list[dict[str, Any]]:
     """The records of ``cfg``'s SFT run, before any name augmentation (module docstring)."""
-    return reworded(cfg, with_several_copied(sft_records(cfg), cfg.sft.several_copies))
+    records = reworded(cfg, with_several_copied(sft_records(cfg), cfg.sft.several_copies))
+    return records + replay_records(cfg)
 
 
 def sft_records(cfg: TrainConfig) -> list[dict[str, Any]]:
@@ -39,21 +41,47 @@ def sft_records(cfg: TrainConfig) -> list[dict[str, Any]]:
     earlier stage took left out (``sft.exclude_stride``), those of ``sft.templates``, at
     most ``sft.per_template`` of each family, several-picture ones balanced
     (``sft.singles_per_several``), then at most ``sft.max_records`` at an even stride."""
-    records = expert_records(cfg)
-    if cfg.view != "full":
-        kept = [r for r in records if not uses_browse(r)]
-        if len(kept) < len(records):
-            logger.info("The %s view has no browse tool: %d of %d records that browse are left "
-                        "out", cfg.view, len(records) - len(kept), len(records))
-        tools = json.dumps(tool_schemas(adapter_class(cfg.view)), ensure_ascii=False)
-        records = [apply_view(r, cfg.view, cfg.system_prompt) for r in kept]
-        for record in records:
-            record["tools"] = tools
+    records = in_view(expert_records(cfg), cfg)
     records = of_templates(not_taken_by(records, cfg.sft.exclude_stride), cfg.sft.templates,
                            among=records)
     records = per_template(records, cfg.sft.per_template)
     records = balanced(records, cfg.sft.singles_per_several)
     return spread(records, cfg.sft.max_records, cfg.sft.stride_offset)
+
+
+def in_view(records: list[dict[str, Any]], cfg: TrainConfig) -> list[dict[str, Any]]:
+    """``records`` in the run's context view (``cfg.view``); in the ``compact`` view those
+    that browse are left out, since it has no browse tool."""
+    if cfg.view == "full":
+        return records
+    kept = [r for r in records if not uses_browse(r)]
+    if len(kept) < len(records):
+        logger.info("The %s view has no browse tool: %d of %d records that browse are left "
+                    "out", cfg.view, len(records) - len(kept), len(records))
+    tools = json.dumps(tool_schemas(adapter_class(cfg.view)), ensure_ascii=False)
+    viewed = [apply_view(r, cfg.view, cfg.system_prompt) for r in kept]
+    for record in viewed:
+        record["tools"] = tools
+    return viewed
+
+
+def replay_records(cfg: TrainConfig) -> list[dict[str, Any]]:
+    """The records of ``sft.replay`` in the run's view (none when unset).
+
+    Raises:
+        DataError: for an unreadable file, or one in which no record could be used.
+    """
+    if not cfg.sft.replay:
+        return []
+    from knowgen.agents.upstream_data import read_sft_file, write_rejected
+
+    records, rejected = read_sft_file(cfg.sft.replay, cfg.system_prompt)
+    write_rejected(rejected, Path(cfg.output_dir) / "sft_replay.rejected.jsonl",
+                   "replayed records")
+    records = in_view(records, cfg)
+    logger.info("Replaying %d records of %s beside the selected ones", len(records),
+                cfg.sft.replay)
+    return records
 
 
 def not_taken_by(records: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
