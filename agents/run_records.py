@@ -1,10 +1,10 @@
 """SFT records from an evaluation run's own episodes: the agent's solved tasks replayed.
 
 A later training stage that learns new families tends to unlearn the ones an agent
-already solves. Training on the agent's own well-paid episodes beside the new data
-anchors what it does (self-distillation, as in rejection-sampling fine-tuning): the
-loss on them is low from the start and rises only where the stage moves the agent
-away from its own behaviour.
+already solves. Training on the agent's own well-paid episodes beside the new data is
+meant to anchor what it does (self-distillation, as in rejection-sampling fine-tuning):
+the loss on them is low from the start and rises only where the stage moves the agent
+away from its own behaviour on those requests (tried once: see perf/RESULTS_train.md).
 
 The episodes come from a finished ``knowgen eval`` run folder of the offline world
 played on a training split (``--split train``); a run of a split held out for
