@@ -184,8 +184,9 @@ def _cmd_replay(args: argparse.Namespace, cfg) -> int:
                                         ("--executor", args.executor != "local" or None))
                if value]
     if clashes:
-        raise ConfigError(f"--from-run replays a finished run, so {', '.join(clashes)} has "
-                          "nothing to set; drop it (choose the tasks when you run "
+        verb, them = ("has", "it") if len(clashes) == 1 else ("have", "them")
+        raise ConfigError(f"--from-run replays a finished run, so {', '.join(clashes)} {verb} "
+                          f"nothing to set; drop {them} (choose the tasks when you run "
                           "'knowgen eval').")
     records, stats = run_records(args.from_run, cfg.data.min_reward, cfg.data.max_chars,
                                  cfg.system_prompt)
