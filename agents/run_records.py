@@ -30,7 +30,7 @@ from typing import Any
 from knowgen.agents.expert_data import compact_action, turns_to_messages
 from knowgen.envs.trl_env import DEFAULT_SYSTEM_PROMPT, tool_schemas
 from knowgen.errors import ConfigError, RunError
-from knowgen.eval.rundir import read_run_meta
+from knowgen.eval.rundir import read_run_meta, read_samples
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +43,9 @@ def run_records(run_dir: str | Path, min_reward: float = 0.75, max_chars: int = 
                 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The well-paid episodes of an evaluation run on a training split, as SFT records.
 
-    Reads the samples of the run's own ``run_id`` (the last line per task, as a resume
-    does). An episode is kept when its reward is at least ``min_reward``, the agent
+    Reads the samples a resume of the run would keep
+    (:func:`knowgen.eval.rundir.read_samples`); lines a resume would set aside are named
+    in a warning and left out. An episode is kept when its reward is at least ``min_reward``, the agent
     answered within its budget (no fallback generation) and its transcript is at most
     ``max_chars`` characters; actions are kept in the agent's own words, thinking
     included.
@@ -69,7 +70,7 @@ def run_records(run_dir: str | Path, min_reward: float = 0.75, max_chars: int = 
     folder = Path(run_dir)
     meta = read_run_meta(folder)
     _check_split(folder, meta)
-    samples = _own_samples(folder, meta.get("run_id"))
+    samples = _own_samples(folder)
     tools = json.dumps(tool_schemas(), ensure_ascii=False)
     records: list[dict[str, Any]] = []
     counts = {"low_reward": 0, "fallback": 0, "long": 0}
@@ -114,36 +115,17 @@ def _check_split(folder: Path, meta: dict[str, Any]) -> None:
                           "Evaluate the agent with '--split train' and replay that run.")
 
 
-def _own_samples(folder: Path, run_id: Any) -> dict[str, dict[str, Any]]:
-    path = folder / "samples.jsonl"
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RunError(f"Cannot read {path} ({exc}); pass the folder of a 'knowgen eval' "
-                       "run that has played some tasks.") from None
-    samples: dict[str, dict[str, Any]] = {}
-    bad = 0
-    for line in lines:
-        if not line.strip():
-            continue
-        try:
-            sample = json.loads(line)
-        except ValueError:
-            bad += 1
-            continue
-        if not isinstance(sample, dict) or not isinstance(sample.get("id"), str):
-            bad += 1
-            continue
-        if run_id is None or sample.get("run_id") == run_id:
-            samples[sample["id"]] = sample
-    if bad:
-        logger.warning("Left out %d line(s) of %s that are not samples; 'knowgen eval "
+def _own_samples(folder: Path) -> dict[str, dict[str, Any]]:
+    _, own, problems = read_samples(folder)
+    if problems:
+        shown = "; ".join(problems[:3])
+        logger.warning("Left out %d line(s) of %s that are not samples (%s); 'knowgen eval "
                        "--resume %s' sets such lines aside and plays their tasks again.",
-                       bad, path, folder)
-    if not samples:
-        raise RunError(f"{path} holds no sample of the run {run_id!r}; finish the run with "
-                       f"'knowgen eval --resume {folder}' first.")
-    return samples
+                       len(problems), folder / "samples.jsonl", shown, folder)
+    if not own:
+        raise RunError(f"{folder / 'samples.jsonl'} holds no finished sample of its run; "
+                       f"finish the run with 'knowgen eval --resume {folder}' first.")
+    return own
 
 
 def _turns(sample: dict[str, Any]) -> tuple[list[tuple[str, str]], str]:

@@ -20,10 +20,10 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from knowgen.errors import RunError
 from knowgen.eval.results import sample_scores
+from knowgen.eval.rundir import read_samples
 from knowgen.eval.scoring import SampleScore, aggregate_knowgen, group_of
 from knowgen.types import task_family
 
@@ -74,36 +74,30 @@ class PairedResult:
 def run_scores(run_dir: str | Path) -> dict[str, TaskScore]:
     """The evaluated tasks of a finished run folder, by task id.
 
-    Reads the samples of the run's own ``run_id`` (the last line per id, as a resume
-    does) for the tasks its ``results.json`` lists.
+    Reads the samples a resume of the run would keep (:func:`knowgen.eval.rundir.read_samples`)
+    for the tasks its ``results.json`` lists.
 
     Raises:
         RunError: when the folder's ``run.json``, ``results.json`` or ``samples.jsonl``
-            is missing or cannot be read.
+            is missing or cannot be read, or when a line of ``samples.jsonl`` is one a
+            resume would set aside.
     """
     folder = Path(run_dir)
+    how = (f"pass folders of finished 'knowgen eval' runs (finish one with 'knowgen eval "
+           f"--resume {run_dir}').")
     try:
-        run_id = json.loads((folder / "run.json").read_text(encoding="utf-8")).get("run_id")
+        _, samples, problems = read_samples(folder)
         listed = {str(item["id"]) for item in
                   json.loads((folder / "results.json").read_text(encoding="utf-8"))}
-        lines = (folder / "samples.jsonl").read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise RunError(f"Cannot pair the tasks of {run_dir} ({exc}); pass folders of finished "
-                       f"'knowgen eval' runs (finish one with 'knowgen eval --resume "
-                       f"{run_dir}').") from None
-    records: dict[str, dict[str, Any]] = {}
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            raise RunError(f"{folder / 'samples.jsonl'} line {number} is not JSON; "
-                           f"'knowgen eval --resume {run_dir}' sets such lines aside "
-                           "(samples.quarantine.jsonl) and plays their tasks again.") from None
-        if isinstance(record, dict) and record.get("id") in listed and (
-                run_id is None or record.get("run_id") == run_id):
-            records[str(record["id"])] = record
+    except (RunError, OSError, UnicodeDecodeError, ValueError, TypeError, KeyError,
+            AttributeError) as exc:
+        raise RunError(f"Cannot pair the tasks of {run_dir} ({exc}); {how}") from None
+    if problems:
+        raise RunError(f"{folder / 'samples.jsonl'} {problems[0]}"
+                       f"{f' (and {len(problems) - 1} more)' if len(problems) > 1 else ''}; "
+                       f"'knowgen eval --resume {run_dir}' sets such lines aside "
+                       "(samples.quarantine.jsonl) and plays their tasks again.")
+    records = {i: r for i, r in samples.items() if i in listed}
     try:  # scored as the run's summary was
         return {s.id: TaskScore(s, float(records[s.id]["image_judgement"]["overall"]))
                 for s in sample_scores(list(records.values()))}

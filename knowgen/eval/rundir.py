@@ -41,6 +41,9 @@ IDENTITY_KEYS = ("benchmark", "split", "policy", "seed", "limit", "tasks", "conf
 RecordCheck = Callable[[Any], str]
 """``check(record) -> problem`` ("" when the record is usable)."""
 
+_FOREIGN = "belongs to run "
+"""How :func:`sample_problem`'s reason for a line of another run begins."""
+
 
 def atomic_write_json(path: Path, data: Any) -> None:
     """Atomically write ``data`` as indented JSON."""
@@ -77,7 +80,7 @@ def sample_problem(record: Any, run_id: str | None = None) -> str:
         return "is marked evaluated but holds no judgement"
     tag = record.get("run_id")
     if run_id is not None and tag is not None and tag != run_id:
-        return f"belongs to run {tag!r}, not to this folder's run {run_id!r}"
+        return f"{_FOREIGN}{tag!r}, not to this folder's run {run_id!r}"
     return ""
 
 
@@ -117,42 +120,12 @@ class SampleLog:
             raw = self.path.read_bytes()
         except OSError as exc:
             raise RunError(f"Cannot read {self.path} ({exc.strerror}).") from None
-        records: list[dict[str, Any]] = []
-        kept: list[bytes] = []
-        bad: list[tuple[int, str, bytes]] = []
-        seen: set[str] = set()
-        for n, line in enumerate(raw.splitlines(keepends=True), 1):
-            if not line.strip():
-                continue
-            record, problem = self._parse(line)
-            if not problem and record["id"] in seen:
-                problem = f"repeats sample {record['id']!r} (the first copy is kept)"
-            if problem:
-                if not line.endswith(b"\n"):
-                    problem += "; it is the last line and has no line end (a write was cut off)"
-                bad.append((n, problem, line))
-                continue
-            seen.add(record["id"])
-            records.append(record)
-            kept.append(line if line.endswith(b"\n") else line + b"\n")
+        records, kept, bad = scan_lines(raw, self.check)
         body = b"".join(kept)
         if body != raw:
             self._quarantine(bad)
             self._rewrite(body)
         return records
-
-    def _parse(self, line: bytes) -> tuple[Any, str]:
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            return None, f"is not UTF-8 (byte {exc.start})"
-        try:
-            record = json.loads(text)
-        except json.JSONDecodeError as exc:
-            return None, f"is not valid JSON ({exc.msg} at column {exc.colno})"
-        except RecursionError:
-            return None, "is nested too deeply to read"
-        return record, self.check(record)
 
     def _quarantine(self, bad: list[tuple[int, str, bytes]]) -> None:
         if not bad:
@@ -200,6 +173,83 @@ def _line(record: dict[str, Any]) -> bytes:
     """One JSON line; a lone surrogate is kept as its JSON escape, never as invalid UTF-8."""
     text = json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n"
     return text.encode("utf-8", "backslashreplace")
+
+
+def scan_lines(raw: bytes, check: RecordCheck
+               ) -> tuple[list[dict[str, Any]], list[bytes], list[tuple[int, str, bytes]]]:
+    """Split a sample log's bytes into usable records and the lines that cannot be used.
+
+    A line is unusable when it is not UTF-8, not JSON, fails ``check``, or repeats an id
+    read before it (the first copy is the one kept).
+
+    Returns:
+        ``(records, kept_lines, bad)``: the usable records in file order, their lines
+        (each ending in a newline), and ``(line number, why, line)`` for the rest.
+    """
+    records: list[dict[str, Any]] = []
+    kept: list[bytes] = []
+    bad: list[tuple[int, str, bytes]] = []
+    seen: set[str] = set()
+    for n, line in enumerate(raw.splitlines(keepends=True), 1):
+        if not line.strip():
+            continue
+        record, problem = _parse_line(line, check)
+        if not problem and record["id"] in seen:
+            problem = f"repeats sample {record['id']!r} (the first copy is kept)"
+        if problem:
+            if not line.endswith(b"\n"):
+                problem += "; it is the last line and has no line end (a write was cut off)"
+            bad.append((n, problem, line))
+            continue
+        seen.add(record["id"])
+        records.append(record)
+        kept.append(line if line.endswith(b"\n") else line + b"\n")
+    return records, kept, bad
+
+
+def _parse_line(line: bytes, check: RecordCheck) -> tuple[Any, str]:
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, f"is not UTF-8 (byte {exc.start})"
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"is not valid JSON ({exc.msg} at column {exc.colno})"
+    except RecursionError:
+        return None, "is nested too deeply to read"
+    return record, check(record)
+
+
+def read_samples(run_dir: str | Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]],
+                                               list[str]]:
+    """A run folder's own finished samples, read as a resume reads them, changing nothing.
+
+    The readers of a finished run (paired comparisons, replay data) take the samples a
+    resume of the run would keep: the lines of its own ``run_id`` (every line, in a
+    folder that has none) that :func:`sample_problem` accepts, the first copy of each id.
+    Unlike :meth:`SampleLog.read`, nothing is moved to quarantine.
+
+    Returns:
+        ``(meta, samples, problems)``: the folder's ``run.json``, its samples by id, and
+        ``"line N <why>"`` for each line a resume would set aside as unreadable (lines of
+        another run are left out without a word, as the run's summary left them out).
+
+    Raises:
+        RunError: when ``run.json`` or ``samples.jsonl`` is missing or unreadable.
+    """
+    folder = Path(run_dir)
+    meta = read_run_meta(folder)
+    run_id = meta.get("run_id")
+    path = folder / "samples.jsonl"
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise RunError(f"Cannot read {path} ({exc.strerror}); pass the folder of a "
+                       "'knowgen eval' run that has played some tasks.") from None
+    records, _, bad = scan_lines(raw, lambda record: sample_problem(record, run_id))
+    return meta, {r["id"]: r for r in records}, [f"line {n} {why}" for n, why, _ in bad
+                                                 if not why.startswith(_FOREIGN)]
 
 
 def git_hash() -> str | None:

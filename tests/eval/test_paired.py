@@ -89,8 +89,31 @@ def test_unreadable_folders_and_too_few_resamples_are_refused(runs, tmp_path):
     shutil.copytree(runs["oracle"], torn)
     with (torn / "samples.jsonl").open("a") as fh:
         fh.write('{"id": "half')
-    with pytest.raises(RunError, match="line 7 is not JSON.*quarantine"):
+    with pytest.raises(RunError, match="line 7 is not valid JSON.*quarantine"):
         paired_comparison(runs["direct"], torn)
+
+
+def test_every_reader_of_a_run_keeps_the_samples_its_resume_keeps(runs, tmp_path):
+    """A pasted copy of a sample is named, and the pairing, the summary and a resume all
+    keep the first copy; reading changes nothing in the folder."""
+    from knowgen.eval.rundir import SampleLog, read_samples, sample_problem
+
+    run = tmp_path / "run"
+    shutil.copytree(runs["oracle"], run)
+    log = run / "samples.jsonl"
+    lines = log.read_text().splitlines()
+    copy = {**json.loads(lines[0]), "reward": -1.0}
+    log.write_text("\n".join([*lines, json.dumps(copy)]) + "\n")
+    before = log.read_bytes()
+    meta, samples, problems = read_samples(run)
+    assert problems == [f"line 7 repeats sample {copy['id']!r} (the first copy is kept)"]
+    assert samples[copy["id"]] == json.loads(lines[0]) and len(samples) == LIMIT
+    with pytest.raises(RunError, match="line 7 repeats sample.*--resume"):
+        run_scores(run)
+    assert log.read_bytes() == before and not (run / "samples.quarantine.jsonl").exists()
+    resumed = SampleLog(log, check=lambda r: sample_problem(r, meta["run_id"])).read()
+    assert {r["id"]: r for r in resumed} == samples  # what a resume keeps
+    assert run_scores(run) == run_scores(runs["oracle"])
 
 
 def test_compare_prints_the_paired_interval_unless_told_not_to(runs, capsys):
