@@ -134,6 +134,12 @@ class SFTSettings:
     anything else: a second stage (``init`` = the first stage's adapter) trains only on
     transcripts the first did not see. Unset keeps them all."""
 
+    exclude_per_template: int | None = None
+    """Leave out the records a ``per_template`` of this many took from the whole data,
+    beside ``exclude_stride`` and before anything else: the second stage of a first stage
+    that weighed every family alike trains only on transcripts that stage did not see.
+    Unset keeps them all."""
+
     templates: list[str] | None = None
     """Keep only the records of these world templates (task families such as
     ``capital_of_city`` or ``two_flags``, the part of a world task id before its first

@@ -1,5 +1,6 @@
 """The records SFT trains on, in order: read or generated, in the run's context view,
-those an earlier stage took left out (``sft.exclude_stride``), those of chosen task
+those an earlier stage took left out (``sft.exclude_stride``,
+``sft.exclude_per_template``), those of chosen task
 families (``sft.templates``), at most so many of each family (``sft.per_template``),
 several-picture transcripts balanced against single ones (``sft.singles_per_several``),
 at an even stride (``sft.max_records``), several-picture transcripts repeated
@@ -38,12 +39,14 @@ def training_records(cfg: TrainConfig) -> list[dict[str, Any]]:
 
 def sft_records(cfg: TrainConfig) -> list[dict[str, Any]]:
     """The SFT records in the run's context view (see :func:`expert_records`): those an
-    earlier stage took left out (``sft.exclude_stride``), those of ``sft.templates``, at
+    earlier stage took left out (``sft.exclude_stride``, ``sft.exclude_per_template``),
+    those of ``sft.templates``, at
     most ``sft.per_template`` of each family, several-picture ones balanced
     (``sft.singles_per_several``), then at most ``sft.max_records`` at an even stride."""
     records = in_view(expert_records(cfg), cfg)
-    records = of_templates(not_taken_by(records, cfg.sft.exclude_stride), cfg.sft.templates,
-                           among=records)
+    unseen = not_kept_per_template(not_taken_by(records, cfg.sft.exclude_stride),
+                                   cfg.sft.exclude_per_template, among=records)
+    records = of_templates(unseen, cfg.sft.templates, among=records)
     records = per_template(records, cfg.sft.per_template)
     records = balanced(records, cfg.sft.singles_per_several)
     return spread(records, cfg.sft.max_records, cfg.sft.stride_offset)
@@ -98,6 +101,25 @@ def not_taken_by(records: list[dict[str, Any]], limit: int | None) -> list[dict[
     out = [r for i, r in enumerate(records) if i not in taken]
     logger.info("Left out the %d records a %d-record stride took: %d remain", len(taken),
                 limit, len(out))
+    return out
+
+
+def not_kept_per_template(records: list[dict[str, Any]], cap: int | None,
+                          among: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``records`` without those :func:`per_template` keeps of ``among`` (the whole data) for
+    ``cap``; all when unset.
+
+    Raises:
+        ConfigError: for a cap below 1, or records that carry no world task id.
+    """
+    if cap is None:
+        return records
+    if cap < 1:
+        raise ConfigError(f"sft.exclude_per_template must be at least 1 (or unset), got {cap}.")
+    taken = {id(r) for r in per_template(among, cap)}
+    out = [r for r in records if id(r) not in taken]
+    logger.info("Left out the %d records a per-family cap of %d took: %d remain",
+                len(records) - len(out), cap, len(out))
     return out
 
 

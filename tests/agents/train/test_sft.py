@@ -358,7 +358,11 @@ def test_a_stage_can_weigh_every_family_alike(tmp_path, pictures_records):
     """sft.per_template keeps at most that many records of each task family, at an even
     stride within it and in the data's order, so that a family with a small candidate pool
     weighs as much as the others; records without a world task id are refused."""
-    from knowgen.agents.train.sft_data import per_template, record_template
+    from knowgen.agents.train.sft_data import (
+        not_kept_per_template,
+        per_template,
+        record_template,
+    )
 
     # 12 records of pictures_records[0]'s family, 3 of pictures_records[1]'s, interleaved
     big = [dict(pictures_records[0], i=i) for i in range(12)]
@@ -380,6 +384,17 @@ def test_a_stage_can_weigh_every_family_alike(tmp_path, pictures_records):
         per_template(records, 0)
     with pytest.raises(ConfigError, match="unset it"):
         per_template([{"messages": []}], 2)
+    # a second stage trains on what a first stage with that cap left out
+    second = load_train_config("smoke", {"output_dir": str(tmp_path),
+                                         "sft.exclude_per_template": 1})
+    assert len(sft_records_of(second, pictures_records, tmp_path)) == len(
+        pictures_records) - len(staged)
+    left = not_kept_per_template(records[1:], 4, among=records)
+    assert [r["i"] for r in left] == [1, 2, 4, 5, 7, 8, 10, 11]  # of what remains
+    with pytest.raises(ConfigError, match="exclude_per_template must be at least 1"):
+        sft_records_of(load_train_config("smoke", {"output_dir": str(tmp_path),
+                                                   "sft.exclude_per_template": 0}),
+                       pictures_records, tmp_path)
 
 
 def test_gradient_checkpointing_reaches_the_trainers(tmp_path):
