@@ -30,7 +30,7 @@ from typing import Any
 from knowgen.agents.expert_data import compact_action, turns_to_messages
 from knowgen.envs.trl_env import DEFAULT_SYSTEM_PROMPT, tool_schemas
 from knowgen.errors import ConfigError, RunError
-from knowgen.eval.rundir import read_run_meta, read_samples
+from knowgen.eval.rundir import read_samples
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +45,8 @@ def run_records(run_dir: str | Path, min_reward: float = 0.75, max_chars: int = 
 
     Reads the samples a resume of the run would keep
     (:func:`knowgen.eval.rundir.read_samples`); lines a resume would set aside are named
-    in a warning and left out. An episode is kept when its reward is at least ``min_reward``, the agent
-    answered within its budget (no fallback generation) and its transcript is at most
+    in a warning and left out. An episode is kept when its reward is at least
+    ``min_reward``, the agent answered within its budget (no fallback generation) and its transcript is at most
     ``max_chars`` characters; actions are kept in the agent's own words, thinking
     included.
 
@@ -68,9 +68,7 @@ def run_records(run_dir: str | Path, min_reward: float = 0.75, max_chars: int = 
     if not isinstance(min_reward, (int, float)) or not math.isfinite(min_reward):
         raise ConfigError(f"data.min_reward must be a finite number, got {min_reward!r}.")
     folder = Path(run_dir)
-    meta = read_run_meta(folder)
-    _check_split(folder, meta)
-    samples = _own_samples(folder)
+    meta, samples = _own_samples(folder)
     tools = json.dumps(tool_schemas(), ensure_ascii=False)
     records: list[dict[str, Any]] = []
     counts = {"low_reward": 0, "fallback": 0, "long": 0}
@@ -115,8 +113,10 @@ def _check_split(folder: Path, meta: dict[str, Any]) -> None:
                           "Evaluate the agent with '--split train' and replay that run.")
 
 
-def _own_samples(folder: Path) -> dict[str, dict[str, Any]]:
-    _, own, problems = read_samples(folder)
+def _own_samples(folder: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The run's ``run.json`` and its samples, once its split is checked."""
+    meta, own, problems = read_samples(folder)
+    _check_split(folder, meta)
     if problems:
         shown = "; ".join(problems[:3])
         logger.warning("Left out %d line(s) of %s that are not samples (%s); 'knowgen eval "
@@ -125,7 +125,7 @@ def _own_samples(folder: Path) -> dict[str, dict[str, Any]]:
     if not own:
         raise RunError(f"{folder / 'samples.jsonl'} holds no finished sample of its run; "
                        f"finish the run with 'knowgen eval --resume {folder}' first.")
-    return own
+    return meta, own
 
 
 def _turns(sample: dict[str, Any]) -> tuple[list[tuple[str, str]], str]:

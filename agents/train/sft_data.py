@@ -1,11 +1,10 @@
 """The records SFT trains on, in order: read or generated, in the run's context view,
-those an earlier stage took left out (``sft.exclude_stride``,
-``sft.exclude_per_template``), those of chosen task
-families (``sft.templates``), at most so many of each family (``sft.per_template``),
-several-picture transcripts balanced against single ones (``sft.singles_per_several``),
-at an even stride (``sft.max_records``), several-picture transcripts repeated
-(``sft.several_copies``) and requests reworded (``sft.reword``); then the replayed
-records of ``sft.replay``, as they are.
+those an earlier stage took left out (``sft.exclude_stride``, ``sft.exclude_per_template``),
+those of chosen task families (``sft.templates``), at most so many of each family
+(``sft.per_template``), several-picture transcripts balanced against single ones
+(``sft.singles_per_several``), at an even stride (``sft.max_records``), several-picture
+transcripts repeated (``sft.several_copies``) and requests reworded (``sft.reword``);
+then the replayed records of ``sft.replay``, as they are.
 
 :func:`training_records` gives them; the name augmentation that needs the run's tokenizer
 stays with the trainer in :mod:`knowgen.agents.train.sft`.
@@ -40,8 +39,8 @@ def training_records(cfg: TrainConfig) -> list[dict[str, Any]]:
 def sft_records(cfg: TrainConfig) -> list[dict[str, Any]]:
     """The SFT records in the run's context view (see :func:`expert_records`): those an
     earlier stage took left out (``sft.exclude_stride``, ``sft.exclude_per_template``),
-    those of ``sft.templates``, at
-    most ``sft.per_template`` of each family, several-picture ones balanced
+    those of ``sft.templates``, at most ``sft.per_template`` of each family, several-picture
+    ones balanced
     (``sft.singles_per_several``), then at most ``sft.max_records`` at an even stride."""
     records = in_view(expert_records(cfg), cfg)
     unseen = not_kept_per_template(not_taken_by(records, cfg.sft.exclude_stride),

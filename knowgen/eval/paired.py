@@ -83,15 +83,15 @@ def run_scores(run_dir: str | Path) -> dict[str, TaskScore]:
             resume would set aside.
     """
     folder = Path(run_dir)
-    how = (f"pass folders of finished 'knowgen eval' runs (finish one with 'knowgen eval "
-           f"--resume {run_dir}').")
     try:
         _, samples, problems = read_samples(folder)
         listed = {str(item["id"]) for item in
                   json.loads((folder / "results.json").read_text(encoding="utf-8"))}
     except (RunError, OSError, UnicodeDecodeError, ValueError, TypeError, KeyError,
             AttributeError) as exc:
-        raise RunError(f"Cannot pair the tasks of {run_dir} ({exc}); {how}") from None
+        raise RunError(f"Cannot pair the tasks of {run_dir} ({exc}); pass folders of finished "
+                       f"'knowgen eval' runs (finish one with 'knowgen eval --resume "
+                       f"{run_dir}').") from None
     if problems:
         raise RunError(f"{folder / 'samples.jsonl'} {problems[0]}"
                        f"{f' (and {len(problems) - 1} more)' if len(problems) > 1 else ''}; "

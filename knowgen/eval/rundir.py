@@ -41,9 +41,6 @@ IDENTITY_KEYS = ("benchmark", "split", "policy", "seed", "limit", "tasks", "conf
 RecordCheck = Callable[[Any], str]
 """``check(record) -> problem`` ("" when the record is usable)."""
 
-_FOREIGN = "belongs to run "
-"""How :func:`sample_problem`'s reason for a line of another run begins."""
-
 
 def atomic_write_json(path: Path, data: Any) -> None:
     """Atomically write ``data`` as indented JSON."""
@@ -80,7 +77,7 @@ def sample_problem(record: Any, run_id: str | None = None) -> str:
         return "is marked evaluated but holds no judgement"
     tag = record.get("run_id")
     if run_id is not None and tag is not None and tag != run_id:
-        return f"{_FOREIGN}{tag!r}, not to this folder's run {run_id!r}"
+        return f"belongs to run {tag!r}, not to this folder's run {run_id!r}"
     return ""
 
 
@@ -175,12 +172,13 @@ def _line(record: dict[str, Any]) -> bytes:
     return text.encode("utf-8", "backslashreplace")
 
 
-def scan_lines(raw: bytes, check: RecordCheck
+def scan_lines(raw: bytes, check: RecordCheck, skip: Callable[[Any], bool] | None = None
                ) -> tuple[list[dict[str, Any]], list[bytes], list[tuple[int, str, bytes]]]:
     """Split a sample log's bytes into usable records and the lines that cannot be used.
 
     A line is unusable when it is not UTF-8, not JSON, fails ``check``, or repeats an id
-    read before it (the first copy is the one kept).
+    read before it (the first copy is the one kept). A record that ``skip`` names is
+    neither kept nor counted as unusable.
 
     Returns:
         ``(records, kept_lines, bad)``: the usable records in file order, their lines
@@ -194,6 +192,8 @@ def scan_lines(raw: bytes, check: RecordCheck
         if not line.strip():
             continue
         record, problem = _parse_line(line, check)
+        if not problem and skip is not None and skip(record):
+            continue
         if not problem and record["id"] in seen:
             problem = f"repeats sample {record['id']!r} (the first copy is kept)"
         if problem:
@@ -247,9 +247,9 @@ def read_samples(run_dir: str | Path) -> tuple[dict[str, Any], dict[str, dict[st
     except OSError as exc:
         raise RunError(f"Cannot read {path} ({exc.strerror}); pass the folder of a "
                        "'knowgen eval' run that has played some tasks.") from None
-    records, _, bad = scan_lines(raw, lambda record: sample_problem(record, run_id))
-    return meta, {r["id"]: r for r in records}, [f"line {n} {why}" for n, why, _ in bad
-                                                 if not why.startswith(_FOREIGN)]
+    records, _, bad = scan_lines(raw, sample_problem, skip=lambda record: run_id is not None
+                                 and record.get("run_id") not in (None, run_id))
+    return meta, {r["id"]: r for r in records}, [f"line {n} {why}" for n, why, _ in bad]
 
 
 def git_hash() -> str | None:
